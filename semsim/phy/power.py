@@ -1,0 +1,54 @@
+"""Average-power normalization over the symbols actually sent."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from semsim.phy.layer import PhyLayer
+
+
+class PowerNormalization(PhyLayer):
+    """Scale each example so that its sent symbols have average power ``power``.
+
+    Parameters
+    ----------
+    power : float
+        Target mean ``|x|^2`` per sent complex symbol (linear).
+    axes : tuple[int, ...] | None
+        Axes the average runs over; ``None`` means every non-batch axis. Use
+        ``(2, 3)`` on ``[B, K, A, L]`` for one power constraint per user.
+
+    Call
+    ----
+    x : complex64 ``[B, ...]``
+    sent_mask : optional, same shape as ``x`` (or broadcastable), 1 = sent, 0 = not sent
+        (bool or float). Masked entries are forced to exactly zero and do not count in
+        the average.
+
+    Returns ``x`` normalized, complex64, same shape.
+    """
+
+    def __init__(self, power: float = 1.0, axes: tuple[int, ...] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if power <= 0:
+            raise ValueError(f"power must be positive, got {power}")
+        self.power = float(power)
+        self.axes = None if axes is None else tuple(int(a) for a in axes)
+
+    def call(self, x, sent_mask=None):
+        x = tf.cast(x, tf.complex64)
+        rank = x.shape.rank
+        axes = self.axes if self.axes is not None else tuple(range(1, rank))
+        if sent_mask is None:
+            sent_mask = tf.ones_like(tf.math.real(x))
+        mask = tf.broadcast_to(tf.cast(sent_mask, tf.float32), tf.shape(x))
+        x = x * tf.cast(mask, tf.complex64)
+        energy = tf.reduce_sum(tf.abs(x) ** 2, axis=axes, keepdims=True)
+        count = tf.reduce_sum(mask, axis=axes, keepdims=True)
+        mean_power = tf.math.divide_no_nan(energy, count)
+        # An example with nothing sent stays all-zero (and has a finite gradient).
+        scale = tf.where(mean_power > 0, tf.sqrt(self.power / tf.maximum(mean_power, 1e-30)), 0.0)
+        return x * tf.cast(scale, tf.complex64)
+
+    def get_config(self):
+        return {**super().get_config(), "power": self.power, "axes": self.axes}

@@ -1,0 +1,48 @@
+"""Declarative description of a physical link (what a scenario's ``link:`` and ``csi:``
+sections resolve to)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+
+@dataclasses.dataclass(frozen=True)
+class CSISpec:
+    """Channel-state information available at the receiver (and fed back).
+
+    mode: ``"perfect"``, ``"ls"`` (pilots + least squares) or ``"noisy"``
+    (``H_hat = H + dH``). ``pilots``: pilot length in channel uses (``ls``).
+    ``error_var``: variance of ``dH`` entries (``noisy``); ``None`` means equal to
+    the noise variance.
+    """
+
+    mode: Literal["perfect", "ls", "noisy"] = "ls"
+    pilots: int | None = None
+    error_var: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkSpec:
+    """The physical link of a scenario.
+
+    Single user: ``users == 1`` and ``antennas_per_user == num_tx_ant``.
+    Multi-user uplink: ``users`` single- or multi-antenna users to one
+    ``num_rx_ant``-antenna receiver (``num_tx_ant == users * antennas_per_user``).
+    ``fading``: ``"block"`` (one H per image), ``"fast"`` (one H per channel use)
+    or ``"none"`` (AWGN, H = I). ``rx_correlation``/``tx_correlation``: exponential
+    correlation coefficients (0 = uncorrelated). ``detector``: ``"lmmse"`` or ``"zf"``.
+    """
+
+    num_rx_ant: int = 2
+    users: int = 1
+    antennas_per_user: int = 2
+    fading: Literal["block", "fast", "none"] = "block"
+    rx_correlation: float = 0.0
+    tx_correlation: float = 0.0
+    csi: CSISpec = dataclasses.field(default_factory=CSISpec)
+    detector: Literal["lmmse", "zf"] = "lmmse"
+
+    @property
+    def num_tx_ant(self) -> int:
+        return self.users * self.antennas_per_user

@@ -1,0 +1,102 @@
+"""The one interface every end-to-end system implements.
+
+A *system* is a transmitter/receiver pair on the shared physical layer
+(:mod:`semsim.phy`). The scenario runner only talks to systems through
+:class:`System`, so a new system needs no change in the runner or the CLI:
+implement :class:`System`, give it a pydantic ``Params`` model and register a
+factory with :func:`semsim.systems.registry.register_system`.
+
+Conventions
+-----------
+* Images are ``float32`` tensors ``[batch, height, width, 3]`` with values in ``[0, 1]``.
+* ``snr_db`` is the per-receive-antenna average SNR in dB, one value per image
+  (``[batch]`` ``float32``) or a scalar.
+* ``h`` is an optional channel realization shared by all compared systems:
+  ``[batch, num_rx_ant, num_tx_ant]`` ``complex64`` (block fading). When given,
+  the system must use it instead of drawing its own, so that every system of a
+  scenario sees the same channels.
+* CR (compression ratio) is the number of **real** channel symbols actually sent
+  divided by ``3 * height * width``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from semsim.phy.spec import CSISpec, LinkSpec
+
+__all__ = ["CSISpec", "LinkSpec", "TrainSpec", "TransmitResult", "System"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+    """Training budget and optimizer, resolved from the scenario's profile.
+
+    ``steps`` is the total number of optimizer steps (``epochs * steps_per_epoch``).
+    ``snr_range_db``: training SNR drawn per image from ``U[lo, hi]`` dB.
+    ``max_seconds``: optional wall-clock budget; training stops cleanly when reached.
+    """
+
+    steps: int = 100
+    steps_per_epoch: int = 50
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    optimizer: Literal["adam", "adamw"] = "adam"
+    weight_decay: float = 0.0
+    snr_range_db: tuple[float, float] = (0.0, 20.0)
+    max_seconds: float | None = None
+    jit_compile: bool = True
+    seed: int = 0
+
+    @property
+    def epochs(self) -> int:
+        return max(1, -(-self.steps // self.steps_per_epoch))
+
+
+@dataclasses.dataclass
+class TransmitResult:
+    """What one system returns for one batch at one SNR.
+
+    ``images_hat``: ``[batch, H, W, 3]`` float32 in ``[0, 1]``.
+    ``cr``: ``[batch]`` real channel symbols sent / ``3HW`` per image.
+    ``extras``: per-image values (``[batch]`` arrays) reported alongside, e.g.
+    ``kept_maps``, ``kept_symbols``, ``side_info_bits``, ``failed``.
+    """
+
+    images_hat: np.ndarray
+    cr: np.ndarray
+    extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
+class System(abc.ABC):
+    """Base of all systems. Subclasses set ``type_name`` and ``trainable``."""
+
+    type_name: ClassVar[str]
+    trainable: ClassVar[bool]
+
+    @abc.abstractmethod
+    def prepare(self, train_data: Any, train: TrainSpec, workdir: Path, resume: bool) -> None:
+        """Train (learned systems) or fit statistics (classic ones) on ``train_data``.
+
+        ``train_data`` is a ``tf.data.Dataset`` of ``[batch, H, W, 3]`` images (or of
+        ``(images, labels)`` pairs). Checkpoints go under ``workdir``; with
+        ``resume`` an interrupted run continues exactly where it stopped, and a
+        finished one is loaded instead of retrained.
+        """
+
+    @abc.abstractmethod
+    def transmit(
+        self,
+        images: np.ndarray,
+        snr_db: float,
+        h: np.ndarray | None = None,
+        target_cr: float | None = None,
+    ) -> TransmitResult:
+        """Send ``images`` over the link at ``snr_db`` (evaluation mode, deterministic
+        decisions) and return the reconstructions. ``target_cr`` is given to systems
+        that match another system's CR (``match_cr_of``)."""
