@@ -82,10 +82,15 @@ class LMMSEDetector(_LinearDetector):
         self.unbiased = bool(unbiased)
 
     def _estimate(self, h, y, no):
-        eye = tf.eye(tf.shape(h)[-2], dtype=tf.complex64)
-        s = tf.cast(no, tf.complex64)[:, tf.newaxis, tf.newaxis, tf.newaxis] * eye
-        s = tf.broadcast_to(s, tf.concat([tf.shape(h)[:-1], tf.shape(h)[-2:-1]], 0))
-        g = lmmse_matrix(h, s)
+        if h.shape[-2] is not None and h.shape[-1] is not None and h.shape[-2] >= h.shape[-1]:
+            # Nr >= Nt: the Nt x Nt form (H^H H + no I)^-1 H^H, computed by Sionna on the
+            # noise-whitened channel, stays well conditioned as no -> 0.
+            inv_std = tf.cast(tf.math.rsqrt(tf.maximum(no, 1e-30)), tf.complex64)[:, tf.newaxis, tf.newaxis, tf.newaxis]
+            g = lmmse_matrix(h * inv_std) * inv_std
+        else:
+            eye = tf.eye(tf.shape(h)[-2], dtype=tf.complex64)
+            s = tf.cast(no, tf.complex64)[:, tf.newaxis, tf.newaxis, tf.newaxis] * eye
+            g = lmmse_matrix(h, tf.broadcast_to(s, tf.concat([tf.shape(h)[:-1], tf.shape(h)[-2:-1]], 0)))
         gy = tf.matmul(g, y)
         d = tf.math.real(tf.linalg.diag_part(tf.matmul(g, h)))
         d = tf.maximum(d, 1e-12)

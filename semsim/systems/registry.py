@@ -6,7 +6,9 @@ A system module registers a factory with a pydantic parameter model::
     def build(params: ReferenceParams, link: LinkSpec, image_size: tuple[int, int], seed: int):
         return ReferenceSystem(...)
 
-The scenario schema validates each ``systems:`` entry's ``params`` against the
+The runner calls :func:`semsim.seeding.set_seed` with the scenario's seed right before
+each factory call, so weight initializers (which draw their seeds when a layer is
+constructed) are reproducible. The scenario schema validates each ``systems:`` entry's ``params`` against the
 registered model (unknown keys are errors), and the runner calls the factory.
 """
 
@@ -21,7 +23,9 @@ import pydantic
 from semsim.systems.base import LinkSpec, System
 
 #: Modules that register systems; imported on first use of the registry.
-SYSTEM_MODULES: tuple[str, ...] = ()
+SYSTEM_MODULES: tuple[str, ...] = (
+    "semsim.systems.deepjscc",
+)
 
 
 @dataclasses.dataclass(frozen=True)
