@@ -17,7 +17,7 @@ import sys
 
 from semsim import __version__
 
-COMMAND_MODULES = ("ber",)
+COMMAND_MODULES = ("ber", "run", "validate", "list_cmd", "eval", "plot")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -25,6 +25,10 @@ from semsim.systems.base import LinkSpec, System
 #: Modules that register systems; imported on first use of the registry.
 SYSTEM_MODULES: tuple[str, ...] = (
     "semsim.systems.deepjscc",
+    "semsim.systems.separation",
+    "semsim.systems.swinjscc",
+    "semsim.systems.multiuser",
+    "semsim.systems.reference",
 )
 
 

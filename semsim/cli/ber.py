@@ -1,0 +1,156 @@
+"""``semsim ber``: Monte-Carlo BER/BLER of a classic digital link (QAM, optional LDPC, MIMO).
+
+Examples::
+
+    semsim ber --modulation qpsk --fading none --snr-db 0,4,8
+    semsim ber --nt 4 --nr 4 --modulation 16qam --code ldpc5g --k 512 --n 1024 --snr-db 10,15
+    semsim ber --users 2 --nr 4 --code dvbs2 --frame short --csi ls --pilots 4 --json
+
+``--snr-db`` is the per-receive-antenna average SNR in dB (see
+:mod:`semsim.phy.digital`): Es/N0 of a single stream; ``Nt Es/N0`` with ``Nt`` faded streams.
+``--json`` prints one object ``{"snr_db", "ber", "bler", "bits", "errors"}`` (``bler`` is
+``null`` for an uncoded link).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from semsim.cli.main import EXIT_OK, EXIT_USAGE
+
+MODULATIONS = ("bpsk", "qpsk", "16qam", "64qam", "256qam")
+
+
+def _snr_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"--snr-db must be comma-separated numbers (dB), got {text!r}") from err
+    if not values:
+        raise argparse.ArgumentTypeError("--snr-db needs at least one value")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from err
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def register(subparsers) -> None:
+    """Add the ``ber`` sub-command."""
+    p = subparsers.add_parser(
+        "ber", help="BER/BLER of a classic digital link (QAM + LDPC over MIMO)",
+        description="Monte-Carlo bit and block error rates of QAM (optionally LDPC-coded) "
+                    "spatial multiplexing over a flat Rayleigh MIMO link with linear detection.")
+    ant = p.add_argument_group("antennas")
+    ant.add_argument("--nt", type=_positive_int, default=None,
+                     help="transmit antennas = streams, single user (default 1)")
+    ant.add_argument("--nr", type=_positive_int, default=None,
+                     help="receive antennas (default: --nt, or --users)")
+    ant.add_argument("--users", type=_positive_int, default=None,
+                     help="single-antenna users of a multi-user uplink (instead of --nt)")
+    p.add_argument("--modulation", choices=MODULATIONS, default="qpsk")
+    code = p.add_argument_group("channel code")
+    code.add_argument("--code", choices=("none", "ldpc5g", "dvbs2"), default="none")
+    code.add_argument("--k", type=_positive_int, default=None,
+                      help="information bits per codeword (ldpc5g)")
+    code.add_argument("--n", type=_positive_int, default=None,
+                      help="code bits per codeword (ldpc5g)")
+    code.add_argument("--frame", choices=("normal", "short"), default=None,
+                      help="DVB-S2 frame, rate 1/2 (dvbs2; default normal)")
+    csi = p.add_argument_group("channel state information")
+    csi.add_argument("--csi", choices=("perfect", "ls", "noisy"), default="perfect")
+    csi.add_argument("--pilots", type=_positive_int, default=None,
+                     help="LS pilot length in channel uses (csi ls; default Nt)")
+    csi.add_argument("--csi-error-var", type=float, default=None,
+                     help="variance of H_hat - H entries (csi noisy; default: noise variance)")
+    p.add_argument("--detector", choices=("lmmse", "zf"), default="lmmse")
+    p.add_argument("--fading", choices=("block", "fast", "none"), default="block",
+                   help="block: one H per codeword; fast: one H per channel use; none: AWGN")
+    p.add_argument("--snr-db", type=_snr_list, default=[0.0, 5.0, 10.0],
+                   help="comma-separated per-receive-antenna SNRs (Es/N0 per rx antenna), dB; "
+                        "write --snr-db=-5,0 when the first value is negative")
+    p.add_argument("--bits", type=_positive_int, default=100_000,
+                   help="information bits simulated per SNR point (at least)")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def _link_kwargs(args) -> dict:
+    """Validate option combinations and translate them to :class:`DigitalLink` arguments."""
+    if args.users is not None and args.nt is not None:
+        raise ValueError("use either --nt (single user) or --users (multi-user), not both")
+    if (args.k is not None or args.n is not None) and args.code != "ldpc5g":
+        raise ValueError(f"--k/--n are only used with --code ldpc5g, got --code {args.code}")
+    if args.code == "ldpc5g" and (args.k is None or args.n is None):
+        raise ValueError("--code ldpc5g needs both --k and --n")
+    if args.frame is not None and args.code != "dvbs2":
+        raise ValueError(f"--frame is only used with --code dvbs2, got --code {args.code}")
+    if args.pilots is not None and args.csi != "ls":
+        raise ValueError(f"--pilots is only used with --csi ls, got --csi {args.csi}")
+    if args.csi_error_var is not None and args.csi != "noisy":
+        raise ValueError(f"--csi-error-var is only used with --csi noisy, got --csi {args.csi}")
+    if args.csi_error_var is not None and args.csi_error_var < 0:
+        raise ValueError(f"--csi-error-var must be >= 0, got {args.csi_error_var}")
+    kwargs = dict(modulation=args.modulation, code=args.code, k=args.k, n=args.n,
+                  frame=args.frame or "normal", fading=args.fading, csi=args.csi,
+                  pilots=args.pilots, csi_error_var=args.csi_error_var,
+                  detector=args.detector)
+    if args.users is not None:
+        kwargs.update(users=args.users, antennas_per_user=1,
+                      num_rx_ant=args.nr if args.nr is not None else args.users)
+    else:
+        nt = args.nt if args.nt is not None else 1
+        kwargs.update(num_tx_ant=nt, num_rx_ant=args.nr if args.nr is not None else nt)
+    return kwargs
+
+
+def _table(result, link) -> str:
+    lines = [f"# {link.modulation}, code {link.code_name} (k={link.k}, n={link.n}), "
+             f"{link.num_tx_ant}x{link.num_rx_ant}, fading {link.fading}, csi {link.csi_mode}, "
+             f"detector {link.detector_name}",
+             f"{'SNR [dB]':>9}  {'BER':>10}  {'BLER':>10}  {'bits':>12}  {'errors':>10}"]
+    bler = result.bler or [None] * len(result.snr_db)
+    for snr, ber, bl, bits, err in zip(result.snr_db, result.ber, bler, result.bits,
+                                       result.errors, strict=True):
+        bl_text = "-" if bl is None else f"{bl:.3e}"
+        lines.append(f"{snr:9.2f}  {ber:10.3e}  {bl_text:>10}  {bits:12d}  {err:10d}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    """Run the simulation; returns the exit code."""
+    from semsim.phy.ber import simulate_ber
+    from semsim.phy.digital import DigitalLink
+
+    try:
+        link = DigitalLink(**_link_kwargs(args))
+    except ValueError as err:
+        print(f"semsim ber: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    result = simulate_ber(link, args.snr_db, args.bits, seed=args.seed,
+                          progress=not args.json)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(_table(result, link))
+    return EXIT_OK

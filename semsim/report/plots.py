@@ -1,0 +1,107 @@
+"""PNG figures of a run (matplotlib, headless ``Agg`` backend).
+
+:func:`plot_results` draws, from a :class:`~semsim.report.results.ResultsFile`:
+PSNR vs SNR, PSNR vs CR (rate-distortion, points labelled with their SNR), CR vs SNR
+and, when systems report extras (policy decisions such as kept maps/symbols,
+side-info bits, failure rate), one panel per extra vs SNR. :func:`plot_samples`
+draws original vs reconstructed images of one system at a few SNRs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from semsim.report.results import ResultsFile  # noqa: E402
+
+DPI = 120
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _line_plot(results: ResultsFile, y_key: str, y_label: str, title: str, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, system in results.systems.items():
+        ax.plot(system.snr_db, getattr(system, y_key), marker="o", label=name)
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel(y_label)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def _rate_distortion(results: ResultsFile, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, system in results.systems.items():
+        ax.plot(system.cr, system.psnr_db, marker="o", label=name)
+        for cr, psnr, snr in zip(system.cr, system.psnr_db, system.snr_db, strict=True):
+            ax.annotate(f"{snr:g} dB", (cr, psnr), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7)
+    ax.set_xlabel("CR (real channel symbols / 3HW)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title("Rate-distortion (points labelled with SNR)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def _extras(results: ResultsFile, path: Path) -> Path | None:
+    keys = sorted({k for s in results.systems.values() for k in s.extras()})
+    if not keys:
+        return None
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.8), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        for name, system in results.systems.items():
+            extras = system.extras()
+            if key in extras:
+                ax.plot(system.snr_db, extras[key], marker="o", label=name)
+        ax.set_xlabel("SNR (dB)")
+        ax.set_title(key)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("System decisions vs SNR (mean per image)")
+    return _save(fig, path)
+
+
+def plot_results(results: ResultsFile, out_dir: str | Path) -> list[Path]:
+    """Write the figures into ``out_dir``; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [
+        _line_plot(results, "psnr_db", "PSNR (dB)", "PSNR vs SNR", out_dir / "psnr_vs_snr.png"),
+        _rate_distortion(results, out_dir / "psnr_vs_cr.png"),
+        _line_plot(results, "cr", "CR", "CR vs SNR", out_dir / "cr_vs_snr.png"),
+    ]
+    extras = _extras(results, out_dir / "extras_vs_snr.png")
+    return paths + ([extras] if extras is not None else [])
+
+
+def plot_samples(name: str, originals: np.ndarray, recons: dict[float, np.ndarray],
+                 path: str | Path) -> Path:
+    """Grid of ``originals`` (``[k, H, W, 3]``, uint8 or float in ``[0, 1]``) in the first
+    row and each SNR's reconstructions (``{snr_db: [k, H, W, 3]}``) below."""
+    rows = [("original", originals)] + [(f"{snr:g} dB", recons[snr]) for snr in sorted(recons)]
+    k = len(originals)
+    fig, axes = plt.subplots(len(rows), k, figsize=(1.6 * k + 0.8, 1.6 * len(rows)),
+                             squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(k):
+            ax = axes[r][c]
+            ax.imshow(images[c], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label)
+    fig.suptitle(f"{name}: original vs reconstructed")
+    return _save(fig, Path(path))

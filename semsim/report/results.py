@@ -1,0 +1,120 @@
+"""The ``results.json`` schema (versioned) and its CSV export.
+
+``results.json``::
+
+    {
+      "schema_version": 1,
+      "semsim_version": "0.1.0",
+      "created": "2025-01-01T12:00:00+00:00",
+      "profile": "quick",                      # profile applied, or null
+      "data": "builtin: 32x32 patches ...",    # what the images were
+      "scenario": {...},                       # the resolved scenario
+      "systems": {
+        "<system name>": {
+          "type": "reference",
+          "snr_db": [0.0, 10.0],               # evaluation SNRs (dB)
+          "psnr_db": [...], "psnr_std_db": [...],  # mean / std over images of per-image PSNR
+          "cr": [...],                         # mean CR (real symbols / 3HW)
+          "n_images": [...],
+          "train_seconds": 12.3, "eval_seconds": 4.5,
+          "<extra>": [...]                     # per-SNR mean of each TransmitResult.extras
+        }                                      # entry (e.g. kept_maps, side_info_bits,
+      }                                        # failed = failure rate; target_cr for
+    }                                          # systems with match_cr_of)
+
+Every list of a system is aligned with its ``snr_db``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+#: Per-SNR lists every system has.
+CORE_LISTS = ("snr_db", "psnr_db", "psnr_std_db", "cr", "n_images")
+
+
+class SystemResults(BaseModel):
+    """One system's results; extra keys are its system-specific per-SNR lists."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    snr_db: list[float]
+    psnr_db: list[float]
+    psnr_std_db: list[float]
+    cr: list[float]
+    n_images: list[int]
+    train_seconds: float | None = None
+    eval_seconds: float | None = None
+
+    @model_validator(mode="after")
+    def _aligned(self) -> SystemResults:
+        n = len(self.snr_db)
+        for key in CORE_LISTS:
+            if len(getattr(self, key)) != n:
+                raise ValueError(f"{key} has {len(getattr(self, key))} values, snr_db has {n}")
+        for key, values in (self.model_extra or {}).items():
+            if not isinstance(values, list) or len(values) != n or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise ValueError(f"extra {key!r} must be a list of {n} numbers (one per SNR), "
+                                 f"got {values!r}")
+        for key in (*CORE_LISTS, *(self.model_extra or {})):
+            if not all(math.isfinite(v) for v in getattr(self, key)):
+                raise ValueError(f"{key} holds a non-finite value")
+        return self
+
+    def extras(self) -> dict[str, list[float]]:
+        """The system-specific per-SNR lists."""
+        return {k: [float(v) for v in values] for k, values in (self.model_extra or {}).items()}
+
+
+class ResultsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    semsim_version: str
+    created: str
+    profile: str | None = None
+    data: str
+    scenario: dict[str, Any]
+    systems: dict[str, SystemResults] = Field(min_length=1)
+
+    def write(self, path: str | Path) -> None:
+        """Write as JSON (strict: no NaN/inf)."""
+        text = json.dumps(self.model_dump(mode="json"), indent=2, allow_nan=False)
+        Path(path).write_text(text + "\n", encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: str | Path) -> ResultsFile:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read results file {str(path)!r}: {err}") from err
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"{path}: schema_version {version!r} is not supported "
+                             f"(this semsim reads version {SCHEMA_VERSION})")
+        return cls.model_validate(data)
+
+
+def write_csv(results: ResultsFile, path: str | Path) -> None:
+    """One row per (system, SNR): core columns, then every extra (blank where a system
+    has none)."""
+    extras = sorted({k for s in results.systems.values() for k in s.extras()})
+    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["system", "type", *CORE_LISTS, *extras])
+        for name, system in results.systems.items():
+            own = system.extras()
+            for i in range(len(system.snr_db)):
+                core = [getattr(system, key)[i] for key in CORE_LISTS]
+                writer.writerow([name, system.type, *core,
+                                 *(own[k][i] if k in own else "" for k in extras)])

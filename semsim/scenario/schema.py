@@ -1,0 +1,379 @@
+"""The scenario schema: one pydantic model per section of a scenario YAML file.
+
+Every model forbids unknown keys. Cross-field rules (detector vs antenna counts,
+CSI options vs CSI mode, ``match_cr_of`` targets, unique system names) are model
+validators, so :mod:`semsim.scenario.loader` reports them like any other problem.
+A system's ``params`` are checked against the pydantic model its type registered
+(:mod:`semsim.systems.registry`) by the loader, which knows each entry's path.
+
+Units: SNRs in dB (per-receive-antenna average SNR); correlations are the
+coefficients of the exponential model (0 = uncorrelated); ``max_seconds`` in
+seconds of wall-clock time.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from semsim.systems.base import CSISpec, LinkSpec, TrainSpec
+
+#: Sane SNR range of a scenario, in dB.
+SNR_MIN_DB = -20.0
+SNR_MAX_DB = 60.0
+#: Names of the profiles a scenario may define (``--profile``).
+PROFILE_NAMES = ("quick", "paper")
+
+SnrDb = Annotated[float, Field(ge=SNR_MIN_DB, le=SNR_MAX_DB)]
+Correlation = Annotated[float, Field(ge=0.0, lt=1.0)]
+ProfileName = Literal["quick", "paper"]
+
+
+class Strict(BaseModel):
+    """Base of all scenario models: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CSIConfig(Strict):
+    """Receiver CSI. ``csi: perfect`` is short for ``csi: {mode: perfect}``.
+
+    ``ls``: least-squares estimate from ``pilots`` pilot channel uses (at least the
+    number of transmit antennas; defaults to it). ``noisy``: ``H_hat = H + dH`` with
+    ``error_var`` the variance of each ``dH`` entry, or ``noise`` for
+    ``sigma_e^2 = sigma_n^2`` (the noise variance of each example).
+    """
+
+    mode: Literal["perfect", "ls", "noisy"] = "perfect"
+    pilots: Annotated[int, Field(gt=0)] | None = None
+    error_var: Annotated[float, Field(gt=0.0)] | Literal["noise"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"mode": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _options_match_mode(self) -> CSIConfig:
+        if self.pilots is not None and self.mode != "ls":
+            raise ValueError(f"pilots: only allowed with mode 'ls', mode is {self.mode!r}")
+        if self.error_var is not None and self.mode != "noisy":
+            raise ValueError(f"error_var: only allowed with mode 'noisy', mode is {self.mode!r}")
+        if self.mode == "noisy" and self.error_var is None:
+            raise ValueError("error_var: required with mode 'noisy' (a variance > 0, or 'noise')")
+        return self
+
+    def to_spec(self) -> CSISpec:
+        error_var = None if self.error_var in (None, "noise") else float(self.error_var)
+        return CSISpec(mode=self.mode, pilots=self.pilots, error_var=error_var)
+
+
+class LinkConfig(Strict):
+    """The MIMO link.
+
+    Single user: ``nt`` transmit antennas to ``nr`` receive antennas. Multi-user
+    uplink: ``users`` (K) users with ``antennas_per_user`` antennas each (default 1)
+    to ``nr`` (M) receive antennas; ``nt`` is then not given.
+    """
+
+    nr: Annotated[int, Field(gt=0)]
+    nt: Annotated[int, Field(gt=0)] | None = None
+    users: Annotated[int, Field(gt=0)] = 1
+    antennas_per_user: Annotated[int, Field(gt=0)] | None = None
+    fading: Literal["block", "fast", "none"] = "block"
+    rx_correlation: Correlation = 0.0
+    tx_correlation: Correlation = 0.0
+    csi: CSIConfig = Field(default_factory=CSIConfig)
+    detector: Literal["lmmse", "zf"] = "lmmse"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LinkConfig:
+        if self.users == 1:
+            if self.antennas_per_user is not None:
+                raise ValueError("antennas_per_user: only for multi-user links (users > 1); "
+                                 "a single-user link gives nt")
+            if self.nt is None:
+                raise ValueError("nt: required for a single-user link (users: 1)")
+        else:
+            if self.nt is not None:
+                raise ValueError(f"nt: not allowed with users: {self.users}; a multi-user link "
+                                 "gives antennas_per_user (default 1)")
+            if self.antennas_per_user is None:
+                self.antennas_per_user = 1
+            if self.tx_correlation != 0.0:
+                raise ValueError("tx_correlation: must be 0 for a multi-user link "
+                                 "(users are not co-located)")
+        streams = self.num_tx_ant
+        if self.detector == "zf" and streams > self.nr:
+            raise ValueError(
+                f"detector: 'zf' cannot separate {streams} transmit streams with nr={self.nr} "
+                "receive antennas (ZF needs nr >= streams); use detector: lmmse"
+            )
+        if self.fading == "none" and streams != self.nr:
+            raise ValueError(f"fading: 'none' (H = I) needs as many transmit streams ({streams}) "
+                             f"as receive antennas (nr={self.nr})")
+        if self.csi.mode == "ls":
+            if self.csi.pilots is None:
+                self.csi.pilots = streams
+            elif self.csi.pilots < streams:
+                raise ValueError(f"csi.pilots: {self.csi.pilots} is too few for {streams} transmit "
+                                 f"streams (LS needs pilots >= {streams})")
+        return self
+
+    @property
+    def num_tx_ant(self) -> int:
+        return self.nt if self.users == 1 else self.users * self.antennas_per_user
+
+    def to_spec(self) -> LinkSpec:
+        return LinkSpec(
+            num_rx_ant=self.nr,
+            users=self.users,
+            antennas_per_user=self.num_tx_ant if self.users == 1 else self.antennas_per_user,
+            fading=self.fading,
+            rx_correlation=self.rx_correlation,
+            tx_correlation=self.tx_correlation,
+            csi=self.csi.to_spec(),
+            detector=self.detector,
+        )
+
+
+def _check_range(value: tuple[float, float] | None) -> tuple[float, float] | None:
+    if value is not None and value[0] > value[1]:
+        raise ValueError(f"the low end {value[0]} is above the high end {value[1]}")
+    return value
+
+
+class SNRConfig(Strict):
+    """``train_db``: ``[lo, hi]`` training range (SNR drawn per image from ``U[lo, hi]``);
+    ``eval_db``: the evaluation grid, distinct values."""
+
+    train_db: tuple[SnrDb, SnrDb] = (0.0, 20.0)
+    eval_db: Annotated[list[SnrDb], Field(min_length=1)] = Field(
+        default_factory=lambda: [0.0, 5.0, 10.0, 15.0, 20.0])
+
+    @field_validator("train_db")
+    @classmethod
+    def _train_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        return _check_range(value)
+
+    @field_validator("eval_db")
+    @classmethod
+    def _distinct(cls, value: list[float]) -> list[float]:
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"values must be distinct, repeated: {repeated}")
+        return value
+
+
+class DataConfig(Strict):
+    """Image data (see :mod:`semsim.data`).
+
+    ``source``: ``builtin`` (natural images shipped with scikit-image, cut into
+    patches; no download; not CIFAR-10), ``cifar10`` (Keras's loader, or a local
+    ``cifar-10-batches-py`` directory given as ``path``) or ``folder`` (PNG/JPEG files
+    under ``path``; ``train_glob``/``test_glob`` select the splits, default
+    ``train/*`` and ``test/*``; ``test_crop``: ``center`` crop of ``image_size`` or the
+    ``full`` images, which must then all have one size).
+    ``image_size``: patch/crop size (pixels, square). ``train_images``/``test_images``
+    cap the number of images used (``None``: all). ``augment``: random horizontal
+    flips in training. ``labels``: hand ``(images, labels)`` pairs to training
+    (cifar10 only).
+    """
+
+    source: Literal["builtin", "cifar10", "folder"] = "builtin"
+    path: str | None = None
+    image_size: Annotated[int, Field(ge=8, le=4096)] = 32
+    train_images: Annotated[int, Field(gt=0)] | None = None
+    test_images: Annotated[int, Field(gt=0)] | None = None
+    augment: bool = True
+    labels: bool = False
+    train_glob: Annotated[list[str], Field(min_length=1)] | None = None
+    test_glob: Annotated[list[str], Field(min_length=1)] | None = None
+    test_crop: Literal["center", "full"] | None = None
+
+    @model_validator(mode="after")
+    def _options_match_source(self) -> DataConfig:
+        if self.source == "folder":
+            if self.path is None:
+                raise ValueError("path: required with source 'folder'")
+            self.train_glob = self.train_glob or ["train/*"]
+            self.test_glob = self.test_glob or ["test/*"]
+            self.test_crop = self.test_crop or "center"
+        else:
+            for key in ("train_glob", "test_glob", "test_crop"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key}: only allowed with source 'folder', "
+                                     f"source is {self.source!r}")
+        if self.source == "builtin" and self.path is not None:
+            raise ValueError("path: not allowed with source 'builtin' (the images are embedded)")
+        if self.labels and self.source != "cifar10":
+            raise ValueError(f"labels: only source 'cifar10' has labels, source is {self.source!r}")
+        return self
+
+
+class TrainConfig(Strict):
+    """Training budget and optimizer (mapped onto :class:`semsim.systems.base.TrainSpec`).
+
+    Give ``steps`` (optimizer steps) or ``epochs`` (then ``steps = epochs *
+    steps_per_epoch``), not both. ``steps_per_epoch`` defaults to the number of full
+    batches in the training set (at most ``steps``). ``max_seconds``: optional
+    wall-clock budget per system.
+    """
+
+    steps: Annotated[int, Field(gt=0)] | None = None
+    epochs: Annotated[int, Field(gt=0)] | None = None
+    steps_per_epoch: Annotated[int, Field(gt=0)] | None = None
+    batch_size: Annotated[int, Field(gt=0)] = 32
+    learning_rate: Annotated[float, Field(gt=0.0)] = 1e-3
+    optimizer: Literal["adam", "adamw"] = "adam"
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    max_seconds: Annotated[float, Field(gt=0.0)] | None = None
+    jit_compile: bool = True
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> TrainConfig:
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("steps, epochs: give one of them, not both")
+        if self.steps is None and self.epochs is None:
+            raise ValueError("steps, epochs: give one of them (the training budget)")
+        return self
+
+    def to_spec(self, snr_range_db: tuple[float, float], seed: int,
+                train_batches: int) -> TrainSpec:
+        """``train_batches``: full batches in the training set (default epoch length)."""
+        per_epoch = self.steps_per_epoch or train_batches
+        if self.steps is not None:
+            per_epoch = min(per_epoch, self.steps)  # an epoch never exceeds the budget
+        steps = self.steps if self.steps is not None else self.epochs * per_epoch
+        return TrainSpec(
+            steps=steps, steps_per_epoch=per_epoch, batch_size=self.batch_size,
+            learning_rate=self.learning_rate, optimizer=self.optimizer,
+            weight_decay=self.weight_decay, snr_range_db=tuple(snr_range_db),
+            max_seconds=self.max_seconds, jit_compile=self.jit_compile, seed=seed,
+        )
+
+
+class EvalConfig(Strict):
+    """Evaluation: ``batch_size`` images per channel draw; ``samples``: images shown
+    in the original-vs-reconstruction grid."""
+
+    batch_size: Annotated[int, Field(gt=0)] = 32
+    samples: Annotated[int, Field(gt=0, le=16)] = 4
+
+
+class SystemConfig(Strict):
+    """One compared system: ``name`` (unique; a directory name), registered ``type``,
+    its ``params`` (checked against the type's pydantic model), optional
+    ``match_cr_of`` (another system's name: this one then receives that system's mean
+    CR per SNR as ``target_cr``) and ``train_snr_db`` (overrides ``snr.train_db``)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+    type: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    match_cr_of: str | None = None
+    train_snr_db: tuple[SnrDb, SnrDb] | None = None
+
+    @field_validator("train_snr_db")
+    @classmethod
+    def _train_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        return _check_range(value)
+
+
+class Scenario(Strict):
+    """A resolved scenario (profile applied). See ``docs`` of each section model."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+    description: Annotated[str, Field(min_length=1)]
+    seed: Annotated[int, Field(ge=0)] = 0
+    link: LinkConfig
+    snr: SNRConfig = Field(default_factory=SNRConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    systems: Annotated[list[SystemConfig], Field(min_length=1)]
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(steps=100))
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _systems_consistent(self) -> Scenario:
+        names = [s.name for s in self.systems]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"systems: names must be unique, repeated: {', '.join(repeated)}")
+        for i, entry in enumerate(self.systems):
+            if entry.match_cr_of is None:
+                continue
+            if entry.match_cr_of == entry.name:
+                raise ValueError(f"systems[{i}].match_cr_of: {entry.name!r} cannot match itself")
+            if entry.match_cr_of not in names:
+                raise ValueError(f"systems[{i}].match_cr_of: {entry.match_cr_of!r} is not a system "
+                                 f"of this scenario; systems: {', '.join(names)}")
+        evaluation_order(self.systems)
+        users = self.link.users
+        if users > 1:
+            # consecutive groups of `users` images share one multi-user channel use
+            if self.eval.batch_size % users:
+                raise ValueError(f"eval.batch_size: {self.eval.batch_size} is not a multiple of "
+                                 f"link.users ({users})")
+            if self.data.test_images is not None and self.data.test_images % users:
+                raise ValueError(f"data.test_images: {self.data.test_images} is not a multiple "
+                                 f"of link.users ({users})")
+        return self
+
+    def system(self, name: str) -> SystemConfig:
+        for entry in self.systems:
+            if entry.name == name:
+                return entry
+        raise KeyError(f"no system named {name!r}; systems: "
+                       f"{', '.join(s.name for s in self.systems)}")
+
+
+def evaluation_order(systems: list[SystemConfig]) -> list[SystemConfig]:
+    """Systems in scenario order, except that each comes after the one it matches.
+    Raises ``ValueError`` on a ``match_cr_of`` cycle."""
+    by_name = {s.name: s for s in systems}
+    done: list[SystemConfig] = []
+    placed: set[str] = set()
+
+    def place(entry: SystemConfig, chain: tuple[str, ...]) -> None:
+        if entry.name in placed:
+            return
+        if entry.name in chain:
+            cycle = " -> ".join((*chain, entry.name))
+            raise ValueError(f"systems: match_cr_of forms a cycle: {cycle}")
+        target = by_name.get(entry.match_cr_of) if entry.match_cr_of else None
+        if target is not None:
+            place(target, (*chain, entry.name))
+        placed.add(entry.name)
+        done.append(entry)
+
+    for entry in systems:
+        place(entry, ())
+    return done
+
+
+class SystemOverride(Strict):
+    """What a profile may change in one system: its params (merged key by key) and
+    its training SNR range."""
+
+    params: dict[str, Any] | None = None
+    train_snr_db: list[Any] | None = None
+
+
+class ProfileOverride(Strict):
+    """A profile: partial sections merged over the scenario (mappings key by key,
+    lists replaced). ``systems`` maps a system name to its overrides."""
+
+    train: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    eval: dict[str, Any] | None = None
+    snr: dict[str, Any] | None = None
+    systems: dict[str, SystemOverride] | None = None
+
+
+class ScenarioFileHeader(Strict):
+    """The profile keys of a scenario file: ``profile`` (the one applied when the
+    command line names none) and ``profiles`` (their overrides)."""
+
+    profile: ProfileName | None = None
+    profiles: dict[ProfileName, ProfileOverride] = Field(default_factory=dict)

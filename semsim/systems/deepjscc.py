@@ -1,0 +1,334 @@
+"""Fixed-rate Deep JSCC and ADJSCC baselines on the shared MIMO link.
+
+Deep JSCC (Bourtsoulatze et al., 2019): a convolutional autoencoder whose latent is the
+channel input. Encoder: five 5x5 convolutions with PReLU, the first two with stride 2,
+the last with ``c`` output channels; decoder: the mirror image with transposed
+convolutions and a sigmoid output. ADJSCC (Xu et al., 2021) adds an *attention feature*
+(AF) module after every layer but the last of both stacks: global average pooling of the
+features, concatenated with the SNR in dB, through ``Dense(hidden, ReLU)`` and
+``Dense(C, sigmoid)``, scales the feature channels (``hidden = max(4, C // 4)``).
+
+Channel mapping (:class:`LatentLink`)
+    The latent ``[B, H/4, W/4, c]`` is flattened (row-major) into ``2N`` reals,
+    ``N = H W c / 32``, paired into ``N`` complex symbols
+    (:func:`semsim.phy.reals_to_complex`) and laid out on the ``Nt`` transmit antennas
+    as ``[B, Nt, L]``, ``L = ceil(N / Nt)`` (symbol ``n`` on antenna ``n // L``,
+    channel use ``n % L``); the ``Nt L - N`` trailing slots are not sent (zero, masked).
+    :class:`semsim.phy.AnalogLink` normalizes the power per image over the sent symbols,
+    applies the channel (the given ``h`` or a fresh draw) and detects with the
+    scenario's CSI and detector (LMMSE). On multi-user links ``[B, Nt, L]`` is viewed as
+    ``[B, K, A, L]`` (one power constraint per user). The ADJSCC receiver and
+    transmitter use the fed-back SNR estimate (``ChannelState.snr_hat_db``).
+
+CR = ``2N / (3HW) = c / 48`` exactly (real data symbols; pilots are not counted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import pydantic
+import tensorflow as tf
+
+from semsim.phy import AnalogLink, complex_to_reals, reals_to_complex
+from semsim.systems.base import CSISpec, LinkSpec
+from semsim.systems.keras_system import KerasSystem
+from semsim.systems.registry import register_system
+
+#: Spatial down-sampling factor of the Deep JSCC encoder (two stride-2 convolutions).
+DOWNSAMPLING = 4
+
+
+def channels_for_cr(cr: float) -> int:
+    """Latent channels ``c`` whose CR ``c / 48`` is nearest to ``cr`` (at least 1).
+
+    ``c`` channels at ``H/4 x W/4`` are ``HWc/16`` reals, i.e. CR ``c / (3 * 16)``.
+    """
+    if not 0 < cr <= 1:
+        raise ValueError(f"cr must lie in (0, 1]; got {cr!r}")
+    return max(1, round(cr * 3 * DOWNSAMPLING**2))
+
+
+def link_to_config(link: LinkSpec) -> dict:
+    """JSON-able dict of a :class:`LinkSpec` (for ``get_config``)."""
+    return dataclasses.asdict(link)
+
+
+def link_from_config(config: dict | LinkSpec) -> LinkSpec:
+    """Inverse of :func:`link_to_config` (a ``LinkSpec`` passes through)."""
+    if isinstance(config, LinkSpec):
+        return config
+    return LinkSpec(**{**config, "csi": CSISpec(**config["csi"])})
+
+
+def _static_size(z) -> int:
+    """Number of entries per example of ``z`` (its non-batch shape must be static)."""
+    dims = z.shape[1:]
+    if any(d is None for d in dims):
+        raise ValueError(f"the latent's non-batch shape must be static; got {z.shape}")
+    size = 1
+    for d in dims:
+        size *= int(d)
+    return size
+
+
+class LatentLink(keras.layers.Layer):
+    """Real latent ``[B, ...]`` -> complex symbols on the MIMO link -> detected latent.
+
+    See the module docstring for the layout. ``call(z, snr_db, h=None)`` with ``z``
+    float32 ``[B, *shape]`` (``2N`` reals per image), ``snr_db`` ``[B]`` (dB),
+    ``h`` optional complex64 ``[B, Nr, Nt]``; returns ``(z_hat, state)`` with ``z_hat``
+    like ``z`` and the :class:`semsim.phy.ChannelState` used.
+    Use :meth:`observe` / :meth:`send` separately when the transmitter needs the state.
+    """
+
+    def __init__(self, link: LinkSpec, **kwargs):
+        super().__init__(**kwargs)
+        self.link = link
+        self.analog = AnalogLink(link)
+
+    def observe(self, batch_size, snr_db, h=None, num_reals=None):
+        """Channel state (fed-back CSI and SNR estimate) for one batch of images."""
+        num_symbols = None
+        if self.link.fading == "fast":
+            num_symbols = -(-num_reals // 2 // self.link.num_tx_ant)
+        return self.analog.observe(batch_size, snr_db, h=h, num_symbols=num_symbols)
+
+    def send(self, z, state, snr_db, sent=None):
+        """Send the reals ``z`` ``[B, *shape]``; ``sent`` optional ``[B, *shape]`` 0/1 mask
+        of the reals actually sent (pairs must agree). Returns ``z_hat`` like ``z``."""
+        num_reals = _static_size(z)
+        if num_reals % 2:
+            raise ValueError(f"the latent must hold an even number of reals; got {num_reals}")
+        shape = tf.shape(z)
+        flat = tf.reshape(z, [shape[0], num_reals])
+        nt = self.link.num_tx_ant
+        n = num_reals // 2
+        length = -(-n // nt)
+        x = tf.pad(reals_to_complex(flat), [[0, 0], [0, nt * length - n]])
+        mask = tf.pad(tf.ones([shape[0], n]), [[0, 0], [0, nt * length - n]])
+        if sent is not None:
+            mask = mask * tf.pad(tf.reshape(sent, [shape[0], n, 2])[..., 0], [[0, 0], [0, nt * length - n]])
+        x = tf.reshape(x, [-1, nt, length])
+        mask = tf.reshape(mask, [-1, nt, length])
+        if self.link.users > 1:
+            x = tf.reshape(x, [-1, self.link.users, self.link.antennas_per_user, length])
+            mask = tf.reshape(mask, tf.shape(x))
+        x_hat, _, _ = self.analog.transmit(x, state, snr_db, mask=mask)
+        x_hat = tf.reshape(x_hat, [shape[0], nt * length])[:, :n]
+        return tf.reshape(complex_to_reals(x_hat), shape)
+
+    def build(self, input_shape):
+        self.built = True  # the analog link has no weights
+
+    def call(self, z, snr_db, h=None):
+        state = self.observe(tf.shape(z)[0], snr_db, h=h, num_reals=_static_size(z))
+        return self.send(z, state, snr_db), state
+
+
+class AttentionFeature(keras.layers.Layer):
+    """ADJSCC's AF module: ``x * sigmoid(W2 relu(W1 [GAP(x), snr_db]))``.
+
+    ``call(x, snr_db)``: ``x`` ``[B, H, W, C]`` float32, ``snr_db`` ``[B]`` (dB);
+    returns ``x`` scaled per channel, same shape.
+    """
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.hidden = keras.layers.Dense(max(4, self.channels // 4), activation="relu")
+        self.gate = keras.layers.Dense(self.channels, activation="sigmoid")
+
+    def build(self, input_shape):
+        self.hidden.build((input_shape[0], self.channels + 1))
+        self.gate.build((input_shape[0], self.hidden.units))
+        self.built = True
+
+    def call(self, x, snr_db):
+        context = tf.concat([tf.reduce_mean(x, axis=[1, 2]), tf.reshape(snr_db, [-1, 1])], -1)
+        return x * self.gate(self.hidden(context))[:, None, None, :]
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+class MSEModel(keras.Model):
+    """A learned system trained on the image MSE (``train_step``/``test_step`` take the
+    inputs dict of :mod:`semsim.systems.keras_system`; metrics ``loss`` = MSE, ``psnr``)."""
+
+    def _loss(self, data, training):
+        out = self(data, training=training)
+        mse = tf.reduce_mean(tf.square(data["image"] - out["image_hat"]))
+        return mse, {"loss": mse, "psnr": -10.0 * tf.math.log(mse) / tf.math.log(10.0)}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss, metrics = self._loss(data, training=True)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return metrics
+
+    def test_step(self, data):
+        return self._loss(data, training=False)[1]
+
+
+@keras.saving.register_keras_serializable(package="semsim")
+class DeepJSCC(MSEModel):
+    """Deep JSCC (``snr_attention=False``) or ADJSCC (``True``) over a MIMO link.
+
+    Parameters
+    ----------
+    link : LinkSpec
+    latent_channels : int
+        ``c``; CR = ``c / 48``.
+    filters : (int, int, int, int)
+        Output channels of the first four encoder layers (paper: 16, 32, 32, 32); the
+        decoder mirrors them.
+    kernel_size : int
+    snr_attention : bool
+        Insert AF modules (ADJSCC).
+
+    Inputs/outputs follow :mod:`semsim.systems.keras_system` (``"image"`` ``[B, H, W, 3]``,
+    ``H`` and ``W`` multiples of 4; ``"snr_db"`` ``[B]``; optional ``"h"``;
+    ``"target_cr"`` is ignored: the rate is fixed). Outputs ``"image_hat"``, ``"cr"``.
+    """
+
+    def __init__(
+        self,
+        link: LinkSpec,
+        latent_channels: int = 8,
+        filters: tuple[int, ...] = (16, 32, 32, 32),
+        kernel_size: int = 5,
+        snr_attention: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if len(filters) != 4 or min(filters) < 1:
+            raise ValueError(f"filters must be four positive integers; got {filters!r}")
+        if latent_channels < 1:
+            raise ValueError(f"latent_channels must be >= 1; got {latent_channels!r}")
+        self.link = link = link_from_config(link)
+        self.latent_channels = int(latent_channels)
+        self.filters = tuple(int(f) for f in filters)
+        self.kernel_size = int(kernel_size)
+        self.snr_attention = bool(snr_attention)
+        enc_out = [*self.filters, self.latent_channels]
+        dec_out = [*self.filters[::-1], 3]
+        strides = [2, 2, 1, 1, 1]
+        conv = dict(kernel_size=self.kernel_size, padding="same")
+        self.encoder_layers = [
+            keras.layers.Conv2D(f, strides=s, **conv) for f, s in zip(enc_out, strides, strict=True)
+        ]
+        self.decoder_layers = [
+            keras.layers.Conv2DTranspose(f, strides=s, **conv)
+            for f, s in zip(dec_out, strides[::-1], strict=True)
+        ]
+        self.encoder_acts = [keras.layers.PReLU(shared_axes=[1, 2]) for _ in enc_out]
+        self.decoder_acts = [keras.layers.PReLU(shared_axes=[1, 2]) for _ in dec_out[:-1]]
+        self.encoder_af = []
+        self.decoder_af = []
+        if self.snr_attention:
+            self.encoder_af = [AttentionFeature(f) for f in enc_out[:-1]]
+            self.decoder_af = [AttentionFeature(f) for f in dec_out[:-1]]
+        self.latent_link = LatentLink(link)
+
+    def build(self, input_shape):
+        """Create all weights from ``input_shape["image"]`` (``[B, H, W, 3]``)."""
+        shape = tuple(input_shape["image"])
+        for stack, acts, afs in (
+            (self.encoder_layers, self.encoder_acts, self.encoder_af),
+            (self.decoder_layers, self.decoder_acts, self.decoder_af),
+        ):
+            for i, layer in enumerate(stack):
+                layer.build(shape)
+                shape = layer.compute_output_shape(shape)
+                if i < len(acts):
+                    acts[i].build(shape)
+                if i < len(afs):
+                    afs[i].build(shape)
+        self.built = True
+
+    def encode(self, image, snr_db):
+        """``[B, H, W, 3]`` -> latent ``[B, H/4, W/4, c]`` (before power normalization)."""
+        x = image
+        for i, (layer, act) in enumerate(zip(self.encoder_layers, self.encoder_acts, strict=True)):
+            x = act(layer(x))
+            if self.snr_attention and i < len(self.encoder_af):
+                x = self.encoder_af[i](x, snr_db)
+        return x
+
+    def decode(self, z, snr_db):
+        """Detected latent ``[B, H/4, W/4, c]`` -> image ``[B, H, W, 3]`` in ``[0, 1]``."""
+        x = z
+        for i, layer in enumerate(self.decoder_layers[:-1]):
+            x = self.decoder_acts[i](layer(x))
+            if self.snr_attention:
+                x = self.decoder_af[i](x, snr_db)
+        return tf.sigmoid(self.decoder_layers[-1](x))
+
+    def call(self, inputs, training=False):
+        image = tf.convert_to_tensor(inputs["image"], tf.float32)
+        height, width = image.shape[1], image.shape[2]
+        if height % DOWNSAMPLING or width % DOWNSAMPLING:
+            raise ValueError(f"image height and width must be multiples of 4; got {image.shape}")
+        batch = tf.shape(image)[0]
+        snr_db = tf.broadcast_to(tf.cast(inputs["snr_db"], tf.float32), [batch])
+        num_reals = height * width * self.latent_channels // DOWNSAMPLING**2
+        state = self.latent_link.observe(batch, snr_db, h=inputs.get("h"), num_reals=num_reals)
+        z = self.encode(image, state.snr_hat_db)
+        z_hat = self.latent_link.send(z, state, snr_db)
+        image_hat = self.decode(z_hat, state.snr_hat_db)
+        cr = tf.fill([batch], tf.constant(num_reals / (3 * height * width), tf.float32))
+        return {"image_hat": image_hat, "cr": cr}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "link": link_to_config(self.link),
+            "latent_channels": self.latent_channels,
+            "filters": list(self.filters),
+            "kernel_size": self.kernel_size,
+            "snr_attention": self.snr_attention,
+        }
+
+
+class DeepJSCCParams(pydantic.BaseModel):
+    """Scenario params of ``deepjscc`` and ``adjscc``.
+
+    ``cr``: target CR; the nearest achievable ``c / 48`` is used and reported.
+    ``train_snr_db``: fixed training SNR in dB (the multi-user paper: 25); ``None`` uses
+    the scenario's training SNR range. ``filters``/``kernel_size``: layer sizes.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    cr: float = pydantic.Field(1 / 6, gt=0, le=1)
+    train_snr_db: float | None = None
+    filters: tuple[int, int, int, int] = (16, 32, 32, 32)
+    kernel_size: int = pydantic.Field(5, ge=1)
+    eval_batch_size: int = pydantic.Field(64, ge=1)
+
+
+def _build(params: DeepJSCCParams, link: LinkSpec, attention: bool, name: str) -> KerasSystem:
+    model = DeepJSCC(
+        link,
+        latent_channels=channels_for_cr(params.cr),
+        filters=params.filters,
+        kernel_size=params.kernel_size,
+        snr_attention=attention,
+    )
+    snr_range = None if params.train_snr_db is None else (params.train_snr_db,) * 2
+    return KerasSystem(model, name, snr_range_db=snr_range, eval_batch_size=params.eval_batch_size)
+
+
+@register_system("deepjscc", params=DeepJSCCParams)
+def build_deepjscc(params: DeepJSCCParams, link: LinkSpec, image_size, seed: int) -> KerasSystem:
+    """Fixed-rate Deep JSCC (conv autoencoder, PReLU, per-image power normalization)."""
+    return _build(params, link, attention=False, name="deepjscc")
+
+
+@register_system("adjscc", params=DeepJSCCParams)
+def build_adjscc(params: DeepJSCCParams, link: LinkSpec, image_size, seed: int) -> KerasSystem:
+    """ADJSCC: Deep JSCC with SNR attention-feature modules."""
+    return _build(params, link, attention=True, name="adjscc")

@@ -1,0 +1,753 @@
+"""Multi-user MIMO semantic communication with entropy-and-channel-adaptive rate control.
+
+After Chen et al., "Semantic Communication with Entropy-and-Channel-Adaptive Rate
+Control" (multi-user MIMO): ``K`` single-antenna users send images at the same time to one
+``M``-antenna receiver over :class:`semsim.phy.MultiUserUplinkChannel` (block fading); the
+receiver estimates ``H`` (scenario CSI: perfect, LS pilots or noisy with
+``sigma_e^2 = sigma_n^2``), feeds each user its column ``h_k`` and the SNR back, and
+detects all users jointly (LMMSE with the estimate).
+
+Batch layout (the adapter's batch is per *user image*)
+------------------------------------------------------
+``inputs["image"]`` ``[N, H, W, 3]`` with ``N = B K`` (``N`` must be a multiple of ``K``):
+image ``n`` is sent by user ``k = n % K`` in channel realization ``b = n // K``, i.e.
+consecutive groups of ``K`` images share one channel. ``snr_db`` ``[N]``: realization
+``b`` uses the SNR of its first image ``n = b K``. ``h`` (optional) ``[N, M, K]`` per image:
+realization ``b`` uses ``h[b K]``. Every output is per image, in the input order.
+
+Transmitter of user ``k`` (weights per user, or shared with ``share_weights``)
+--------------------------------------------------------------------------------
+* condition ``c_k = [Re h_hat_k, Im h_hat_k, snr_db / 10]`` (``2M + 1`` reals;
+  ``[snr_db / 10]`` without CSI feedback);
+* CNN encoding module: conv 7x7 (``filters[0]``), conv 3x3 stride 2 (``filters[1]``),
+  conv 3x3 stride 2 (``filters[2]``), PReLU: ``H x W`` -> ``H/4 x W/4``;
+* channel-adaptive encoding module: 2 x [ResBlock, CBAM-CSI (:mod:`semsim.semantic.cbam`),
+  channel-condition adaptive module ``z' = z + CCAM(z, c) = z * s + b + z`` (the paper's
+  residual form; ``s, b`` from two MLPs on ``[GAP(z), c]``, :class:`~semsim.semantic.ccam.CCAM`)],
+  then conv 3x3 to ``C = num_maps`` real maps ``Z0`` of ``L = HW/16`` values;
+* 2D entropy of every map (:func:`semsim.semantic.entropy.entropy_2d`, exact, no gradient),
+  softmax-normalized over the ``C`` maps;
+* pairing: complex map ``j`` = real map ``2j`` + i real map ``2j+1`` (``C/2`` complex maps of
+  ``L`` complex symbols = ``2L`` reals);
+* P1 (map selection, :class:`~semsim.semantic.policy.CountPolicy`): features = the ``C/2``
+  rows of ``2L`` reals averaged over rows, concatenated with the ``C/2`` normalized map-pair
+  entropies (kept per map: their mean over maps is the constant ``2/C`` after the softmax,
+  so averaging that column as well would erase it), and ``c_k`` -> 2-layer MLP -> ``C/2 + 1``
+  logits over "send ``n`` maps", ``n = 0..C/2`` -> Gumbel-Softmax (straight-through) ->
+  thermometer mask (the first ``n`` complex maps are sent);
+* P2 (pruning ratio): the selected rows averaged (over the selected maps) and ``c_k`` ->
+  2-layer MLP -> one of ``T`` ratios ``r_t`` (Gumbel-Softmax, straight-through); in every
+  selected map the ``round(r_t L)`` symbols of smallest magnitude are pruned
+  (``l1`` rule; rounding half up, ``floor(r L + 1/2)``: 13, 19, 26, 32 of ``L = 64``; ties
+  in magnitude are broken by position, lower index pruned first).
+
+**Gradients of the masks.** Both choices are hard one-hots in the forward pass with the
+soft Gumbel-Softmax sample's gradient (straight-through). The sent symbols are
+``x * m(P1) * sum_t y_t K_t`` with ``K_t`` the (constant) keep mask of ratio ``t``, so the
+reconstruction loss reaches P2's choice ``y_t`` through ``<dLoss/dx_sent, x K_t>`` and P1's
+through the thermometer code; the rate term (below) is linear in both choices.
+
+Channel use and the index side channel
+--------------------------------------
+The kept symbols of the selected maps are sent compactly (map by map, position order) and
+all users share the channel uses (user ``k``'s ``j``-th symbol interferes with the other
+users' ``j``-th). Power is normalized per user over its sent symbols. The receiver must
+know where the kept symbols go: the binary index row of every selected map (``L`` bits,
+1 = kept) is LDPC-coded (one 5G codeword per map, ``k = L``, ``n`` = the smallest multiple
+of the QAM bits per symbol with ``k / n <= index_code_rate``; 64-QAM, rate 3/4: ``L = 64``
+-> ``n = 90``, ``L' = 15`` symbols), mapped to QAM and sent over the same channel (same
+``H``, joint LMMSE, its own channel uses, not power-rescaled). Ratio 0 needs no index
+(``L' = 0``). The count of selected maps and the ratio choice are control information
+assumed known at the receiver (a few bits, not counted). At evaluation
+(``training=False``) the receiver scatters the detected stream with the *decoded* index
+rows: a decoding error misplaces symbols and that is what the semantic decoder sees
+(``failed`` = some index bit of the image decoded wrongly). In training the digital side
+channel is taken as error-free (it carries no gradient) and not simulated.
+
+Rate, per user image: ``CPP_k = C_k (L_k + L'_k) / (2HW)`` complex channel uses per pixel
+with ``C_k = 2 n`` real maps sent, ``L_k`` kept complex symbols per selected complex map and
+``L'_k`` its index symbols (``"cpp"``); ``"cr"`` = real symbols (analog + index) / ``3HW`` =
+``2 CPP / 3``. Pilots are not counted.
+
+Receiver, per user: zero-pad the pruned symbols and unselected maps, complex -> real maps,
+semantic decoder: MHSA (:mod:`semsim.semantic.mhsa`), conv 3x3 to ``filters[2]``,
+2 x [CCAM, ResBlock], transposed convs to ``filters[1]`` and ``filters[0]`` (stride 2),
+conv 5x5 to 3, sigmoid.
+
+Loss (per image, averaged)::
+
+    MSE + alpha * ((L_k + L'_k) / (2L)) * sum(M_k) - beta * mean_i exp(H_soft(Z0_i))
+
+with ``sum(M_k) = C_k`` (real maps) and ``H_soft`` the differentiable 2D entropy
+(:mod:`semsim.semantic.soft_entropy`, bits). Gumbel temperature ``tau_init *
+exp(-tau_decay * epoch)``. Staged schedule (``staged=True``; stage lengths are fractions
+of the run's epochs, so a quick profile shortens every stage): all weights at
+``stage_learning_rates[0]``, then ``[1]``; then ``[2]`` with the CNN encoding module and P2
+frozen; then ``[3]`` with the channel-adaptive encoding module and P1 frozen. The optimizer
+(Adam / AdamW, weight decay) is the scenario's ``TrainSpec``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pydantic
+import tensorflow as tf
+
+from semsim.phy import AnalogLink, ChannelState
+from semsim.phy.ldpc import LDPC5GCodec
+from semsim.phy.qam import QAMDemapper, QAMMapper, bits_per_symbol
+from semsim.semantic.cbam import CBAMCSI
+from semsim.semantic.ccam import CCAM
+from semsim.semantic.channel_state import channel_features
+from semsim.semantic.entropy import entropy_2d
+from semsim.semantic.mhsa import MultiHeadSelfAttention
+from semsim.semantic.policy import CountPolicy, gumbel_softmax
+from semsim.semantic.resblock import ResBlock
+from semsim.semantic.soft_entropy import soft_entropy_2d
+from semsim.systems.base import LinkSpec
+from semsim.systems.deepjscc import link_from_config, link_to_config
+from semsim.systems.keras_system import KerasSystem
+from semsim.systems.registry import register_system
+
+#: Pruning ratios of P2 (paper).
+RATIOS: tuple[float, ...] = (0.0, 0.2, 0.3, 0.4, 0.5)
+#: Spatial down-sampling of the CNN encoding module.
+DOWNSAMPLING = 4
+#: Trainable-variable groups frozen by the staged schedule.
+GROUPS = ("cnn", "adaptive", "p1", "p2")
+
+
+def pruned_count(ratio: float, length: int) -> int:
+    """Symbols pruned from a map of ``length`` symbols at ``ratio``: ``floor(r L + 1/2)``."""
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"pruning ratio must be in [0, 1), got {ratio!r}")
+    return int(math.floor(ratio * length + 0.5))
+
+
+def index_code_length(info_bits: int, rate: float, bits_per_sym: int) -> int:
+    """Code bits ``n`` of one index codeword: the smallest multiple of ``bits_per_sym`` with
+    ``info_bits / n <= rate``."""
+    if not 0.0 < rate < 1.0:
+        raise ValueError(f"index_code_rate must be in (0, 1), got {rate!r}")
+    symbols = math.ceil(info_bits / rate / bits_per_sym - 1e-9)
+    return symbols * bits_per_sym
+
+
+def magnitude_keep_masks(x: tf.Tensor, counts: tuple[int, ...]) -> tf.Tensor:
+    """Keep masks of the ``l1`` pruning rule.
+
+    ``x`` complex64 ``[B, R, L]``; ``counts``: symbols to prune per row, one per ratio.
+    Returns float32 ``[B, T, R, L]``, 1 = kept: in every row the ``counts[t]`` entries of
+    smallest ``|x|`` are 0 (ties: lower index pruned first). No gradient.
+    """
+    mag = tf.stop_gradient(tf.abs(x))
+    rank = tf.argsort(tf.argsort(mag, axis=-1, stable=True), axis=-1, stable=True)
+    counts_t = tf.constant(counts, tf.int32)[None, :, None, None]
+    return tf.cast(rank[:, None] >= counts_t, tf.float32)
+
+
+def compact(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Move the entries of ``values`` ``[..., P]`` with ``mask`` (0/1, hard) 1 to the front,
+    in order; the tail holds the masked-out entries (zero when ``values`` is masked)."""
+    order = tf.argsort(tf.cast(1.0 - tf.stop_gradient(mask), tf.int32), axis=-1, stable=True)
+    return tf.gather(values, order, batch_dims=values.shape.rank - 1)
+
+
+def expand(stream: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Inverse of :func:`compact` as a receiver does it: the ``j``-th stream entry goes to the
+    ``j``-th position where ``mask`` ``[..., P]`` (hard 0/1) is 1; other positions are 0."""
+    mask = tf.stop_gradient(mask)
+    rank = tf.cast(tf.cumsum(mask, axis=-1), tf.int32) - 1
+    gathered = tf.gather(stream, tf.maximum(rank, 0), batch_dims=stream.shape.rank - 1)
+    return gathered * tf.cast(mask, gathered.dtype)
+
+
+@keras.saving.register_keras_serializable(package="semsim")
+class CNNEncoding(keras.layers.Layer):
+    """``[B, H, W, 3]`` -> ``[B, H/4, W/4, filters[2]]``: conv 7x7, conv 3x3 /2, conv 3x3 /2,
+    each with PReLU."""
+
+    def __init__(self, filters: tuple[int, int, int] = (64, 128, 256), **kwargs):
+        super().__init__(**kwargs)
+        self.filters = tuple(int(f) for f in filters)
+        specs = [(self.filters[0], 7, 1), (self.filters[1], 3, 2), (self.filters[2], 3, 2)]
+        self.convs = [keras.layers.Conv2D(f, k, strides=s, padding="same") for f, k, s in specs]
+        self.acts = [keras.layers.PReLU(shared_axes=[1, 2]) for _ in specs]
+
+    def call(self, x):
+        for conv, act in zip(self.convs, self.acts, strict=True):
+            x = act(conv(x))
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "filters": list(self.filters)}
+
+
+@keras.saving.register_keras_serializable(package="semsim")
+class AdaptiveEncoding(keras.layers.Layer):
+    """Channel-adaptive encoding module: 2 x [ResBlock, CBAM-CSI, ``z + CCAM(z, c)``] then
+    conv 3x3 to ``num_maps``. ``call(x [B, h, w, F], c [B, D]) -> [B, h, w, num_maps]``."""
+
+    def __init__(self, channels: int, num_maps: int, use_attention: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.num_maps = int(channels), int(num_maps)
+        self.use_attention = bool(use_attention)
+        self.res = [ResBlock(self.channels) for _ in range(2)]
+        self.cbam = [CBAMCSI() for _ in range(2)] if self.use_attention else []
+        self.ccam = [CCAM() for _ in range(2)]
+        self.out = keras.layers.Conv2D(self.num_maps, 3, padding="same")
+
+    def call(self, x, c):
+        for i in range(2):
+            x = self.res[i](x)
+            if self.use_attention:
+                x = self.cbam[i](x, c)
+            x = x + self.ccam[i](x, c)
+        return self.out(x)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "num_maps": self.num_maps,
+                "use_attention": self.use_attention}
+
+
+@keras.saving.register_keras_serializable(package="semsim")
+class SemanticDecoder(keras.layers.Layer):
+    """``call(z [B, h, w, C], c [B, D]) -> [B, 4h, 4w, 3]`` in ``(0, 1)``: MHSA, conv 3x3,
+    2 x [CCAM, ResBlock], transposed convs 3x3 /2 to ``filters[1]`` and ``filters[0]``,
+    conv 5x5 to 3, sigmoid."""
+
+    def __init__(self, filters=(64, 128, 256), num_heads: int = 4, use_attention: bool = True,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters = tuple(int(f) for f in filters)
+        self.num_heads, self.use_attention = int(num_heads), bool(use_attention)
+        self.mhsa = MultiHeadSelfAttention(self.num_heads) if self.use_attention else None
+        self.inp = keras.layers.Conv2D(self.filters[2], 3, padding="same")
+        self.inp_act = keras.layers.PReLU(shared_axes=[1, 2])
+        self.ccam = [CCAM() for _ in range(2)]
+        self.res = [ResBlock(self.filters[2]) for _ in range(2)]
+        self.up = [keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same")
+                   for f in (self.filters[1], self.filters[0])]
+        self.up_acts = [keras.layers.PReLU(shared_axes=[1, 2]) for _ in range(2)]
+        self.out = keras.layers.Conv2D(3, 5, padding="same", activation="sigmoid")
+
+    def call(self, z, c):
+        x = self.mhsa(z) if self.use_attention else z
+        x = self.inp_act(self.inp(x))
+        for ccam, res in zip(self.ccam, self.res, strict=True):
+            x = res(ccam(x, c))
+        for up, act in zip(self.up, self.up_acts, strict=True):
+            x = act(up(x))
+        return self.out(x)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": list(self.filters),
+                "num_heads": self.num_heads, "use_attention": self.use_attention}
+
+
+@keras.saving.register_keras_serializable(package="semsim")
+class RatioPolicy(keras.layers.Layer):
+    """P2: ``Dense(hidden, ReLU) -> Dense(T)`` on ``[features, c]``; ``call(features, c, tau,
+    training)`` -> one-hot choice ``[B, T]`` (Gumbel-Softmax straight-through in training,
+    argmax at evaluation)."""
+
+    def __init__(self, num_ratios: int, hidden_units: int = 256, seed: int | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.num_ratios, self.hidden_units, self.seed = int(num_ratios), int(hidden_units), seed
+        self.hidden = keras.layers.Dense(self.hidden_units, activation="relu")
+        self.logits = keras.layers.Dense(self.num_ratios)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, features, c, temperature, training=False):
+        logits = self.logits(self.hidden(tf.concat([features, c], axis=-1)))
+        if training:
+            seed = tf.cast(self.seed_generator.next(), tf.int32)
+            return gumbel_softmax(logits, temperature, seed)
+        return tf.one_hot(tf.argmax(logits, axis=-1), self.num_ratios)
+
+    def get_config(self):
+        return {**super().get_config(), "num_ratios": self.num_ratios,
+                "hidden_units": self.hidden_units, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="semsim")
+class MultiUserSemCom(keras.Model):
+    """The multi-user system as one Keras model (see the module docstring).
+
+    Parameters
+    ----------
+    link : LinkSpec
+        ``users = K``, ``antennas_per_user = 1``, ``num_rx_ant = M``, block fading or none.
+    image_size : (int, int)
+        ``(H, W)`` of the images, multiples of 4 (fixes ``L = HW/16`` and the index code).
+    num_maps : int
+        ``C`` real feature maps (even).
+    filters : (int, int, int)
+        CNN encoding module widths (paper: 64, 128, 256); the decoder mirrors them.
+    share_weights : bool
+        One transmitter/receiver pair for all users instead of one per user.
+    policy_units : int
+        Hidden units of the P1/P2 MLPs.
+    ratios : tuple of float
+        P2's pruning ratios, each in ``[0, 1)``.
+    alpha, beta : float
+        Rate and entropy weights of the loss.
+    entropy_levels : int
+        Gray levels of the 2D entropy.
+    num_heads : int
+        MHSA heads.
+    tau_init, tau_decay : float
+        Gumbel temperature ``tau_init * exp(-tau_decay * epoch)``.
+    use_entropy, use_attention, use_csi_feedback, use_pruning : bool
+        Ablation switches (entropy input and loss term; CBAM-CSI and MHSA; ``h_hat_k`` in the
+        condition; P2 and the index side channel).
+    index_modulation : str
+        QAM of the index side channel (:mod:`semsim.phy.qam`).
+    index_code_rate : float
+        Target LDPC rate of the index codewords.
+    ldpc_iterations : int
+        Belief-propagation iterations of the index decoder.
+    staged : bool
+        Use the paper's staged schedule (else the scenario's learning rate throughout).
+    stage_fractions, stage_learning_rates : 4-tuples
+        Stage lengths (fractions of the run's epochs, summing to 1) and learning rates.
+    seed : int | None
+        Seed of the Gumbel noise.
+    """
+
+    def __init__(
+        self,
+        link: LinkSpec,
+        image_size: tuple[int, int] = (32, 32),
+        num_maps: int = 16,
+        filters: tuple[int, int, int] = (64, 128, 256),
+        share_weights: bool = False,
+        policy_units: int = 256,
+        ratios: tuple[float, ...] = RATIOS,
+        alpha: float = 2e-4,
+        beta: float = 1e-5,
+        entropy_levels: int = 256,
+        num_heads: int = 4,
+        tau_init: float = 5.0,
+        tau_decay: float = 0.01,
+        use_entropy: bool = True,
+        use_attention: bool = True,
+        use_csi_feedback: bool = True,
+        use_pruning: bool = True,
+        index_modulation: str = "64qam",
+        index_code_rate: float = 0.75,
+        ldpc_iterations: int = 20,
+        staged: bool = True,
+        stage_fractions: tuple[float, ...] = (0.5, 0.25, 0.125, 0.125),
+        stage_learning_rates: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-5),
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.link = link = link_from_config(link)
+        if link.antennas_per_user != 1:
+            raise ValueError(f"link.antennas_per_user must be 1 (single-antenna users), "
+                             f"got {link.antennas_per_user}")
+        if link.fading == "fast":
+            raise ValueError("link.fading must be 'block' or 'none' (the transmitter adapts to "
+                             "one fed-back channel per image), got 'fast'")
+        height, width = (int(v) for v in image_size)
+        if height < DOWNSAMPLING or width < DOWNSAMPLING or height % DOWNSAMPLING or width % DOWNSAMPLING:
+            raise ValueError(f"image_size must be two positive multiples of 4, got {image_size!r}")
+        self.image_size = (height, width)
+        self.length = height * width // DOWNSAMPLING**2
+        if use_pruning and self.length < 12:
+            raise ValueError(f"pruning needs maps of >= 12 symbols for the LDPC index code; "
+                             f"image_size {image_size!r} gives {self.length}")
+        if num_maps < 2 or num_maps % 2:
+            raise ValueError(f"num_maps must be an even integer >= 2, got {num_maps}")
+        if len(filters) != 3 or min(filters) < 1:
+            raise ValueError(f"filters must be three positive integers, got {filters!r}")
+        if not ratios or any(not 0.0 <= r < 1.0 for r in ratios):
+            raise ValueError(f"ratios must be a non-empty tuple of values in [0, 1), got {ratios!r}")
+        if len(stage_fractions) != 4 or len(stage_learning_rates) != 4:
+            raise ValueError("stage_fractions and stage_learning_rates must have 4 entries, got "
+                             f"{stage_fractions!r}, {stage_learning_rates!r}")
+        if min(stage_fractions) < 0 or abs(sum(stage_fractions) - 1.0) > 1e-6:
+            raise ValueError(f"stage_fractions must be >= 0 and sum to 1, got {stage_fractions!r}")
+        if tau_init <= 0 or tau_decay < 0:
+            raise ValueError(f"tau_init must be > 0 and tau_decay >= 0, got {tau_init}, {tau_decay}")
+        self.num_users = link.users
+        self.num_maps = int(num_maps)
+        self.filters = tuple(int(f) for f in filters)
+        self.share_weights = bool(share_weights)
+        self.policy_units = int(policy_units)
+        self.ratios = tuple(float(r) for r in ratios)
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.entropy_levels, self.num_heads = int(entropy_levels), int(num_heads)
+        self.tau_init, self.tau_decay = float(tau_init), float(tau_decay)
+        self.use_entropy, self.use_attention = bool(use_entropy), bool(use_attention)
+        self.use_csi_feedback, self.use_pruning = bool(use_csi_feedback), bool(use_pruning)
+        self.index_modulation, self.index_code_rate = index_modulation, float(index_code_rate)
+        self.ldpc_iterations = int(ldpc_iterations)
+        self.staged = bool(staged)
+        self.stage_fractions = tuple(float(f) for f in stage_fractions)
+        self.stage_learning_rates = tuple(float(r) for r in stage_learning_rates)
+        self.seed = seed
+        self._bps = bits_per_symbol(index_modulation)
+        modules = 1 if self.share_weights else self.num_users
+        half = self.num_maps // 2
+        seeds = [None if seed is None else seed + 2 * u for u in range(modules)]
+        self.cnn = [CNNEncoding(self.filters) for _ in range(modules)]
+        self.adaptive = [AdaptiveEncoding(self.filters[2], self.num_maps, self.use_attention)
+                         for _ in range(modules)]
+        self.p1 = [CountPolicy(half, self.policy_units, seed=s) for s in seeds]
+        self.p2 = [RatioPolicy(len(self.ratios), self.policy_units,
+                               seed=None if s is None else s + 1) for s in seeds]
+        self.decoders = [SemanticDecoder(self.filters, self.num_heads, self.use_attention)
+                         for _ in range(modules)]
+        self.analog = AnalogLink(link)
+        self.mapper = QAMMapper(index_modulation)
+        self.demapper = QAMDemapper(index_modulation)
+        self.codec = None
+        if self.use_pruning:
+            n = index_code_length(self.length, self.index_code_rate, self._bps)
+            self.codec = LDPC5GCodec(self.length, n, num_iter=self.ldpc_iterations)
+        self.temperature = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(self.tau_init), trainable=False,
+            name="temperature")
+
+    # ------------------------------------------------------------------ helpers
+    def group_layers(self, group: str) -> list[keras.layers.Layer]:
+        """The layers of a trainable group (``"cnn"``, ``"adaptive"``, ``"p1"``, ``"p2"``)."""
+        if group not in GROUPS:
+            raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
+        return list(getattr(self, group))
+
+    @property
+    def index_symbols_per_map(self) -> int:
+        """Index-side-channel QAM symbols ``L'`` per selected map with a ratio > 0."""
+        return index_code_length(self.length, self.index_code_rate, self._bps) // self._bps
+
+    def _channel_shape(self, x):
+        """``[B, K, P]`` -> what :class:`AnalogLink` expects (``[B, K, 1, P]`` multi-user,
+        ``[B, 1, P]`` for one user)."""
+        return x[:, :, None, :] if self.num_users > 1 else x
+
+    def _through_channel(self, x, mask, state: ChannelState, snr_db, normalize=True):
+        """Send user streams ``x`` ``[B, K, P]`` (``mask`` 0/1 of sent entries); returns the
+        detected streams and effective noise variances, both ``[B, K, P]``."""
+        shape = tf.shape(x)
+        if normalize:
+            x_hat, no_eff, _ = self.analog.transmit(
+                self._channel_shape(x), state, snr_db, mask=self._channel_shape(mask))
+        else:
+            x = x * tf.cast(mask, tf.complex64)
+            y, _, no = self.analog.channel(self._channel_shape(x), snr_db, h=state.h)
+            x_hat, no_eff = self.analog.detector(y, state.h_hat, no)
+        return tf.reshape(x_hat, shape), tf.reshape(no_eff, shape)
+
+    def _condition(self, state: ChannelState, snr_db, user: int):
+        if self.use_csi_feedback:
+            return channel_features(state.h_hat[:, :, user:user + 1], snr_db)
+        return tf.reshape(snr_db, [-1, 1]) / 10.0
+
+    # ------------------------------------------------------------------ forward
+    def _forward(self, inputs, training):
+        image = tf.convert_to_tensor(inputs["image"], tf.float32)
+        n_img, height, width = image.shape[0], image.shape[1], image.shape[2]
+        k_users, half = self.num_users, self.num_maps // 2
+        if (height, width) != self.image_size:
+            raise ValueError(f"images must be {self.image_size}, got shape {image.shape}")
+        if n_img is not None and n_img % k_users:
+            raise ValueError(f"the image batch ({n_img}) must be a multiple of the number of "
+                             f"users K = {k_users} (image n is user n % K)")
+        length = self.length
+        groups = tf.reshape(image, [-1, k_users, height, width, 3])
+        batch = tf.shape(groups)[0]
+        snr_img = tf.broadcast_to(tf.cast(inputs["snr_db"], tf.float32), tf.shape(image)[:1])
+        snr_db = tf.reshape(snr_img, [-1, k_users])[:, 0]
+        h = inputs.get("h")
+        if h is not None:
+            h = tf.convert_to_tensor(h, tf.complex64)
+            if h.shape.rank != 3:
+                raise ValueError(f"h must be [N, M, K] per image, got shape {h.shape}")
+            h = h[::k_users]
+        state = self.analog.observe(batch, snr_db, h=h)
+        counts = tuple(pruned_count(r, length) for r in self.ratios)
+        counts_f = tf.constant(counts, tf.float32)
+        needs_index = tf.constant([r > 0 for r in self.ratios], tf.float32)
+        idx_syms = float(self.index_symbols_per_map) if self.use_pruning else 0.0
+
+        tx = {key: [] for key in ("x", "mask", "keep", "map_mask", "z0", "cond", "maps",
+                                  "pruned", "index")}
+        for k in range(k_users):
+            u = 0 if self.share_weights else k
+            cond = self._condition(state, snr_db, k)
+            z0 = self.adaptive[u](self.cnn[u](groups[:, k]), cond)  # [B, h, w, C]
+            rows = tf.transpose(tf.reshape(z0, [-1, length, self.num_maps]), [0, 2, 1])
+            x = tf.complex(rows[:, 0::2], rows[:, 1::2])  # [B, C/2, L]
+            pair_rows = tf.concat([rows[:, 0::2], rows[:, 1::2]], axis=-1)  # [B, C/2, 2L]
+            if self.use_entropy:
+                ent = tf.nn.softmax(entropy_2d(z0, self.entropy_levels), axis=-1)
+                ent = ent[:, 0::2] + ent[:, 1::2]
+            else:
+                ent = tf.zeros([batch, half])
+            feats1 = tf.concat([tf.reduce_mean(pair_rows, axis=1), ent], axis=-1)
+            map_mask, _ = self.p1[u](feats1, cond, self.temperature, training=training)
+            if self.use_pruning:
+                sel = tf.reduce_sum(map_mask[..., None] * pair_rows, axis=1)
+                sel = sel / tf.maximum(tf.reduce_sum(map_mask, axis=1, keepdims=True), 1.0)
+                choice = self.p2[u](sel, cond, self.temperature, training=training)
+                keep = tf.einsum("bt,btrl->brl", choice, magnitude_keep_masks(x, counts))
+                pruned = tf.linalg.matvec(choice, counts_f)
+                index = tf.linalg.matvec(choice, needs_index)
+            else:
+                keep = tf.ones_like(rows[:, 0::2])
+                pruned = tf.zeros([batch])
+                index = tf.zeros([batch])
+            mask = map_mask[..., None] * keep  # [B, C/2, L]; hard values, ST gradients
+            sent = x * tf.complex(mask, tf.zeros_like(mask))  # complex() passes real grads
+            tx["x"].append(tf.reshape(sent, [batch, -1]))
+            tx["mask"].append(tf.reshape(mask, [batch, -1]))
+            for key, value in (("keep", keep), ("map_mask", map_mask), ("z0", z0),
+                               ("cond", cond), ("maps", tf.reduce_sum(map_mask, axis=-1)),
+                               ("pruned", pruned), ("index", index)):
+                tx[key].append(value)
+
+        x_all = tf.stack(tx["x"], axis=1)  # [B, K, C/2 * L]
+        mask_all = tf.stack(tx["mask"], axis=1)
+        hard_mask = tf.stop_gradient(mask_all)
+        stream = compact(x_all, hard_mask)
+        x_hat, _ = self._through_channel(stream, compact(hard_mask, hard_mask), state, snr_db)
+        rx_mask, failed = hard_mask, tf.zeros([batch, k_users])
+        if self.use_pruning and not training:
+            rx_mask, failed = self._index_side_channel(tx, state, snr_db)
+        z_hat = expand(x_hat, rx_mask)  # [B, K, C/2 * L]
+
+        images = []
+        for k in range(k_users):
+            u = 0 if self.share_weights else k
+            zc = tf.reshape(z_hat[:, k], [batch, half, length])
+            rows = tf.reshape(tf.stack([tf.math.real(zc), tf.math.imag(zc)], axis=2),
+                              [batch, self.num_maps, length])
+            maps = tf.reshape(tf.transpose(rows, [0, 2, 1]),
+                              [batch, height // DOWNSAMPLING, width // DOWNSAMPLING,
+                               self.num_maps])
+            images.append(self.decoders[u](maps, tx["cond"][k]))
+        per_image = lambda values: tf.reshape(tf.stack(values, axis=1), [-1])
+        n_sel = per_image(tx["maps"])
+        kept_per_map = float(length) - per_image(tx["pruned"])
+        index_per_map = idx_syms * per_image(tx["index"])
+        channel_uses = n_sel * (kept_per_map + index_per_map)  # complex, per image
+        out = {
+            "image_hat": tf.reshape(tf.stack(images, axis=1), [-1, height, width, 3]),
+            "cr": 2.0 * channel_uses / (3.0 * height * width),
+            "cpp": channel_uses / float(height * width),
+            "kept_maps": 2.0 * n_sel,
+            "kept_symbols": 2.0 * n_sel * kept_per_map,
+            "index_symbols": n_sel * index_per_map,
+            "side_info_bits": n_sel * float(length) * per_image(tx["index"]),
+            "prune_ratio": per_image(tx["pruned"]) / float(length),
+            "failed": per_image(tf.unstack(failed, axis=1)),
+        }
+        aux = {"z0": tf.concat(tx["z0"], axis=0), "rate": channel_uses / float(length),
+               "tx_mask": hard_mask, "rx_mask": rx_mask}
+        return out, aux
+
+    def _index_side_channel(self, tx, state, snr_db):
+        """Send every user's index rows (selected maps, ratio > 0) LDPC + QAM coded over the
+        channel; returns the receiver's scatter mask ``[B, K, C/2 * L]`` (decoded index rows
+        of the selected maps) and ``failed`` ``[B, K]`` (1.0 = an index bit decoded wrong)."""
+        codec, length = self.codec, self.length
+        half = self.num_maps // 2
+        batch = tf.shape(tx["keep"][0])[0]
+        bits = tf.stack(tx["keep"], axis=1)  # [B, K, C/2, L]
+        map_mask = tf.stack(tx["map_mask"], axis=1)  # [B, K, C/2]
+        sends = map_mask * tf.stack(tx["index"], axis=1)[..., None]  # rows carrying an index
+        symbols = self.mapper(codec.encode(bits))  # [B, K, C/2, L']
+        l_idx = symbols.shape[-1]
+        row_mask = tf.broadcast_to(sends[..., None], tf.shape(symbols))
+        flat = lambda t: tf.reshape(t, [batch, self.num_users, half * l_idx])
+        stream_mask = flat(row_mask)
+        stream = compact(flat(symbols), stream_mask)
+        y_hat, no_eff = self._through_channel(stream, compact(stream_mask, stream_mask), state,
+                                              snr_db, normalize=False)
+        y_rows = tf.reshape(expand(y_hat, stream_mask), tf.shape(symbols))
+        no_rows = tf.reshape(expand(no_eff, stream_mask) + (1.0 - stream_mask),
+                             tf.shape(symbols))
+        decoded = codec.decode(self.demapper(y_rows, no_rows))  # [B, K, C/2, L]
+        wrong = tf.reduce_max(tf.abs(decoded - bits) * sends[..., None], axis=[2, 3])
+        rows = tf.where(sends[..., None] > 0, decoded, 1.0) * map_mask[..., None]
+        return tf.reshape(rows, [batch, self.num_users, half * length]), wrong
+
+    def build(self, input_shape=None):
+        """Create every weight with one forward pass on ``K`` blank images."""
+        k = self.num_users
+        self._forward({"image": tf.zeros([k, *self.image_size, 3]), "snr_db": tf.fill([k], 10.0)},
+                      training=False)
+        self.built = True
+
+    def call(self, inputs, training=False):
+        return self._forward(inputs, training)[0]
+
+    # ------------------------------------------------------------------ training
+    def _loss(self, data, training):
+        out, aux = self._forward(data, training)
+        image = tf.convert_to_tensor(data["image"], tf.float32)
+        mse = tf.reduce_mean(tf.square(image - out["image_hat"]), axis=[1, 2, 3])
+        loss = tf.reduce_mean(mse) + self.alpha * tf.reduce_mean(aux["rate"])
+        if self.use_entropy:
+            loss -= self.beta * tf.reduce_mean(tf.exp(soft_entropy_2d(aux["z0"],
+                                                                      self.entropy_levels)))
+        mean_mse = tf.reduce_mean(mse)
+        return loss, {"loss": loss, "mse": mean_mse,
+                      "psnr": -10.0 * tf.math.log(mean_mse) / tf.math.log(10.0),
+                      "cpp": tf.reduce_mean(out["cpp"]), "cr": tf.reduce_mean(out["cr"])}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss, metrics = self._loss(data, training=True)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return metrics
+
+    def test_step(self, data):
+        return self._loss(data, training=False)[1]
+
+    def training_callbacks(self, steps_per_epoch: int) -> list[keras.callbacks.Callback]:
+        """Temperature decay per epoch and (``staged``) the paper's staged schedule."""
+        return [StagedSchedule(self)]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "link": link_to_config(self.link), "image_size": list(self.image_size),
+            "num_maps": self.num_maps,
+            "filters": list(self.filters), "share_weights": self.share_weights,
+            "policy_units": self.policy_units, "ratios": list(self.ratios),
+            "alpha": self.alpha, "beta": self.beta, "entropy_levels": self.entropy_levels,
+            "num_heads": self.num_heads, "tau_init": self.tau_init, "tau_decay": self.tau_decay,
+            "use_entropy": self.use_entropy, "use_attention": self.use_attention,
+            "use_csi_feedback": self.use_csi_feedback, "use_pruning": self.use_pruning,
+            "index_modulation": self.index_modulation, "index_code_rate": self.index_code_rate,
+            "ldpc_iterations": self.ldpc_iterations, "staged": self.staged,
+            "stage_fractions": list(self.stage_fractions),
+            "stage_learning_rates": list(self.stage_learning_rates), "seed": self.seed,
+        }
+
+
+def stage_lengths(epochs: int, fractions: tuple[float, ...]) -> list[int]:
+    """Epochs per stage for a run of ``epochs``: ``fractions * epochs`` rounded by largest
+    remainder, then every stage with a nonzero fraction gets at least one epoch (taken from
+    the longest stage) as long as ``epochs`` allows; the lengths sum to ``epochs``."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    exact = np.asarray(fractions, float) * epochs
+    lengths = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - lengths), kind="stable")[: epochs - lengths.sum()]:
+        lengths[i] += 1
+    for i in np.flatnonzero(np.asarray(fractions) > 0):
+        if lengths[i] == 0 and lengths.max() > 1:
+            lengths[np.argmax(lengths)] -= 1
+            lengths[i] = 1
+    return lengths.tolist()
+
+
+def stage_of_epoch(epoch: int, epochs: int, fractions: tuple[float, ...]) -> int:
+    """Stage index (0..3) of ``epoch`` in a run of ``epochs`` (see :func:`stage_lengths`)."""
+    bounds = np.cumsum(stage_lengths(epochs, fractions))
+    return int(min(np.searchsorted(bounds, epoch, side="right"), len(fractions) - 1))
+
+
+#: Groups frozen in each stage of the paper's schedule.
+FROZEN_BY_STAGE: tuple[tuple[str, ...], ...] = ((), (), ("cnn", "p2"), ("adaptive", "p1"))
+
+
+class StagedSchedule(keras.callbacks.Callback):
+    """Per epoch: Gumbel temperature ``tau_init * exp(-tau_decay * epoch)``; with
+    ``model.staged`` also the stage's learning rate and frozen groups (the train function
+    is rebuilt when the trainable set changes). Restores all groups at the end of training."""
+
+    def __init__(self, model: MultiUserSemCom):
+        super().__init__()
+        self._target = model
+        self._frozen: tuple[str, ...] = ()
+
+    def _set_frozen(self, frozen: tuple[str, ...]) -> bool:
+        if frozen == self._frozen:
+            return False
+        for group in GROUPS:
+            for layer in self._target.group_layers(group):
+                layer.trainable = group not in frozen
+        self._frozen = frozen
+        return True
+
+    def on_train_begin(self, logs=None):
+        # Build the model and the optimizer on every weight before a stage freezes some.
+        if not self._target.built:
+            self._target.build()
+        if not self._target.optimizer.built:
+            self._target.optimizer.build(self._target.trainable_variables)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        m = self._target
+        m.temperature.assign(m.tau_init * math.exp(-m.tau_decay * epoch))
+        if not m.staged:
+            return
+        stage = stage_of_epoch(epoch, self.params["epochs"], m.stage_fractions)
+        m.optimizer.learning_rate = m.stage_learning_rates[stage]
+        if self._set_frozen(FROZEN_BY_STAGE[stage]):
+            m.make_train_function(force=True)
+
+    def on_train_end(self, logs=None):
+        self._set_frozen(())
+
+
+class MultiUserParams(pydantic.BaseModel):
+    """Scenario params of ``multiuser`` (see :class:`MultiUserSemCom` for their meaning).
+
+    ``train_snr_db``: training SNR range ``(lo, hi)`` dB (paper: U[0, 25]); ``None`` uses the
+    scenario's. ``eval_batch_size`` must be a multiple of the number of users. The paper's
+    optimizer (Adam with weight decay 5e-4) is set in the scenario's training section.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    num_maps: int = pydantic.Field(16, ge=2)
+    filters: tuple[int, int, int] = (64, 128, 256)
+    share_weights: bool = False
+    policy_units: int = pydantic.Field(256, ge=1)
+    ratios: tuple[float, ...] = RATIOS
+    alpha: float = pydantic.Field(2e-4, ge=0)
+    beta: float = pydantic.Field(1e-5, ge=0)
+    entropy_levels: int = pydantic.Field(256, ge=2)
+    num_heads: int = pydantic.Field(4, ge=1)
+    tau_init: float = pydantic.Field(5.0, gt=0)
+    tau_decay: float = pydantic.Field(0.01, ge=0)
+    use_entropy: bool = True
+    use_attention: bool = True
+    use_csi_feedback: bool = True
+    use_pruning: bool = True
+    index_modulation: str = "64qam"
+    index_code_rate: float = pydantic.Field(0.75, gt=0, lt=1)
+    ldpc_iterations: int = pydantic.Field(20, ge=1)
+    staged: bool = True
+    stage_fractions: tuple[float, float, float, float] = (0.5, 0.25, 0.125, 0.125)
+    stage_learning_rates: tuple[float, float, float, float] = (1e-3, 1e-4, 1e-5, 1e-5)
+    train_snr_db: tuple[float, float] | None = (0.0, 25.0)
+    eval_batch_size: int = pydantic.Field(64, ge=1)
+
+
+@register_system("multiuser", params=MultiUserParams)
+def build_multiuser(params: MultiUserParams, link: LinkSpec, image_size, seed: int) -> KerasSystem:
+    """Multi-user MIMO SemCom with entropy-and-channel-adaptive rate control (Chen et al.)."""
+    if params.eval_batch_size % link.users:
+        raise ValueError(f"eval_batch_size ({params.eval_batch_size}) must be a multiple of "
+                         f"link.users ({link.users})")
+    kwargs = params.model_dump(exclude={"train_snr_db", "eval_batch_size"})
+    height, width = image_size
+    model = MultiUserSemCom(link, image_size=(height, width), seed=seed, **kwargs)
+    model({"image": tf.zeros([link.users, height, width, 3]),
+           "snr_db": tf.fill([link.users], 10.0)}, training=False)
+    return KerasSystem(model, "multiuser", snr_range_db=params.train_snr_db,
+                       eval_batch_size=params.eval_batch_size)

@@ -1,0 +1,255 @@
+"""SwinJSCC with SNR adaptation and rate adaptation (SA&RA) on the shared MIMO link.
+
+Encoder and decoder are the reference system's Swin stacks
+(:class:`semsim.semantic.swin.SwinEncoder` / :class:`~semsim.semantic.swin.SwinDecoder`,
+same default dimensions), producing ``C`` latent channels at ``H/f x W/f`` (``f = 4``).
+
+* **SNR adaptation** (:class:`SNRModulator`): a chain of small MLPs of the SNR (dB)
+  ``e_0 = snr, e_i = relu(W_i [e_{i-1}, snr])`` ends in ``sigmoid(W e)``: channel-wise
+  scales ``[B, C]`` multiplying the latent (one chain at the transmitter, one at the
+  receiver, both fed the fed-back SNR estimate ``ChannelState.snr_hat_db``).
+* **Rate adaptation** (:class:`RateModulator`): an MLP of ``[mean-pooled latent, SNR,
+  target CR]`` scores the ``C`` channels; the latent is scaled by ``sigmoid(score)``
+  (so the scores learn) and the ``k`` best-scored channels are kept, ``k = round(48 CR)``
+  for ``f = 4`` (CR = ``k (H/f)(W/f) / (3HW) = k / (3 f^2)``). The binary channel mask
+  (``C`` bits) is side information for the receiver, reported as the extra
+  ``"side_info_bits"`` and not included in CR.
+* **Link**: channel-major latent ``[B, C, H/f, W/f]`` -> pairs of reals within a channel
+  -> :class:`semsim.systems.deepjscc.LatentLink` (power normalization over the kept
+  symbols, the given ``h``, the scenario's CSI and LMMSE detector); dropped channels
+  are not sent.
+
+Training draws the target CR per batch uniformly from ``rates`` (channel counts ``k``,
+spanning the reference system's CR range up to ``C / 48``) and the SNR per image from
+the scenario's range (``U[0, 20]`` dB in the papers). Evaluation uses the value of the
+set closest to the requested ``target_cr`` (or ``default_cr``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import pydantic
+import tensorflow as tf
+
+from semsim.semantic.swin import SwinDecoder, SwinEncoder
+from semsim.systems.base import LinkSpec
+from semsim.systems.deepjscc import LatentLink, MSEModel, link_from_config, link_to_config
+from semsim.systems.keras_system import KerasSystem
+from semsim.systems.registry import register_system
+
+
+class SNRModulator(keras.layers.Layer):
+    """Chain of ``depth`` small MLPs of the SNR -> sigmoid channel scales.
+
+    ``call(snr_db)``: ``[B]`` dB -> ``[B, channels]`` in ``(0, 1)``.
+    """
+
+    def __init__(self, channels: int, hidden: int = 32, depth: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.hidden_units, self.depth = int(channels), int(hidden), int(depth)
+        self.layers_ = [keras.layers.Dense(self.hidden_units, activation="relu") for _ in range(depth)]
+        self.out = keras.layers.Dense(self.channels, activation="sigmoid")
+
+    def build(self, input_shape):
+        width = 1
+        for layer in self.layers_:
+            layer.build((None, width + 1))
+            width = self.hidden_units
+        self.out.build((None, width))
+        self.built = True
+
+    def call(self, snr_db):
+        snr = tf.reshape(tf.cast(snr_db, tf.float32), [-1, 1])
+        e = snr
+        for layer in self.layers_:
+            e = layer(tf.concat([e, snr], axis=-1))
+        return self.out(e)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "hidden": self.hidden_units,
+            "depth": self.depth,
+        }
+
+
+class RateModulator(keras.layers.Layer):
+    """Scores the latent channels given content, SNR and target CR; keeps the top ``k``.
+
+    ``call(z, snr_db, target_cr, k)``: ``z`` ``[B, h, w, C]``, ``snr_db``/``target_cr``
+    ``[B]``, ``k`` scalar int tensor (channels to keep). Returns ``(z_scaled_masked,
+    mask)`` with ``mask`` ``[B, C]`` float32 0/1, exactly ``k`` ones per row.
+    """
+
+    def __init__(self, channels: int, hidden: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.hidden_units = int(channels), int(hidden)
+        self.hidden = keras.layers.Dense(self.hidden_units, activation="relu")
+        self.score = keras.layers.Dense(self.channels)
+
+    def build(self, input_shape):
+        self.hidden.build((None, self.channels + 2))
+        self.score.build((None, self.hidden_units))
+        self.built = True
+
+    def call(self, z, snr_db, target_cr, k):
+        context = tf.concat(
+            [tf.reduce_mean(z, axis=[1, 2]), tf.reshape(snr_db, [-1, 1]), tf.reshape(target_cr, [-1, 1])],
+            axis=-1,
+        )
+        scores = self.score(self.hidden(context))  # [B, C]
+        _, top = tf.math.top_k(scores, k=k)
+        mask = tf.reduce_sum(tf.one_hot(top, self.channels), axis=1)
+        return z * (tf.sigmoid(scores) * mask)[:, None, None, :], mask
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "hidden": self.hidden_units}
+
+
+@keras.saving.register_keras_serializable(package="semsim")
+class SwinJSCC(MSEModel):
+    """SwinJSCC SA&RA over a MIMO link (see the module docstring).
+
+    Parameters
+    ----------
+    link : LinkSpec
+    channels : int
+        Latent channels ``C`` (CR_max = ``C / 48``).
+    rates : sequence of int
+        Kept-channel counts ``k`` trained on (each ``1 <= k <= C``).
+    default_cr : float
+        CR evaluated when the inputs hold no ``"target_cr"``.
+    encoder_dims, encoder_depths, encoder_heads, decoder_dims, decoder_depths,
+    decoder_heads, window_size, patch_size, mlp_ratio : Swin stack sizes.
+    hidden : int
+        Width of the SNR/rate modulator MLPs.
+
+    ``call(inputs)``: ``"image"`` ``[B, H, W, 3]``, ``"snr_db"`` ``[B]``, optional ``"h"``,
+    optional ``"target_cr"`` ``[B]`` (the batch uses the set value nearest its first
+    entry). Returns ``"image_hat"``, ``"cr"`` ``[B]``, ``"kept_maps"`` ``[B]`` (``k``) and
+    ``"side_info_bits"`` ``[B]`` (``C``).
+    """
+
+    def __init__(
+        self,
+        link: LinkSpec,
+        channels: int = 16,
+        rates: Sequence[int] = (2, 4, 8, 12, 16),
+        default_cr: float = 1 / 6,
+        encoder_dims: Sequence[int] = (96, 128),
+        encoder_depths: Sequence[int] = (2, 4),
+        encoder_heads: Sequence[int] = (6, 8),
+        decoder_dims: Sequence[int] = (128, 96),
+        decoder_depths: Sequence[int] = (4, 2),
+        decoder_heads: Sequence[int] = (8, 6),
+        window_size: int = 4,
+        patch_size: int = 2,
+        mlp_ratio: float = 4.0,
+        hidden: int = 32,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        rates = sorted({int(r) for r in rates})
+        if not rates or rates[0] < 1 or rates[-1] > channels:
+            raise ValueError(f"rates must be channel counts in [1, channels={channels}]; got {rates}")
+        self.link = link = link_from_config(link)
+        self.channels, self.rates, self.default_cr = int(channels), rates, float(default_cr)
+        self.sizes = dict(
+            encoder_dims=list(encoder_dims), encoder_depths=list(encoder_depths),
+            encoder_heads=list(encoder_heads), decoder_dims=list(decoder_dims),
+            decoder_depths=list(decoder_depths), decoder_heads=list(decoder_heads),
+            window_size=int(window_size), patch_size=int(patch_size), mlp_ratio=float(mlp_ratio),
+        )  # fmt: skip
+        self.hidden_units = int(hidden)
+        swin = dict(window_size=window_size, patch_size=patch_size, mlp_ratio=mlp_ratio)
+        self.encoder = SwinEncoder(channels, encoder_dims, encoder_depths, encoder_heads, **swin)
+        self.decoder = SwinDecoder(decoder_dims, decoder_depths, decoder_heads, **swin)
+        self.factor = self.encoder.downsampling
+        self.tx_snr = SNRModulator(channels, hidden)
+        self.rx_snr = SNRModulator(channels, hidden)
+        self.rate_mod = RateModulator(channels, 2 * hidden)
+        self.latent_link = LatentLink(link)
+
+    def cr_of(self, k: int) -> float:
+        """CR of ``k`` kept channels: ``k / (3 f^2)``."""
+        return k / (3 * self.factor**2)
+
+    def rate_for(self, target_cr: float) -> int:
+        """The trained channel count whose CR is closest to ``target_cr``."""
+        return min(self.rates, key=lambda k: (abs(self.cr_of(k) - target_cr), k))
+
+    def _pick_k(self, inputs, training):
+        if "target_cr" in inputs:
+            target = tf.reshape(tf.cast(inputs["target_cr"], tf.float32), [-1])[0]
+            crs = tf.constant([self.cr_of(k) for k in self.rates], tf.float32)
+            index = tf.argmin(tf.abs(crs - target))
+        elif training:
+            index = tf.random.uniform([], 0, len(self.rates), dtype=tf.int64)
+        else:
+            return tf.constant(self.rate_for(self.default_cr), tf.int32)
+        return tf.gather(tf.constant(self.rates, tf.int32), index)
+
+    def call(self, inputs, training=False):
+        image = tf.convert_to_tensor(inputs["image"], tf.float32)
+        batch = tf.shape(image)[0]
+        snr_db = tf.broadcast_to(tf.cast(inputs["snr_db"], tf.float32), [batch])
+        k = self._pick_k(inputs, training)
+        cr = self.cr_of(1) * tf.cast(k, tf.float32)
+        h_lat, w_lat = image.shape[1] // self.factor, image.shape[2] // self.factor
+        num_reals = h_lat * w_lat * self.channels
+        state = self.latent_link.observe(batch, snr_db, h=inputs.get("h"), num_reals=num_reals)
+        z = self.encoder(image) * self.tx_snr(state.snr_hat_db)[:, None, None, :]
+        z, mask = self.rate_mod(z, state.snr_hat_db, tf.fill([batch], cr), k)
+        sent = tf.broadcast_to(mask[:, :, None, None], [batch, self.channels, h_lat, w_lat])
+        z_hat = self.latent_link.send(tf.transpose(z, [0, 3, 1, 2]), state, snr_db, sent=sent)
+        z_hat = tf.transpose(z_hat, [0, 2, 3, 1]) * mask[:, None, None, :]
+        z_hat = z_hat * self.rx_snr(state.snr_hat_db)[:, None, None, :]
+        return {
+            "image_hat": self.decoder(z_hat),
+            "cr": tf.fill([batch], cr),
+            "kept_maps": tf.fill([batch], tf.cast(k, tf.float32)),
+            "side_info_bits": tf.fill([batch], float(self.channels)),
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "link": link_to_config(self.link),
+            "channels": self.channels,
+            "rates": self.rates,
+            "default_cr": self.default_cr,
+            "hidden": self.hidden_units,
+            **self.sizes,
+        }
+
+
+class SwinJSCCParams(pydantic.BaseModel):
+    """Scenario params of ``swinjscc`` (sizes default to the reference system's)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    channels: int = pydantic.Field(16, ge=1)
+    rates: tuple[int, ...] = (2, 4, 8, 12, 16)
+    default_cr: float = pydantic.Field(1 / 6, gt=0)
+    encoder_dims: tuple[int, ...] = (96, 128)
+    encoder_depths: tuple[int, ...] = (2, 4)
+    encoder_heads: tuple[int, ...] = (6, 8)
+    decoder_dims: tuple[int, ...] = (128, 96)
+    decoder_depths: tuple[int, ...] = (4, 2)
+    decoder_heads: tuple[int, ...] = (8, 6)
+    window_size: int = pydantic.Field(4, ge=1)
+    patch_size: int = pydantic.Field(2, ge=1)
+    mlp_ratio: float = pydantic.Field(4.0, gt=0)
+    hidden: int = pydantic.Field(32, ge=1)
+    eval_batch_size: int = pydantic.Field(64, ge=1)
+
+
+@register_system("swinjscc", params=SwinJSCCParams)
+def build_swinjscc(params: SwinJSCCParams, link: LinkSpec, image_size, seed: int) -> KerasSystem:
+    """SwinJSCC with SNR and rate adaptation (SA&RA) on the same MIMO link."""
+    options = params.model_dump()
+    eval_batch_size = options.pop("eval_batch_size")
+    return KerasSystem(SwinJSCC(link, **options), "swinjscc", eval_batch_size=eval_batch_size)

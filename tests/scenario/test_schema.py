@@ -1,0 +1,133 @@
+"""Scenario schema: mapping onto LinkSpec/TrainSpec, profiles, cross-field rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from semsim.scenario.loader import ScenarioError, load_scenario, validate_file
+from semsim.scenario.schema import evaluation_order
+from semsim.systems.base import CSISpec, LinkSpec
+
+MU = """\
+name: mu
+description: multi-user test
+link: {nr: 4, users: 4, csi: {mode: noisy, error_var: noise}, rx_correlation: 0.5}
+snr: {train_db: [0, 20], eval_db: [5, 15]}
+systems:
+  - {name: base, type: toy, params: {cr: 0.5}}
+  - {name: matcher, type: toy, match_cr_of: late}
+  - {name: late, type: toy, match_cr_of: base, train_snr_db: [25, 25]}
+train: {epochs: 3, steps_per_epoch: 7, batch_size: 16, optimizer: adamw}
+profile: quick
+profiles:
+  quick:
+    train: {epochs: 1}
+    data: {test_images: 12}
+    systems: {base: {params: {shrink: 0.5}}}
+  paper:
+    data: {image_size: 64}
+"""
+
+
+def write(tmp_path, text, name="s.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_multi_user_link_maps_onto_linkspec(tmp_path):
+    resolved = load_scenario(write(tmp_path, MU), profile="paper")
+    link = resolved.scenario.link.to_spec()
+    assert link == LinkSpec(num_rx_ant=4, users=4, antennas_per_user=1, fading="block",
+                            rx_correlation=0.5, tx_correlation=0.0,
+                            csi=CSISpec(mode="noisy", pilots=None, error_var=None),
+                            detector="lmmse")
+    assert link.num_tx_ant == 4
+    assert resolved.scenario.data.image_size == 64
+
+
+def test_single_user_ls_pilots_default_to_antennas(tmp_path):
+    text = MU.replace("{nr: 4, users: 4, csi: {mode: noisy, error_var: noise}, "
+                      "rx_correlation: 0.5}", "{nr: 4, nt: 3, csi: ls}")
+    link = load_scenario(write(tmp_path, text)).scenario.link.to_spec()
+    assert (link.num_rx_ant, link.num_tx_ant, link.users) == (4, 3, 1)
+    assert link.csi == CSISpec(mode="ls", pilots=3, error_var=None)
+
+
+def test_train_spec_from_epochs_and_system_snr_override(tmp_path):
+    resolved = load_scenario(write(tmp_path, MU), profile="paper")
+    scenario = resolved.scenario
+    spec = scenario.train.to_spec(scenario.system("late").train_snr_db, seed=5,
+                                  train_batches=99)
+    assert (spec.steps, spec.steps_per_epoch, spec.epochs) == (21, 7, 3)
+    assert (spec.batch_size, spec.optimizer, spec.seed) == (16, "adamw", 5)
+    assert spec.snr_range_db == (25.0, 25.0)
+
+
+def test_default_profile_and_overrides(tmp_path):
+    path = write(tmp_path, MU)
+    quick = load_scenario(path)  # the file's `profile: quick`
+    assert quick.profile == "quick"
+    assert quick.scenario.train.epochs == 1
+    assert quick.scenario.data.test_images == 12
+    # params merged key by key: shrink from the profile, cr from the base entry
+    assert quick.scenario.system("base").params == {"cr": 0.5, "shrink": 0.5,
+                                                    "interrupt_at_step": None}
+    assert quick.params["base"].shrink == 0.5
+    paper = load_scenario(path, profile="paper")
+    assert paper.scenario.train.epochs == 3 and paper.scenario.data.test_images is None
+
+
+def test_undefined_profile_is_an_error(tmp_path):
+    path = write(tmp_path, MU.split("profile: quick")[0])
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path, profile="paper")
+    assert err.value.lines() == [
+        f"{path}: profile: profile 'paper' is not defined in this file (profiles: none; "
+        "allowed names: quick, paper)"]
+
+
+def test_evaluation_order_puts_matched_systems_first(tmp_path):
+    scenario = load_scenario(write(tmp_path, MU)).scenario
+    assert [s.name for s in evaluation_order(scenario.systems)] == ["base", "late", "matcher"]
+
+
+def test_match_cr_of_cycle_is_reported(tmp_path):
+    text = MU.replace("{name: base, type: toy, params: {cr: 0.5}}",
+                      "{name: base, type: toy, match_cr_of: matcher}")
+    problems, _ = validate_file(write(tmp_path, text))
+    assert [str(p) for p in problems] == [
+        "systems: match_cr_of forms a cycle: base -> matcher -> late -> base"]
+
+
+def test_profile_only_problem_is_tagged(tmp_path):
+    text = MU.replace("data: {image_size: 64}", "data: {image_size: 2}")
+    problems, profiles = validate_file(write(tmp_path, text))
+    assert profiles == ["quick", "paper"]
+    assert [str(p) for p in problems] == [
+        "data.image_size: Input should be greater than or equal to 8 (got 2) [profile paper]"]
+
+
+def test_resolved_yaml_loads_back_identically(tmp_path):
+    resolved = load_scenario(write(tmp_path, MU))
+    again = load_scenario(write(tmp_path, resolved.to_yaml(), "resolved.yaml"))
+    assert again.profile is None
+    assert again.to_dict() == resolved.to_dict()
+
+
+def test_multi_user_batches_must_hold_whole_user_groups(tmp_path):
+    text = MU.replace("data: {test_images: 12}", "data: {test_images: 10}")
+    problems, _ = validate_file(write(tmp_path, text))
+    assert [str(p) for p in problems] == [
+        "data.test_images: 10 is not a multiple of link.users (4) [profile quick]"]
+    text = MU.replace("train: {epochs: 3", "eval: {batch_size: 6}\ntrain: {epochs: 3")
+    problems, _ = validate_file(write(tmp_path, text))
+    assert [str(p) for p in problems] == [
+        "eval.batch_size: 6 is not a multiple of link.users (4)"]
+
+
+def test_steps_budget_caps_the_epoch_length(tmp_path):
+    quick = load_scenario(write(tmp_path, MU.replace("train: {epochs: 1}", "train: {steps: 5}")))
+    assert quick.scenario.train.epochs is None  # a profile's steps replace the base epochs
+    spec = quick.scenario.train.to_spec((0.0, 20.0), seed=0, train_batches=99)
+    assert (spec.steps, spec.steps_per_epoch, spec.epochs) == (5, 5, 1)

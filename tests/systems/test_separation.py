@@ -1,0 +1,126 @@
+"""Separation chain and capacity bound on the shared MIMO link."""
+
+import numpy as np
+import pydantic
+import pytest
+import skimage.data
+import tensorflow as tf
+
+from semsim.codecs import HEVCCodec, psnr_db
+from semsim.systems.base import CSISpec, LinkSpec
+from semsim.systems.registry import get_system_type
+from semsim.systems.separation import (
+    LENGTH_FIELD_BITS,
+    CapacityBoundSystem,
+    SeparationSystem,
+    channel_uses_per_image,
+    fallback_mean,
+)
+
+LINK = LinkSpec(num_rx_ant=2, antennas_per_user=2, csi=CSISpec(mode="perfect"))
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    """Eight textured 32x32 crops of skimage's bundled astronaut image."""
+    a = skimage.data.astronaut() / 255.0
+    crops = [a[y : y + 32, x : x + 32] for y in (120, 250) for x in (100, 180, 260, 340)]
+    return np.stack(crops).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def good_channels() -> np.ndarray:
+    """Well-conditioned 2x2 channels (scaled unitary matrices), one per image."""
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.normal(size=(8, 2, 2)) + 1j * rng.normal(size=(8, 2, 2)))
+    return q.astype(np.complex64)
+
+
+def _prepared(system, images):
+    system.prepare(tf.data.Dataset.from_tensor_slices(images).batch(4), None, None, False)
+    return system
+
+
+def test_fallback_mean_is_training_mean(images):
+    data = tf.data.Dataset.from_tensor_slices((images, np.arange(8))).batch(3)
+    np.testing.assert_allclose(fallback_mean(data), images.astype(np.float64).mean(axis=(0, 1, 2)), rtol=1e-6)
+
+
+def test_high_snr_reproduces_codec_exactly(images, good_channels):
+    system = _prepared(SeparationSystem(LINK, code="ldpc5g", modulation="16qam", cr=0.2), images)
+    result = system.transmit(images, 60.0, h=good_channels)
+    assert not result.extras["failed"].any()
+    # Independent reference: the codec alone at the largest quality fitting each share.
+    uses = channel_uses_per_image(0.2, (32, 32), 2)  # 307 channel uses of 2 antennas
+    share = uses * 2 * 4 // 2  # one rate-1/2 5G codeword per image
+    codec = HEVCCodec()
+    for image, rec, bits in zip(images, result.images_hat, result.extras["source_bits"], strict=True):
+        enc = codec.encode_to_fit(image, share - LENGTH_FIELD_BITS)
+        np.testing.assert_array_equal(rec, codec.decode(enc.payload, (32, 32)))
+        assert bits == enc.bits + LENGTH_FIELD_BITS
+    np.testing.assert_allclose(result.cr, 2 * uses * 2 / 3072, rtol=1e-6)
+
+
+def test_low_snr_falls_back(images):
+    system = _prepared(SeparationSystem(LINK, code="ldpc5g", modulation="64qam", cr=0.2), images)
+    result = system.transmit(images, -20.0)
+    assert result.extras["failed"].all()
+    np.testing.assert_allclose(result.images_hat, np.broadcast_to(system.fallback, images.shape))
+
+
+@pytest.mark.parametrize("cr", [0.05, 1 / 3])
+def test_cr_never_exceeds_target(images, cr):
+    system = _prepared(SeparationSystem(LINK, codec="jpeg", code="dvbs2", frame="short"), images)
+    batch = np.concatenate([images] * 8)  # 64 images: enough for short frames at low CR
+    result = system.transmit(batch, 40.0, target_cr=cr)
+    assert np.all(result.cr <= cr + 1e-7)
+    m = result.extras["bits_per_symbol"][0]
+    # Loss is below one codeword of symbols spread over the batch.
+    assert np.all(result.cr > cr - 2 * 16200 / m / len(batch) / 3072 - 2 * 2 / 3072)
+
+
+def test_dvbs2_needs_a_full_codeword(images):
+    system = _prepared(SeparationSystem(LINK, code="dvbs2", frame="normal", cr=0.1), images)
+    with pytest.raises(ValueError, match="fewer than one dvbs2 codeword"):
+        system.transmit(images, 10.0)
+
+
+def test_auto_modulation_follows_threshold_table():
+    system = SeparationSystem(LINK, required_snr_db={"qpsk": 1, "16qam": 5, "64qam": 9, "256qam": 14})
+    picks = [system.choose_modulation(s) for s in (-5, 1, 6, 9, 13.9, 30)]
+    assert picks == ["qpsk", "qpsk", "16qam", "64qam", "64qam", "256qam"]
+    assert SeparationSystem(LINK, modulation="qpsk").choose_modulation(30) == "qpsk"
+
+
+def test_capacity_bits_match_eigenvalues():
+    h = (np.random.default_rng(0).normal(size=(5, 2, 2, 2)) @ [1, 1j]) / np.sqrt(2)
+    bits = CapacityBoundSystem(LINK, cr=0.2).capacity_bits(h, 10.0, uses=100)
+    lam = np.linalg.eigvalsh(np.einsum("bij,bkj->bik", h, h.conj()))
+    np.testing.assert_allclose(bits, 100 * np.log2(1 + 10.0 / 2 * lam).sum(axis=1), rtol=1e-9)
+
+
+def test_capacity_bound_above_practical_chain(images):
+    h = ((np.random.default_rng(7).normal(size=(8, 2, 2, 2)) @ [1, 1j]) / np.sqrt(2)).astype(np.complex64)
+    bound = _prepared(CapacityBoundSystem(LINK, cr=0.2), images)
+    chain = _prepared(SeparationSystem(LINK, code="ldpc5g", cr=0.2), images)
+    for snr in (0.0, 10.0, 20.0):
+        ub = bound.transmit(images, snr, h=h)
+        practical = chain.transmit(images, snr, h=h)
+        psnr_ub = np.mean([psnr_db(a, b) for a, b in zip(images, ub.images_hat, strict=True)])
+        psnr_pr = np.mean([psnr_db(a, b) for a, b in zip(images, practical.images_hat, strict=True)])
+        assert psnr_ub >= psnr_pr, (snr, psnr_ub, psnr_pr)
+        np.testing.assert_allclose(ub.cr, practical.cr, rtol=1e-6)
+
+
+def test_registry_and_errors(images):
+    spec = get_system_type("separation")
+    system = spec.factory(spec.params(codec="jpeg2000", code="ldpc5g"), LINK, (32, 32), 0)
+    assert system.codec.name == "jpeg2000" and system.cr is None
+    with pytest.raises(pydantic.ValidationError):
+        spec.params(codec="bpg")
+    with pytest.raises(ValueError, match="no target CR"):
+        _prepared(system, images).transmit(images, 10.0)
+    with pytest.raises(RuntimeError, match="prepare"):
+        SeparationSystem(LINK, cr=0.2, code="ldpc5g").transmit(images, -30.0)
+    cap = get_system_type("capacity_bound")
+    assert cap.factory(cap.params(cr=0.1), LINK, (32, 32), 0).cr == 0.1
