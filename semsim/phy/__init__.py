@@ -33,3 +33,10 @@ __all__ = [
 ]
 
 # Digital chain (QAM, LDPC, DVB-S2, DigitalLink): appended below.
+
+from semsim.phy.digital import DigitalLink  # noqa: E402
+from semsim.phy.dvbs2 import DVBS2LDPCCodec  # noqa: E402
+from semsim.phy.ldpc import LDPC5GCodec  # noqa: E402
+from semsim.phy.qam import QAMDemapper, QAMMapper  # noqa: E402
+
+__all__ += ["QAMMapper", "QAMDemapper", "LDPC5GCodec", "DVBS2LDPCCodec", "DigitalLink"]
