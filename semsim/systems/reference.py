@@ -1,0 +1,446 @@
+"""The reference system: channel- and content-adaptive Swin deep JSCC over a MIMO link.
+
+Data flow for one image ``X`` ``[H, W, 3]`` (``f = patch_size * 2**(stages - 1)``, 4 by default):
+
+1. The receiver feeds back ``H_hat`` ``[Nr, Nt]`` and the SNR estimate
+   (:meth:`semsim.phy.AnalogLink.observe`); :class:`ChannelStateEncoder` maps them to ``c``
+   (``channel_embed_dim``, 32).
+2. :class:`SwinEncoder` (CCAM after every block, conditioned on ``c``) gives ``Z0``
+   ``[h, w, C]`` with ``h = H / f``, ``w = W / f``: ``C`` feature maps of ``N = h w`` real
+   symbols each (symbol index ``j = row * w + col``).
+3. :func:`entropy_2d` of each map (no gradient) -> ``EN`` ``[C]``; ``MLP(concat(EN, c))`` ->
+   ``e`` (``entropy_embed_dim``, 64).
+4. Policy 1 (:class:`CountPolicy`, ``C + 1`` choices) on ``concat(mean_j Z0, e)`` -> map mask
+   ``m1`` ``[C]`` (prefix of ones).
+5. Policy 2 (``N + 1`` choices) on ``concat(mean_i m1_i Z0_i, e)`` (mean over all ``C`` maps of
+   the masked maps) -> symbol mask ``m2`` ``[N]``, shared by all maps. ``M[i, j] = m1[i] m2[j]``.
+6. Transmit arrangement: map ``i``'s reals ``(2t, 2t + 1)`` form complex symbol ``t`` (re, im;
+   a zero real is appended to odd ``N``); the ``C * ceil(N/2)`` complex symbols, map-major,
+   are dealt round-robin over the antennas: flat index ``u`` goes to antenna ``u % Nt`` at
+   channel use ``u // Nt`` (``L = ceil(C ceil(N/2) / Nt)``, trailing entries zero). A complex
+   entry is sent when either of its reals is kept; only sent entries count in the power
+   normalization. Detection is LMMSE (or ZF) with ``H_hat``; the receiver undoes the
+   arrangement and zero-pads the pruned positions (it knows ``M`` from the side information).
+7. Compensation slot (``"none"``: identity) -> :class:`SwinDecoder` (mirror, CCAM on ``c``)
+   -> ``X_hat`` in ``(0, 1)``.
+
+Gradients: the policies' masks are straight-through (exact 0/1 forward). Kept symbols pass
+their mask gradient through the channel; for pruned ones, which the PHY zeroes together with
+their gradient, :func:`_pruned_symbol_probe` supplies the gradient of an error-free channel.
+Both policies start biased towards keeping most symbols (``policy_prior_slope``): from a
+uniform start the untrained decoder makes extra symbols look harmful and the policies
+collapse to sending almost nothing.
+
+Rate and side information: ``CR = k1 k2 / (3 H W)`` with ``k1`` kept maps and ``k2`` kept
+symbols per map, so ``CR_max = C / (3 f^2)`` (``C / 48`` for ``f = 4``). The receiver needs
+the pair ``(k1, k2)`` (one cut-off index into ``(C + 1)(N + 1)`` choices) to rebuild ``M``;
+this side information is excluded from CR and reported separately by
+:func:`side_info_bits` (its empirical entropy over a test set).
+
+Loss: :func:`semsim.semantic.losses.rate_distortion_loss` with ``Z0`` the encoder output
+before masking, scaled by the same per-image power-normalization factor as the sent symbols
+(so it lives at the receiver's scale), as a fixed target, and ``Z_refined`` the compensation
+slot's output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any, Literal
+
+import keras
+import numpy as np
+import pydantic
+import tensorflow as tf
+
+from semsim.metrics import empirical_entropy_bits
+from semsim.phy import AnalogLink, CSISpec, LinkSpec
+from semsim.phy.utils import complex_to_reals, reals_to_complex
+from semsim.semantic.channel_state import ChannelStateEncoder
+from semsim.semantic.entropy import entropy_2d
+from semsim.semantic.losses import SNR_WEIGHTS, rate_distortion_loss
+from semsim.semantic.policy import (
+    CountPolicy,
+    Schedule,
+    TemperatureAnnealing,
+    check_temperatures,
+)
+from semsim.semantic.swin import SwinDecoder, SwinEncoder
+from semsim.systems.keras_system import KerasSystem
+from semsim.systems.registry import register_system
+
+TYPE_NAME = "reference"
+
+
+class ReferenceParams(pydantic.BaseModel):
+    """Parameters of the reference system (a scenario's ``params:``; unknown keys are errors).
+
+    Sizes: ``num_maps`` is ``C``; ``encoder_*``/``decoder_*`` list per-stage widths, block
+    counts and heads (paper sizes by default); ``window_size`` is the attention window in
+    tokens (4 suits the 16x16 and 8x8 grids of 32x32 images). Loss: ``lam`` (rate weight
+    lambda), ``mu`` (feature-consistency weight), ``beta`` and ``snr_weight`` (``w(SNR)``, see
+    :mod:`semsim.semantic.losses`), ``snr_range_db`` (training SNRs are drawn from it and ``w``
+    is normalized by it). Gumbel-Softmax temperature: ``temperature_initial`` annealed to
+    ``temperature_final`` over ``temperature_anneal_steps`` optimizer steps by
+    ``temperature_schedule``. ``policy_prior_slope``: initial preference of both policies for
+    larger counts (see :class:`CountPolicy`; 5 starts at about 80 % of the maximum).
+    ``compensation``: name for
+    ``semsim.semantic.compensation.build_compensation`` (``"none"``: identity) with
+    ``compensation_options`` as keyword arguments.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    num_maps: int = pydantic.Field(16, ge=1)
+    encoder_dims: tuple[int, ...] = (96, 128)
+    encoder_depths: tuple[int, ...] = (2, 4)
+    encoder_heads: tuple[int, ...] = (6, 8)
+    decoder_dims: tuple[int, ...] = (128, 96)
+    decoder_depths: tuple[int, ...] = (4, 2)
+    decoder_heads: tuple[int, ...] = (8, 6)
+    window_size: int = pydantic.Field(4, ge=1)
+    patch_size: int = pydantic.Field(2, ge=1)
+    mlp_ratio: float = pydantic.Field(4.0, gt=0)
+    channel_embed_dim: int = pydantic.Field(32, ge=1)
+    entropy_embed_dim: int = pydantic.Field(64, ge=1)
+    entropy_levels: int = pydantic.Field(256, ge=2)
+    hidden_units: int = pydantic.Field(64, ge=1)
+    lam: float = pydantic.Field(0.02, ge=0)
+    mu: float = pydantic.Field(0.0, ge=0)
+    beta: float = pydantic.Field(1.0, ge=0)
+    snr_weight: Literal["linear", "constant"] = "linear"
+    snr_range_db: tuple[float, float] = (0.0, 20.0)
+    temperature_initial: float = pydantic.Field(5.0, gt=0)
+    temperature_final: float = pydantic.Field(0.5, gt=0)
+    temperature_anneal_steps: int = pydantic.Field(10_000, ge=1)
+    temperature_schedule: Schedule = "exponential"
+    policy_prior_slope: float = 5.0
+    compensation: str = "none"
+    compensation_options: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+    @pydantic.model_validator(mode="after")
+    def _check(self):
+        if len(self.encoder_dims) != len(self.decoder_dims):
+            raise ValueError(
+                f"encoder_dims {self.encoder_dims} and decoder_dims {self.decoder_dims} must "
+                "have as many stages (the decoder mirrors the encoder's resolutions)"
+            )
+        if self.snr_range_db[1] < self.snr_range_db[0]:
+            raise ValueError(f"snr_range_db must be (low, high), got {self.snr_range_db}")
+        return self
+
+
+def link_to_dict(link) -> dict:
+    """A :class:`LinkSpec` (from ``semsim.phy`` or ``semsim.systems.base``) as a JSON dict."""
+    return dataclasses.asdict(link)
+
+
+def link_from_dict(config: dict) -> LinkSpec:
+    """Inverse of :func:`link_to_dict`."""
+    config = dict(config)
+    config["csi"] = CSISpec(**config.get("csi", {}))
+    return LinkSpec(**config)
+
+
+def side_info_bits(kept_maps, kept_symbols) -> float:
+    """Side information per image (bits): the empirical entropy of the cut-off pairs
+    ``(kept_maps, kept_symbols)`` ``[num_images]`` over a test set (the cost of entropy-coding
+    the index the receiver needs to rebuild the mask; not included in CR)."""
+    return empirical_entropy_bits(np.rint(kept_maps), np.rint(kept_symbols))
+
+
+def _pad_odd(t: tf.Tensor) -> tf.Tensor:
+    """Append one zero real to each map of ``t`` ``[B, C, N]`` when ``N`` is odd."""
+    return tf.pad(t, [[0, 0], [0, 0], [0, t.shape[2] % 2]])
+
+
+def _deal(per_map: tf.Tensor, num_tx_ant: int) -> tf.Tensor:
+    """``[B, C, M]`` entries, map-major, dealt round-robin over antennas -> ``[B, Nt, L]``."""
+    flat = tf.reshape(per_map, [-1, per_map.shape[1] * per_map.shape[2]])
+    uses = -(-flat.shape[1] // num_tx_ant)
+    flat = tf.pad(flat, [[0, 0], [0, uses * num_tx_ant - flat.shape[1]]])
+    return tf.transpose(tf.reshape(flat, [-1, uses, num_tx_ant]), [0, 2, 1])
+
+
+def arrange_symbols(z: tf.Tensor, num_tx_ant: int) -> tf.Tensor:
+    """Masked maps -> transmit matrix (see the module docstring, step 6).
+
+    ``z`` float32 ``[B, C, N]`` (map-major reals) -> complex64 ``[B, Nt, L]``.
+    """
+    return _deal(reals_to_complex(_pad_odd(z)), num_tx_ant)
+
+
+def disarrange_symbols(x: tf.Tensor, num_maps: int, num_symbols: int) -> tf.Tensor:
+    """Inverse of :func:`arrange_symbols`: complex64 ``[B, Nt, L]`` -> float32 ``[B, C, N]``."""
+    per_map = (num_symbols + 1) // 2
+    flat = tf.reshape(tf.transpose(x, [0, 2, 1]), [-1, x.shape[1] * x.shape[2]])
+    symbols = tf.reshape(flat[:, : num_maps * per_map], [-1, num_maps, per_map])
+    return complex_to_reals(symbols)[..., :num_symbols]
+
+
+def sent_complex_mask(mask: tf.Tensor, num_tx_ant: int) -> tf.Tensor:
+    """Real-symbol mask ``[B, C, N]`` -> float32 ``[B, Nt, L]``: 1 where the complex entry
+    carries at least one kept real (same arrangement as :func:`arrange_symbols`)."""
+    mask = _pad_odd(mask)
+    return _deal(tf.maximum(mask[..., 0::2], mask[..., 1::2]), num_tx_ant)
+
+
+def _pruned_symbol_probe(symbols: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Straight-through path for the gradient of pruned positions; exactly zero forward.
+
+    The PHY forces unsent entries (and so their gradients) to zero, so the loss would carry
+    no information on whether keeping one more map or symbol helps. At pruned positions
+    (``mask == 0``) this term makes ``d loss / d mask`` equal ``symbols * d loss / d z_hat``,
+    i.e. as if the symbol had been received error-free at the transmit scale; at sent
+    positions it is zero and the masks' gradients come through the channel. ``symbols``,
+    ``mask``: float32 ``[B, C, N]``; neither ``symbols`` nor the weighting gets gradients here.
+    """
+    probe = tf.stop_gradient(symbols) * mask
+    return (1.0 - tf.stop_gradient(mask)) * (probe - tf.stop_gradient(probe))
+
+
+@keras.saving.register_keras_serializable(package="semsim")
+class ReferenceModel(keras.Model):
+    """The reference system as a Keras model (convention of :mod:`semsim.systems.keras_system`).
+
+    Parameters
+    ----------
+    params : ReferenceParams | dict
+    link : LinkSpec | dict
+        Single-user link with block fading or no fading (the transmitter adapts to one
+        ``H_hat`` per image).
+    image_size : (int, int)
+        ``(H, W)``, multiples of the encoder's downsampling factor.
+    seed : int
+        Seeds the policies' Gumbel noise.
+
+    ``call(inputs, training=False)``: ``inputs`` dict ``"image"`` ``[B, H, W, 3]`` float32 in
+    ``[0, 1]``, ``"snr_db"`` ``[B]`` float32 (dB), optional ``"h"`` ``[B, Nr, Nt]`` complex64.
+    Returns ``"image_hat"`` ``[B, H, W, 3]``, ``"cr"`` ``[B]``, ``"kept_maps"`` ``[B]`` and
+    ``"kept_symbols"`` ``[B]`` (real symbols kept per kept map), all float32.
+    """
+
+    def __init__(self, params, link, image_size, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.params = params if isinstance(params, ReferenceParams) else ReferenceParams(**params)
+        self.link_spec = link if not isinstance(link, dict) else link_from_dict(link)
+        if self.link_spec.users != 1:
+            raise ValueError(f"the reference system is single-user, got users={link.users}")
+        if self.link_spec.fading not in ("block", "none"):
+            raise ValueError(
+                f"link fading must be 'block' or 'none' (one H_hat per image), got {self.link_spec.fading!r}"
+            )
+        p = self.params
+        check_temperatures(
+            p.temperature_initial,
+            p.temperature_final,
+            p.temperature_anneal_steps,
+            p.temperature_schedule,
+        )
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.seed = int(seed)
+        factor = p.patch_size * 2 ** (len(p.encoder_dims) - 1)
+        height, width = self.image_size
+        if height % factor or width % factor or min(height, width) < factor:
+            raise ValueError(
+                f"image_size must be positive multiples of {factor} (patch_size * "
+                f"2**(stages - 1)), got {self.image_size}"
+            )
+        self.grid = (height // factor, width // factor)
+        self.num_symbols = self.grid[0] * self.grid[1]
+        self.num_tx_ant = self.link_spec.num_tx_ant
+        self.analog = AnalogLink(self.link_spec, name="analog_link")
+        self.channel_encoder = ChannelStateEncoder(p.channel_embed_dim, p.hidden_units, name="channel_state")
+        swin = dict(
+            window_size=p.window_size,
+            patch_size=p.patch_size,
+            mlp_ratio=p.mlp_ratio,
+            conditioned=True,
+        )
+        self.encoder = SwinEncoder(
+            p.num_maps, p.encoder_dims, p.encoder_depths, p.encoder_heads, **swin, name="encoder"
+        )
+        self.decoder = SwinDecoder(p.decoder_dims, p.decoder_depths, p.decoder_heads, **swin, name="decoder")
+        self.entropy_mlp = [
+            keras.layers.Dense(p.hidden_units, activation="relu", name="entropy_hidden"),
+            keras.layers.Dense(p.entropy_embed_dim, name="entropy_out"),
+        ]
+        self.map_policy = CountPolicy(
+            p.num_maps, p.hidden_units, seed, p.policy_prior_slope, name="map_policy"
+        )
+        self.symbol_policy = CountPolicy(
+            self.num_symbols, p.hidden_units, seed + 1, p.policy_prior_slope, name="symbol_policy"
+        )
+        self.compensation = self._build_compensation()
+        self.temperature = self.add_weight(
+            name="temperature",
+            shape=(),
+            initializer=keras.initializers.Constant(p.temperature_initial),
+            trainable=False,
+        )
+        self.trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("loss", "mse", "rate", "feature", "cr", "psnr")
+        }
+
+    def _build_compensation(self):
+        p = self.params
+        if p.compensation == "none":
+            return None
+        module = importlib.import_module("semsim.semantic.compensation")
+        return module.build_compensation(
+            p.compensation,
+            num_channels=p.num_maps,
+            cond_dim=p.channel_embed_dim,
+            grid_size=self.grid,
+            **p.compensation_options,
+        )
+
+    def build(self, inputs_shape=None):
+        """Create every weight with one forward pass on a dummy image (batch of 1)."""
+        height, width = self.image_size
+        self.forward_with_latents(
+            {"image": tf.zeros([1, height, width, 3]), "snr_db": tf.zeros([1])}, training=False
+        )
+
+    def _check_inputs(self, inputs) -> None:
+        if not isinstance(inputs, dict) or "image" not in inputs or "snr_db" not in inputs:
+            raise ValueError("inputs must be a dict with 'image' and 'snr_db' (and optional 'h')")
+        unknown = set(inputs) - {"image", "snr_db", "h"}
+        if unknown:
+            raise ValueError(
+                f"unsupported inputs {sorted(unknown)} (the reference system takes image, "
+                "snr_db and h; it cannot match a target CR)"
+            )
+        shape = tuple(inputs["image"].shape[1:])
+        if shape != (*self.image_size, 3):
+            raise ValueError(
+                f"image must be [B, {self.image_size[0]}, {self.image_size[1]}, 3], "
+                f"got {inputs['image'].shape}"
+            )
+
+    def forward_with_latents(self, inputs, training: bool) -> dict[str, tf.Tensor]:
+        self._check_inputs(inputs)
+        image = tf.cast(inputs["image"], tf.float32)
+        batch = tf.shape(image)[0]
+        snr_db = tf.broadcast_to(tf.cast(inputs["snr_db"], tf.float32), [batch])
+        c_maps, n_sym = self.params.num_maps, self.num_symbols
+
+        state = self.analog.observe(batch, snr_db, h=inputs.get("h"))
+        c = self.channel_encoder(state.h_hat, state.snr_hat_db)
+        z0 = self.encoder(image, c)  # [B, h, w, C]
+        e = tf.concat([entropy_2d(z0, self.params.entropy_levels), c], axis=-1)
+        e = self.entropy_mlp[1](self.entropy_mlp[0](e))
+
+        maps = tf.reshape(tf.transpose(z0, [0, 3, 1, 2]), [-1, c_maps, n_sym])  # [B, C, N]
+        m1, _ = self.map_policy(
+            tf.reduce_mean(maps, axis=2), e, temperature=self.temperature, training=training
+        )
+        selected = maps * m1[:, :, None]
+        m2, _ = self.symbol_policy(
+            tf.reduce_mean(selected, axis=1), e, temperature=self.temperature, training=training
+        )
+        mask = m1[:, :, None] * m2[:, None, :]  # [B, C, N]
+
+        x = arrange_symbols(maps * mask, self.num_tx_ant)
+        # The PHY mask only selects entries; gradients reach the masks through maps * mask.
+        sent = tf.stop_gradient(sent_complex_mask(mask, self.num_tx_ant))
+        x_hat, _, _ = self.analog.transmit(x, state, snr_db, mask=sent)
+        z_hat = disarrange_symbols(x_hat, c_maps, n_sym) * tf.stop_gradient(mask)
+
+        # Per-image power-normalization factor of the sent symbols (as applied by the PHY).
+        energy = tf.reduce_sum(tf.square(maps * mask), axis=[1, 2])
+        count = tf.reduce_sum(sent, axis=[1, 2])
+        scale = tf.sqrt(tf.math.divide_no_nan(count * self.analog.symbol_energy, energy))
+        z_hat = z_hat + _pruned_symbol_probe(maps * scale[:, None, None], mask)
+        to_grid = lambda t: tf.transpose(tf.reshape(t, [-1, c_maps, *self.grid]), [0, 2, 3, 1])
+        z_refined = to_grid(z_hat)
+        if self.compensation is not None:
+            z_refined = self.compensation(z_refined, c)
+        image_hat = self.decoder(z_refined, c)
+        kept_maps, kept_symbols = tf.reduce_sum(m1, -1), tf.reduce_sum(m2, -1)
+        height, width = self.image_size
+        return {
+            "image_hat": image_hat,
+            "cr": kept_maps * kept_symbols / (3.0 * height * width),
+            "kept_maps": kept_maps,
+            "kept_symbols": kept_symbols,
+            "z0": z0 * scale[:, None, None, None],
+            "z_refined": z_refined,
+        }
+
+    def call(self, inputs, training=False):
+        out = self.forward_with_latents(inputs, training=bool(training))
+        return {k: out[k] for k in ("image_hat", "cr", "kept_maps", "kept_symbols")}
+
+    def loss_terms(self, inputs, out) -> dict[str, tf.Tensor]:
+        p = self.params
+        return rate_distortion_loss(
+            tf.cast(inputs["image"], tf.float32),
+            out["image_hat"],
+            out["cr"],
+            tf.broadcast_to(tf.cast(inputs["snr_db"], tf.float32), tf.shape(out["cr"])),
+            out["z0"],
+            out["z_refined"],
+            p.lam,
+            p.mu,
+            p.beta,
+            p.snr_range_db,
+            SNR_WEIGHTS[p.snr_weight],
+        )
+
+    def _track_metrics(self, terms, inputs, out) -> dict[str, tf.Tensor]:
+        mse = tf.reduce_mean(
+            tf.square(tf.cast(inputs["image"], tf.float32) - out["image_hat"]), axis=[1, 2, 3]
+        )
+        psnr = 10.0 * tf.math.log(1.0 / tf.maximum(mse, 1e-12)) / tf.math.log(10.0)
+        values = {**terms, "cr": tf.reduce_mean(out["cr"]), "psnr": tf.reduce_mean(psnr)}
+        for name, tracker in self.trackers.items():
+            tracker.update_state(values[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            out = self.forward_with_latents(data, training=True)
+            terms = self.loss_terms(data, out)
+        grads = tape.gradient(terms["loss"], self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return self._track_metrics(terms, data, out)
+
+    def test_step(self, data):
+        out = self.forward_with_latents(data, training=False)
+        return self._track_metrics(self.loss_terms(data, out), data, out)
+
+    def training_callbacks(self, steps_per_epoch: int) -> list[keras.callbacks.Callback]:
+        """Gumbel-Softmax temperature annealing (the schedule counts optimizer steps, so
+        ``steps_per_epoch`` does not change it)."""
+        p = self.params
+        return [
+            TemperatureAnnealing(
+                p.temperature_initial,
+                p.temperature_final,
+                p.temperature_anneal_steps,
+                p.temperature_schedule,
+            )
+        ]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "params": self.params.model_dump(mode="json"),
+            "link": link_to_dict(self.link_spec),
+            "image_size": list(self.image_size),
+            "seed": self.seed,
+        }
+
+
+@register_system(TYPE_NAME, params=ReferenceParams)
+def build(params: ReferenceParams, link, image_size: tuple[int, int], seed: int) -> KerasSystem:
+    """Channel- and content-adaptive Swin JSCC with learned map selection and symbol pruning
+    (2D-entropy-aware Gumbel-Softmax policies) over a MIMO link with LMMSE detection."""
+    model = ReferenceModel(params, link, image_size, seed)
+    return KerasSystem(model, TYPE_NAME, snr_range_db=params.snr_range_db)
