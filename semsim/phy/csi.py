@@ -21,7 +21,7 @@ import tensorflow as tf
 from sionna.phy.utils import complex_normal
 
 from semsim.phy.layer import PhyLayer
-from semsim.phy.utils import expand_batch, linear_to_db, per_example
+from semsim.phy.utils import as_complex, expand_batch, linear_to_db, per_example
 
 CSI_MODES = ("perfect", "ls", "noisy")
 
@@ -147,7 +147,7 @@ class NoisyCSI(PhyLayer):
         h = tf.cast(h, tf.complex64)
         no = per_example(no, tf.shape(h)[0], "no")
         var = no if self.error_var is None else tf.fill(tf.shape(no), self.error_var)
-        scale = tf.cast(tf.sqrt(expand_batch(var, h.shape.rank)), tf.complex64)
+        scale = as_complex(tf.sqrt(expand_batch(var, h.shape.rank)))
         h_hat = h + complex_normal(tf.shape(h)) * scale
         return h_hat, _snr_db_from_gain(_channel_energy(h_hat), h, no)
 

@@ -23,7 +23,7 @@ from sionna.phy.mimo import lmmse_matrix
 from sionna.phy.utils import matrix_pinv
 
 from semsim.phy.layer import PhyLayer
-from semsim.phy.utils import per_example
+from semsim.phy.utils import as_complex, per_example
 
 
 def _blocks(y, h):
@@ -85,17 +85,17 @@ class LMMSEDetector(_LinearDetector):
         if h.shape[-2] is not None and h.shape[-1] is not None and h.shape[-2] >= h.shape[-1]:
             # Nr >= Nt: the Nt x Nt form (H^H H + no I)^-1 H^H, computed by Sionna on the
             # noise-whitened channel, stays well conditioned as no -> 0.
-            inv_std = tf.cast(tf.math.rsqrt(tf.maximum(no, 1e-30)), tf.complex64)[:, tf.newaxis, tf.newaxis, tf.newaxis]
+            inv_std = as_complex(tf.math.rsqrt(tf.maximum(no, 1e-30)))[:, tf.newaxis, tf.newaxis, tf.newaxis]
             g = lmmse_matrix(h * inv_std) * inv_std
         else:
             eye = tf.eye(tf.shape(h)[-2], dtype=tf.complex64)
-            s = tf.cast(no, tf.complex64)[:, tf.newaxis, tf.newaxis, tf.newaxis] * eye
+            s = as_complex(no)[:, tf.newaxis, tf.newaxis, tf.newaxis] * eye
             g = lmmse_matrix(h, tf.broadcast_to(s, tf.concat([tf.shape(h)[:-1], tf.shape(h)[-2:-1]], 0)))
         gy = tf.matmul(g, y)
         d = tf.math.real(tf.linalg.diag_part(tf.matmul(g, h)))
         d = tf.maximum(d, 1e-12)
         if self.unbiased:
-            return gy / tf.cast(d[..., tf.newaxis], tf.complex64), 1.0 / d - 1.0
+            return gy / as_complex(d[..., tf.newaxis]), 1.0 / d - 1.0
         # Biased MMSE estimate: error variance 1 - d per unit-energy symbol.
         return gy, tf.maximum(1.0 - d, 0.0)
 

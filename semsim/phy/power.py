@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from semsim.phy.layer import PhyLayer
+from semsim.phy.utils import as_complex
 
 
 class PowerNormalization(PhyLayer):
@@ -42,13 +43,13 @@ class PowerNormalization(PhyLayer):
         if sent_mask is None:
             sent_mask = tf.ones_like(tf.math.real(x))
         mask = tf.broadcast_to(tf.cast(sent_mask, tf.float32), tf.shape(x))
-        x = x * tf.cast(mask, tf.complex64)
+        x = x * as_complex(mask)
         energy = tf.reduce_sum(tf.abs(x) ** 2, axis=axes, keepdims=True)
         count = tf.reduce_sum(mask, axis=axes, keepdims=True)
         mean_power = tf.math.divide_no_nan(energy, count)
         # An example with nothing sent stays all-zero (and has a finite gradient).
         scale = tf.where(mean_power > 0, tf.sqrt(self.power / tf.maximum(mean_power, 1e-30)), 0.0)
-        return x * tf.cast(scale, tf.complex64)
+        return x * as_complex(scale)
 
     def get_config(self):
         return {**super().get_config(), "power": self.power, "axes": self.axes}

@@ -48,3 +48,13 @@ def per_example(value: tf.Tensor, batch_size: tf.Tensor, name: str) -> tf.Tensor
 def expand_batch(value: tf.Tensor, rank: int) -> tf.Tensor:
     """Append singleton axes to a ``[B]`` tensor until it has ``rank`` axes."""
     return tf.reshape(value, tf.concat([tf.shape(value), tf.ones([rank - 1], tf.int32)], 0))
+
+
+def as_complex(x: tf.Tensor) -> tf.Tensor:
+    """Real float32 tensor -> complex64 with zero imaginary part.
+
+    Unlike ``tf.cast``, its gradient takes the real part explicitly, so TensorFlow does
+    not warn about discarding imaginary parts when gradients flow back to ``x``.
+    """
+    x = tf.cast(x, tf.float32)
+    return tf.complex(x, tf.zeros_like(x))

@@ -9,16 +9,20 @@ features, concatenated with the SNR in dB, through ``Dense(hidden, ReLU)`` and
 ``Dense(C, sigmoid)``, scales the feature channels (``hidden = max(4, C // 4)``).
 
 Channel mapping (:class:`LatentLink`)
-    The latent ``[B, H/4, W/4, c]`` is flattened (row-major) into ``2N`` reals,
-    ``N = H W c / 32``, paired into ``N`` complex symbols
-    (:func:`semsim.phy.reals_to_complex`) and laid out on the ``Nt`` transmit antennas
-    as ``[B, Nt, L]``, ``L = ceil(N / Nt)`` (symbol ``n`` on antenna ``n // L``,
-    channel use ``n % L``); the ``Nt L - N`` trailing slots are not sent (zero, masked).
-    :class:`semsim.phy.AnalogLink` normalizes the power per image over the sent symbols,
-    applies the channel (the given ``h`` or a fresh draw) and detects with the
-    scenario's CSI and detector (LMMSE). On multi-user links ``[B, Nt, L]`` is viewed as
-    ``[B, K, A, L]`` (one power constraint per user). The ADJSCC receiver and
-    transmitter use the fed-back SNR estimate (``ChannelState.snr_hat_db``).
+    The latent ``[B, H/4, W/4, c]`` of each image is flattened (row-major) into ``2N``
+    reals, ``N = H W c / 32``, paired into ``N`` complex symbols
+    (:func:`semsim.phy.reals_to_complex`) and laid out on the ``A`` transmit antennas of
+    the image's sender as ``[A, L]``, ``L = ceil(N / A)`` (symbol ``n`` on antenna
+    ``n // L``, channel use ``n % L``); the ``A L - N`` trailing slots are not sent (zero,
+    masked). Single user: ``A = Nt``, the block is ``[B, Nt, L]``. Multi-user uplink
+    (``K`` users of ``A`` antennas): image ``n`` is sent by user ``n % K`` in channel
+    realization ``n // K`` (:mod:`semsim.systems.users`), so the block is
+    ``[B/K, K, A, L]``, every user sending its own image at the same CR, with one power
+    constraint per user. :class:`semsim.phy.AnalogLink` normalizes the power per image
+    over the sent symbols, applies the channel (the given ``h`` of each realization or a
+    fresh draw) and detects all users jointly with the scenario's CSI and detector
+    (LMMSE). The ADJSCC receiver and transmitter use the fed-back SNR estimate of the
+    image's realization (``ChannelState.snr_hat_db``).
 
 CR = ``2N / (3HW) = c / 48`` exactly (real data symbols; pilots are not counted).
 """
@@ -32,6 +36,7 @@ import pydantic
 import tensorflow as tf
 
 from semsim.phy import AnalogLink, complex_to_reals, reals_to_complex
+from semsim.systems import users as users_lib
 from semsim.systems.base import CSISpec, LinkSpec
 from semsim.systems.keras_system import KerasSystem
 from semsim.systems.registry import register_system
@@ -74,13 +79,15 @@ def _static_size(z) -> int:
 
 
 class LatentLink(keras.layers.Layer):
-    """Real latent ``[B, ...]`` -> complex symbols on the MIMO link -> detected latent.
+    """Real latent ``[N, ...]`` per image -> complex symbols on the MIMO link -> detected latent.
 
     See the module docstring for the layout. ``call(z, snr_db, h=None)`` with ``z``
-    float32 ``[B, *shape]`` (``2N`` reals per image), ``snr_db`` ``[B]`` (dB),
-    ``h`` optional complex64 ``[B, Nr, Nt]``; returns ``(z_hat, state)`` with ``z_hat``
-    like ``z`` and the :class:`semsim.phy.ChannelState` used.
-    Use :meth:`observe` / :meth:`send` separately when the transmitter needs the state.
+    float32 ``[N, *shape]`` (``2N`` reals per image), ``snr_db`` ``[N]`` (dB), ``h``
+    optional complex64 ``[N, Nr, Nt]`` per image (multi-user: realization ``b`` uses
+    ``h[b K]``); returns ``(z_hat, state)`` with ``z_hat`` like ``z`` and the
+    :class:`semsim.phy.ChannelState` used (one entry per realization, ``N / K``).
+    Use :meth:`observe` / :meth:`send` separately when the transmitter needs the state,
+    and :meth:`image_snr_hat` for the fed-back SNR estimate of each image.
     """
 
     def __init__(self, link: LinkSpec, **kwargs):
@@ -88,35 +95,47 @@ class LatentLink(keras.layers.Layer):
         self.link = link
         self.analog = AnalogLink(link)
 
-    def observe(self, batch_size, snr_db, h=None, num_reals=None):
-        """Channel state (fed-back CSI and SNR estimate) for one batch of images."""
+    def observe(self, num_images, snr_db, h=None, num_reals=None):
+        """Channel state (fed-back CSI and SNR estimate) of the ``N / K`` realizations of a
+        batch of ``num_images`` images; ``num_reals`` (reals per image) is needed for fast
+        fading only."""
+        users = self.link.users
         num_symbols = None
         if self.link.fading == "fast":
-            num_symbols = -(-num_reals // 2 // self.link.num_tx_ant)
-        return self.analog.observe(batch_size, snr_db, h=h, num_symbols=num_symbols)
+            num_symbols = -(-num_reals // 2 // self.link.antennas_per_user)
+        snr = users_lib.realization_snr(snr_db, num_images, users)
+        return self.analog.observe(tf.shape(snr)[0], snr, h=users_lib.realization_h(h, users),
+                                   num_symbols=num_symbols)
+
+    def image_snr_hat(self, state):
+        """The fed-back SNR estimate (dB) of every image, ``[N]``."""
+        return users_lib.per_image(state.snr_hat_db, self.link.users)
 
     def send(self, z, state, snr_db, sent=None):
-        """Send the reals ``z`` ``[B, *shape]``; ``sent`` optional ``[B, *shape]`` 0/1 mask
-        of the reals actually sent (pairs must agree). Returns ``z_hat`` like ``z``."""
+        """Send the reals ``z`` ``[N, *shape]``; ``sent`` optional ``[N, *shape]`` 0/1 mask
+        of the reals actually sent (pairs must agree); ``snr_db`` ``[N]`` or scalar (dB).
+        Returns ``z_hat`` like ``z``."""
         num_reals = _static_size(z)
         if num_reals % 2:
             raise ValueError(f"the latent must hold an even number of reals; got {num_reals}")
         shape = tf.shape(z)
         flat = tf.reshape(z, [shape[0], num_reals])
-        nt = self.link.num_tx_ant
+        ant = self.link.antennas_per_user
         n = num_reals // 2
-        length = -(-n // nt)
-        x = tf.pad(reals_to_complex(flat), [[0, 0], [0, nt * length - n]])
-        mask = tf.pad(tf.ones([shape[0], n]), [[0, 0], [0, nt * length - n]])
+        length = -(-n // ant)
+        pad = [[0, 0], [0, ant * length - n]]
+        x = tf.pad(reals_to_complex(flat), pad)
+        mask = tf.pad(tf.ones([shape[0], n]), pad)
         if sent is not None:
-            mask = mask * tf.pad(tf.reshape(sent, [shape[0], n, 2])[..., 0], [[0, 0], [0, nt * length - n]])
-        x = tf.reshape(x, [-1, nt, length])
-        mask = tf.reshape(mask, [-1, nt, length])
-        if self.link.users > 1:
-            x = tf.reshape(x, [-1, self.link.users, self.link.antennas_per_user, length])
-            mask = tf.reshape(mask, tf.shape(x))
-        x_hat, _, _ = self.analog.transmit(x, state, snr_db, mask=mask)
-        x_hat = tf.reshape(x_hat, [shape[0], nt * length])[:, :n]
+            mask = mask * tf.pad(tf.reshape(sent, [shape[0], n, 2])[..., 0], pad)
+        x = tf.reshape(x, [-1, ant, length])
+        mask = tf.reshape(mask, [-1, ant, length])
+        users = self.link.users
+        if users > 1:
+            x, mask = users_lib.group(x, users), users_lib.group(mask, users)
+        snr = users_lib.realization_snr(snr_db, shape[0], users)
+        x_hat, _, _ = self.analog.transmit(x, state, snr, mask=mask)
+        x_hat = tf.reshape(x_hat, [shape[0], ant * length])[:, :n]
         return tf.reshape(complex_to_reals(x_hat), shape)
 
     def build(self, input_shape):
@@ -125,6 +144,14 @@ class LatentLink(keras.layers.Layer):
     def call(self, z, snr_db, h=None):
         state = self.observe(tf.shape(z)[0], snr_db, h=h, num_reals=_static_size(z))
         return self.send(z, state, snr_db), state
+
+
+def build_for_users(model: keras.Model, link: LinkSpec, image_size) -> None:
+    """Create the weights of a learned system with one forward pass on ``link.users`` blank
+    ``image_size`` images (the smallest batch a multi-user link accepts)."""
+    users = link.users
+    model({"image": tf.zeros([users, *image_size, 3]), "snr_db": tf.fill([users], 10.0)},
+          training=False)
 
 
 class AttentionFeature(keras.layers.Layer):
@@ -272,13 +299,15 @@ class DeepJSCC(MSEModel):
         height, width = image.shape[1], image.shape[2]
         if height % DOWNSAMPLING or width % DOWNSAMPLING:
             raise ValueError(f"image height and width must be multiples of 4; got {image.shape}")
+        users_lib.check_batch(image, self.link.users)
         batch = tf.shape(image)[0]
         snr_db = tf.broadcast_to(tf.cast(inputs["snr_db"], tf.float32), [batch])
         num_reals = height * width * self.latent_channels // DOWNSAMPLING**2
         state = self.latent_link.observe(batch, snr_db, h=inputs.get("h"), num_reals=num_reals)
-        z = self.encode(image, state.snr_hat_db)
+        snr_hat = self.latent_link.image_snr_hat(state)
+        z = self.encode(image, snr_hat)
         z_hat = self.latent_link.send(z, state, snr_db)
-        image_hat = self.decode(z_hat, state.snr_hat_db)
+        image_hat = self.decode(z_hat, snr_hat)
         cr = tf.fill([batch], tf.constant(num_reals / (3 * height * width), tf.float32))
         return {"image_hat": image_hat, "cr": cr}
 
@@ -299,6 +328,7 @@ class DeepJSCCParams(pydantic.BaseModel):
     ``cr``: target CR; the nearest achievable ``c / 48`` is used and reported.
     ``train_snr_db``: fixed training SNR in dB (the multi-user paper: 25); ``None`` uses
     the scenario's training SNR range. ``filters``/``kernel_size``: layer sizes.
+    ``eval_batch_size``: images per forward pass, a multiple of ``link.users``.
     """
 
     model_config = pydantic.ConfigDict(extra="forbid")
@@ -310,7 +340,10 @@ class DeepJSCCParams(pydantic.BaseModel):
     eval_batch_size: int = pydantic.Field(64, ge=1)
 
 
-def _build(params: DeepJSCCParams, link: LinkSpec, attention: bool, name: str) -> KerasSystem:
+def _build(params: DeepJSCCParams, link: LinkSpec, image_size, attention: bool, name: str) -> KerasSystem:
+    if params.eval_batch_size % link.users:
+        raise ValueError(f"eval_batch_size ({params.eval_batch_size}) must be a multiple of "
+                         f"link.users ({link.users})")
     model = DeepJSCC(
         link,
         latent_channels=channels_for_cr(params.cr),
@@ -318,6 +351,7 @@ def _build(params: DeepJSCCParams, link: LinkSpec, attention: bool, name: str) -
         kernel_size=params.kernel_size,
         snr_attention=attention,
     )
+    build_for_users(model, link, image_size)
     snr_range = None if params.train_snr_db is None else (params.train_snr_db,) * 2
     return KerasSystem(model, name, snr_range_db=snr_range, eval_batch_size=params.eval_batch_size)
 
@@ -325,10 +359,10 @@ def _build(params: DeepJSCCParams, link: LinkSpec, attention: bool, name: str) -
 @register_system("deepjscc", params=DeepJSCCParams)
 def build_deepjscc(params: DeepJSCCParams, link: LinkSpec, image_size, seed: int) -> KerasSystem:
     """Fixed-rate Deep JSCC (conv autoencoder, PReLU, per-image power normalization)."""
-    return _build(params, link, attention=False, name="deepjscc")
+    return _build(params, link, image_size, attention=False, name="deepjscc")
 
 
 @register_system("adjscc", params=DeepJSCCParams)
 def build_adjscc(params: DeepJSCCParams, link: LinkSpec, image_size, seed: int) -> KerasSystem:
     """ADJSCC: Deep JSCC with SNR attention-feature modules."""
-    return _build(params, link, attention=True, name="adjscc")
+    return _build(params, link, image_size, attention=True, name="adjscc")

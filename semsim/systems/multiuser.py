@@ -13,7 +13,8 @@ Batch layout (the adapter's batch is per *user image*)
 image ``n`` is sent by user ``k = n % K`` in channel realization ``b = n // K``, i.e.
 consecutive groups of ``K`` images share one channel. ``snr_db`` ``[N]``: realization
 ``b`` uses the SNR of its first image ``n = b K``. ``h`` (optional) ``[N, M, K]`` per image:
-realization ``b`` uses ``h[b K]``. Every output is per image, in the input order.
+realization ``b`` uses ``h[b K]``. Every output is per image, in the input order. The
+mapping is :mod:`semsim.systems.users`, shared with the baselines of a multi-user scenario.
 
 Transmitter of user ``k`` (weights per user, or shared with ``share_weights``)
 --------------------------------------------------------------------------------
@@ -80,11 +81,22 @@ Loss (per image, averaged)::
 
 with ``sum(M_k) = C_k`` (real maps) and ``H_soft`` the differentiable 2D entropy
 (:mod:`semsim.semantic.soft_entropy`, bits). Gumbel temperature ``tau_init *
-exp(-tau_decay * epoch)``. Staged schedule (``staged=True``; stage lengths are fractions
-of the run's epochs, so a quick profile shortens every stage): all weights at
-``stage_learning_rates[0]``, then ``[1]``; then ``[2]`` with the CNN encoding module and P2
-frozen; then ``[3]`` with the channel-adaptive encoding module and P1 frozen. The optimizer
-(Adam / AdamW, weight decay) is the scenario's ``TrainSpec``.
+exp(-tau_decay * epoch)``.
+
+**Policy warm-up (an assumption beyond the paper).** Trained from scratch with the
+policies live, P1 collapses to sending no map at all (CPP -> 0, the decoder stays at the
+mean colour): the untrained decoder cannot use the symbols yet, so the straight-through
+gradient only sees their noise and the rate term. Therefore, for the first
+``policy_warmup`` fraction of the training steps (default 0.3) P1 is pinned to "all maps"
+and P2 to "ratio 0" (no gradient reaches them), so encoder and decoder learn a useful
+code first; P1's logit bias also starts as a ramp favouring more maps
+(``policy_prior_slope``). Evaluation always uses the policies' decisions.
+
+Staged schedule (``staged=True``; stage lengths are fractions of the run's epochs, so a
+quick profile shortens every stage): all weights at ``stage_learning_rates[0]``, then
+``[1]``; then ``[2]`` with the CNN encoding module and P2 frozen; then ``[3]`` with the
+channel-adaptive encoding module and P1 frozen. The optimizer (Adam / AdamW, weight decay)
+is the scenario's ``TrainSpec``.
 """
 
 from __future__ import annotations
@@ -107,6 +119,7 @@ from semsim.semantic.mhsa import MultiHeadSelfAttention
 from semsim.semantic.policy import CountPolicy, gumbel_softmax
 from semsim.semantic.resblock import ResBlock
 from semsim.semantic.soft_entropy import soft_entropy_2d
+from semsim.systems import users as users_lib
 from semsim.systems.base import LinkSpec
 from semsim.systems.deepjscc import link_from_config, link_to_config
 from semsim.systems.keras_system import KerasSystem
@@ -315,6 +328,12 @@ class MultiUserSemCom(keras.Model):
         Use the paper's staged schedule (else the scenario's learning rate throughout).
     stage_fractions, stage_learning_rates : 4-tuples
         Stage lengths (fractions of the run's epochs, summing to 1) and learning rates.
+    policy_warmup : float
+        Fraction of the training steps (in ``[0, 1)``) during which P1 sends all maps and
+        P2 prunes nothing (see "Policy warm-up" in the module docstring).
+    policy_prior_slope : float
+        Initial bias ramp of P1's logits (:class:`~semsim.semantic.policy.CountPolicy`'s
+        ``prior_slope``; > 0 favours sending more maps at the start).
     seed : int | None
         Seed of the Gumbel noise.
     """
@@ -344,6 +363,8 @@ class MultiUserSemCom(keras.Model):
         staged: bool = True,
         stage_fractions: tuple[float, ...] = (0.5, 0.25, 0.125, 0.125),
         stage_learning_rates: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-5),
+        policy_warmup: float = 0.3,
+        policy_prior_slope: float = 3.0,
         seed: int | None = None,
         **kwargs,
     ):
@@ -374,6 +395,9 @@ class MultiUserSemCom(keras.Model):
                              f"{stage_fractions!r}, {stage_learning_rates!r}")
         if min(stage_fractions) < 0 or abs(sum(stage_fractions) - 1.0) > 1e-6:
             raise ValueError(f"stage_fractions must be >= 0 and sum to 1, got {stage_fractions!r}")
+        if not 0.0 <= policy_warmup < 1.0:
+            raise ValueError(f"policy_warmup must be a fraction of the training steps in [0, 1), "
+                             f"got {policy_warmup!r}")
         if tau_init <= 0 or tau_decay < 0:
             raise ValueError(f"tau_init must be > 0 and tau_decay >= 0, got {tau_init}, {tau_decay}")
         self.num_users = link.users
@@ -392,6 +416,8 @@ class MultiUserSemCom(keras.Model):
         self.staged = bool(staged)
         self.stage_fractions = tuple(float(f) for f in stage_fractions)
         self.stage_learning_rates = tuple(float(r) for r in stage_learning_rates)
+        self.policy_warmup = float(policy_warmup)
+        self.policy_prior_slope = float(policy_prior_slope)
         self.seed = seed
         self._bps = bits_per_symbol(index_modulation)
         modules = 1 if self.share_weights else self.num_users
@@ -400,7 +426,8 @@ class MultiUserSemCom(keras.Model):
         self.cnn = [CNNEncoding(self.filters) for _ in range(modules)]
         self.adaptive = [AdaptiveEncoding(self.filters[2], self.num_maps, self.use_attention)
                          for _ in range(modules)]
-        self.p1 = [CountPolicy(half, self.policy_units, seed=s) for s in seeds]
+        self.p1 = [CountPolicy(half, self.policy_units, seed=s,
+                               prior_slope=self.policy_prior_slope) for s in seeds]
         self.p2 = [RatioPolicy(len(self.ratios), self.policy_units,
                                seed=None if s is None else s + 1) for s in seeds]
         self.decoders = [SemanticDecoder(self.filters, self.num_heads, self.use_attention)
@@ -415,6 +442,10 @@ class MultiUserSemCom(keras.Model):
         self.temperature = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.tau_init), trainable=False,
             name="temperature")
+        # 1.0: P1/P2 decide; 0.0 (policy warm-up, training only): all maps, ratio 0.
+        self.policy_on = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(1.0), trainable=False,
+            name="policy_on")
 
     # ------------------------------------------------------------------ helpers
     def group_layers(self, group: str) -> list[keras.layers.Layer]:
@@ -446,6 +477,11 @@ class MultiUserSemCom(keras.Model):
             x_hat, no_eff = self.analog.detector(y, state.h_hat, no)
         return tf.reshape(x_hat, shape), tf.reshape(no_eff, shape)
 
+    def _pinned(self, decided, warmup):
+        """The policy's decision, or ``warmup`` (send everything) while ``policy_on`` is 0;
+        no gradient reaches the policy during the warm-up."""
+        return self.policy_on * decided + (1.0 - self.policy_on) * warmup
+
     def _condition(self, state: ChannelState, snr_db, user: int):
         if self.use_csi_feedback:
             return channel_features(state.h_hat[:, :, user:user + 1], snr_db)
@@ -454,24 +490,18 @@ class MultiUserSemCom(keras.Model):
     # ------------------------------------------------------------------ forward
     def _forward(self, inputs, training):
         image = tf.convert_to_tensor(inputs["image"], tf.float32)
-        n_img, height, width = image.shape[0], image.shape[1], image.shape[2]
+        height, width = image.shape[1], image.shape[2]
         k_users, half = self.num_users, self.num_maps // 2
         if (height, width) != self.image_size:
             raise ValueError(f"images must be {self.image_size}, got shape {image.shape}")
-        if n_img is not None and n_img % k_users:
-            raise ValueError(f"the image batch ({n_img}) must be a multiple of the number of "
-                             f"users K = {k_users} (image n is user n % K)")
+        users_lib.check_batch(image, k_users)
         length = self.length
-        groups = tf.reshape(image, [-1, k_users, height, width, 3])
+        groups = users_lib.group(image, k_users)  # [B, K, H, W, 3]
         batch = tf.shape(groups)[0]
-        snr_img = tf.broadcast_to(tf.cast(inputs["snr_db"], tf.float32), tf.shape(image)[:1])
-        snr_db = tf.reshape(snr_img, [-1, k_users])[:, 0]
-        h = inputs.get("h")
-        if h is not None:
-            h = tf.convert_to_tensor(h, tf.complex64)
-            if h.shape.rank != 3:
-                raise ValueError(f"h must be [N, M, K] per image, got shape {h.shape}")
-            h = h[::k_users]
+        snr_db = users_lib.realization_snr(inputs["snr_db"], tf.shape(image)[0], k_users)
+        h = users_lib.realization_h(inputs.get("h"), k_users)
+        if h is not None and h.shape.rank != 3:
+            raise ValueError(f"h must be [N, M, K] per image (block fading), got shape {h.shape}")
         state = self.analog.observe(batch, snr_db, h=h)
         counts = tuple(pruned_count(r, length) for r in self.ratios)
         counts_f = tf.constant(counts, tf.float32)
@@ -494,10 +524,15 @@ class MultiUserSemCom(keras.Model):
                 ent = tf.zeros([batch, half])
             feats1 = tf.concat([tf.reduce_mean(pair_rows, axis=1), ent], axis=-1)
             map_mask, _ = self.p1[u](feats1, cond, self.temperature, training=training)
+            if training:
+                map_mask = self._pinned(map_mask, tf.ones_like(map_mask))
             if self.use_pruning:
                 sel = tf.reduce_sum(map_mask[..., None] * pair_rows, axis=1)
                 sel = sel / tf.maximum(tf.reduce_sum(map_mask, axis=1, keepdims=True), 1.0)
                 choice = self.p2[u](sel, cond, self.temperature, training=training)
+                if training:
+                    choice = self._pinned(choice, tf.one_hot(tf.zeros([batch], tf.int32),
+                                                             len(self.ratios)))
                 keep = tf.einsum("bt,btrl->brl", choice, magnitude_keep_masks(x, counts))
                 pruned = tf.linalg.matvec(choice, counts_f)
                 index = tf.linalg.matvec(choice, needs_index)
@@ -534,13 +569,13 @@ class MultiUserSemCom(keras.Model):
                               [batch, height // DOWNSAMPLING, width // DOWNSAMPLING,
                                self.num_maps])
             images.append(self.decoders[u](maps, tx["cond"][k]))
-        per_image = lambda values: tf.reshape(tf.stack(values, axis=1), [-1])
+        per_image = lambda values: users_lib.ungroup(tf.stack(values, axis=1))  # [B*K]
         n_sel = per_image(tx["maps"])
         kept_per_map = float(length) - per_image(tx["pruned"])
         index_per_map = idx_syms * per_image(tx["index"])
         channel_uses = n_sel * (kept_per_map + index_per_map)  # complex, per image
         out = {
-            "image_hat": tf.reshape(tf.stack(images, axis=1), [-1, height, width, 3]),
+            "image_hat": users_lib.ungroup(tf.stack(images, axis=1)),
             "cr": 2.0 * channel_uses / (3.0 * height * width),
             "cpp": channel_uses / float(height * width),
             "kept_maps": 2.0 * n_sel,
@@ -615,8 +650,9 @@ class MultiUserSemCom(keras.Model):
         return self._loss(data, training=False)[1]
 
     def training_callbacks(self, steps_per_epoch: int) -> list[keras.callbacks.Callback]:
-        """Temperature decay per epoch and (``staged``) the paper's staged schedule."""
-        return [StagedSchedule(self)]
+        """Temperature decay per epoch, (``staged``) the paper's staged schedule and the
+        policy warm-up."""
+        return [StagedSchedule(self), PolicyWarmup(self)]
 
     def get_config(self):
         return {
@@ -632,7 +668,9 @@ class MultiUserSemCom(keras.Model):
             "index_modulation": self.index_modulation, "index_code_rate": self.index_code_rate,
             "ldpc_iterations": self.ldpc_iterations, "staged": self.staged,
             "stage_fractions": list(self.stage_fractions),
-            "stage_learning_rates": list(self.stage_learning_rates), "seed": self.seed,
+            "stage_learning_rates": list(self.stage_learning_rates),
+            "policy_warmup": self.policy_warmup, "policy_prior_slope": self.policy_prior_slope,
+            "seed": self.seed,
         }
 
 
@@ -703,6 +741,32 @@ class StagedSchedule(keras.callbacks.Callback):
         self._set_frozen(())
 
 
+def warmup_steps(total_steps: int, fraction: float) -> int:
+    """Optimizer steps of the policy warm-up: ``ceil(fraction * total_steps)``."""
+    return int(math.ceil(fraction * total_steps - 1e-9))
+
+
+class PolicyWarmup(keras.callbacks.Callback):
+    """Pins P1 to "all maps" and P2 to "ratio 0" (``model.policy_on = 0``) for the first
+    :func:`warmup_steps` optimizer steps of the run (counted by the optimizer's iterations,
+    so a resumed run continues the same schedule), then lets the policies decide; the
+    policies are on again after training (evaluation always uses them)."""
+
+    def __init__(self, model: MultiUserSemCom):
+        super().__init__()
+        self._target = model
+
+    def on_train_batch_begin(self, batch, logs=None):
+        m = self._target
+        total = self.params["epochs"] * self.params["steps"]
+        on = float(int(m.optimizer.iterations) >= warmup_steps(total, m.policy_warmup))
+        if float(m.policy_on) != on:
+            m.policy_on.assign(on)
+
+    def on_train_end(self, logs=None):
+        self._target.policy_on.assign(1.0)
+
+
 class MultiUserParams(pydantic.BaseModel):
     """Scenario params of ``multiuser`` (see :class:`MultiUserSemCom` for their meaning).
 
@@ -734,6 +798,8 @@ class MultiUserParams(pydantic.BaseModel):
     staged: bool = True
     stage_fractions: tuple[float, float, float, float] = (0.5, 0.25, 0.125, 0.125)
     stage_learning_rates: tuple[float, float, float, float] = (1e-3, 1e-4, 1e-5, 1e-5)
+    policy_warmup: float = pydantic.Field(0.3, ge=0, lt=1)
+    policy_prior_slope: float = 3.0
     train_snr_db: tuple[float, float] | None = (0.0, 25.0)
     eval_batch_size: int = pydantic.Field(64, ge=1)
 

@@ -6,10 +6,11 @@ Separation chain (type ``"separation"``)
 Per transmit call (one batch of ``B`` images, one SNR):
 
 1. **Channel budget.** Target CR ``r`` (``target_cr`` from ``match_cr_of``, else the
-   ``cr`` param) gives each image ``U = floor(r * 3HW / (2 Nt))`` complex channel uses of
-   all ``Nt`` antennas, i.e. ``U Nt`` QAM symbols. The batch's ``B U Nt m`` code-bit slots
-   (``m`` bits per symbol) hold ``C = floor(B U Nt m / n)`` whole codewords of ``n`` bits.
-   ``ldpc5g``: ``n = U Nt m``, ``k = n / 2`` (one codeword per image, short-packet
+   ``cr`` param) gives each image ``U = floor(r * 3HW / (2 A))`` complex channel uses of
+   the ``A`` antennas of its sender (``A = Nt`` for a single user, ``antennas_per_user``
+   on a multi-user uplink), i.e. ``U A`` QAM symbols. The batch's ``B U A m`` code-bit slots
+   (``m`` bits per symbol) hold ``C = floor(B U A m / n)`` whole codewords of ``n`` bits.
+   ``ldpc5g``: ``n = U A m``, ``k = n / 2`` (one codeword per image, short-packet
    alternative). ``dvbs2``: the rate-1/2 DVB-S2 code (``frame`` normal: n = 64800, short:
    16200); codewords span consecutive images (the papers' setting), so the batch must
    be large enough to fill one codeword.
@@ -19,11 +20,15 @@ Per transmit call (one batch of ``B`` images, one SNR):
    that fits) and zero padding. The bitstreams of consecutive images are concatenated
    into the codewords, so a codeword in error corrupts every image whose share it overlaps.
 3. **Channel.** Codewords -> Gray QAM -> symbols laid out image after image, ``U`` channel
-   uses per image (symbol ``j`` of an image on antenna ``j mod Nt`` in use ``j // Nt``,
+   uses per image (symbol ``j`` of an image on antenna ``j mod A`` in use ``j // A``,
    as :class:`semsim.phy.digital.DigitalLink` does), unused trailing slots not sent ->
-   each image through its own channel ``h`` (block fading, the scenario's realization
-   when given) -> the scenario's CSI estimate -> unbiased LMMSE (or ZF) -> soft APP
-   demapping -> belief-propagation decoding. All of it with the blocks of a
+   the channel (block fading, the scenario's realization when given) -> the scenario's
+   CSI estimate -> unbiased LMMSE (or ZF) -> soft APP demapping -> belief-propagation
+   decoding of all codewords of the call in one batched, graph-compiled decoder call.
+   Single user: each image has its own realization ``h[n]``. Multi-user uplink (``K``
+   users): image ``n`` is sent by user ``n % K`` in realization ``n // K``
+   (:mod:`semsim.systems.users`): the ``K`` users send their images at the same time over
+   ``h[(n // K) K]`` and are detected jointly. All of it with the blocks of a
    :class:`~semsim.phy.digital.DigitalLink` built from the scenario's link (its SNR
    convention: ``snr_mode="average"``, per-receive-antenna SNR).
 4. **Decoding.** A codeword counts as failed when its decoded information bits differ
@@ -47,12 +52,18 @@ Capacity bound (type ``"capacity_bound"``)
 Per image, ``bits = U * log2 det(I + (snr / A) H H^H)`` with the image's own realization
 ``H`` (true channel, ``A`` = antennas per user, ``Nt`` for a single user: each stream
 gets ``Es/N0 = snr / A`` under the link's SNR convention), i.e. the channel uses of the
-target CR at the Shannon limit. HEVC intra at the highest quality whose payload fits
+target CR at the Shannon limit. Multi-user uplink (same user mapping as above): every
+user of a realization gets the symmetric rate of the multiple-access channel's capacity
+region, ``bits = U * min_S log2 det(I + (snr / A) H_S H_S^H) / |S|`` over the non-empty
+user subsets ``S`` (``H_S`` their columns), the largest rate all ``K`` users can have at
+once. HEVC intra at the highest quality whose payload fits
 ``bits`` is decoded error-free; if nothing fits, the fallback is used.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -65,11 +76,14 @@ from semsim.codecs import DecodeError, ImageCodec, make_codec
 from semsim.phy.channel import MultiUserUplinkChannel, RayleighMIMOChannel
 from semsim.phy.digital import DigitalLink
 from semsim.phy.qam import bits_per_symbol
+from semsim.systems import users as users_lib
 from semsim.systems.base import LinkSpec, System, TrainSpec, TransmitResult
 from semsim.systems.registry import register_system
 
 #: Bits of the payload-length field at the start of each image's share.
 LENGTH_FIELD_BITS = 16
+#: Entries of the codec's encode and decode memos (one per test image and budget).
+CACHE_SIZE = 20000
 #: QAM orders tried by ``modulation="auto"``, lowest first.
 AUTO_MODULATIONS = ("qpsk", "16qam", "64qam", "256qam")
 #: Per-receive-antenna SNR (dB) from which each QAM order with the rate-1/2 code decodes
@@ -85,12 +99,15 @@ REQUIRED_SNR_DB: dict[str, dict[str, float]] = {
 }
 
 
-def fallback_mean(train_data: Any) -> np.ndarray:
+def fallback_mean(train_data: Any, max_batches: int | None = None) -> np.ndarray:
     """Per-channel mean ``[3]`` float32 of a data set of ``[B, H, W, 3]`` images (or of
-    ``(images, labels)`` pairs); exact running sums over all pixels."""
+    ``(images, labels)`` pairs); exact running sums over all pixels of its first
+    ``max_batches`` batches (all when ``None``; the runner's stream is endless)."""
+    if max_batches is not None and max_batches < 1:
+        raise ValueError(f"max_batches must be >= 1 or None, got {max_batches!r}")
     total = np.zeros(3, np.float64)
     count = 0
-    for batch in train_data:
+    for batch in itertools.islice(train_data, max_batches):
         images = batch[0] if isinstance(batch, tuple | list) else batch
         images = np.asarray(images, np.float64).reshape(-1, 3)
         total += images.sum(axis=0)
@@ -107,12 +124,20 @@ def _check_images(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def channel_uses_per_image(target_cr: float, image_shape: tuple[int, int], num_tx_ant: int) -> int:
-    """``U = floor(target_cr * 3HW / (2 Nt))`` complex channel uses of all ``Nt`` antennas."""
+def channel_uses_per_image(target_cr: float, image_shape: tuple[int, int], num_antennas: int) -> int:
+    """``U = floor(target_cr * 3HW / (2 A))`` complex channel uses of the ``A = num_antennas``
+    antennas that send one image (``Nt`` single user, ``antennas_per_user`` multi-user)."""
     if not 0 < target_cr <= 10:
         raise ValueError(f"target_cr must lie in (0, 10]; got {target_cr!r}")
     height, width = image_shape
-    return int(math.floor(target_cr * 3 * height * width / (2 * num_tx_ant) + 1e-9))
+    return int(math.floor(target_cr * 3 * height * width / (2 * num_antennas) + 1e-9))
+
+
+def _remember(cache: dict, key, value) -> None:
+    """Store ``value`` under ``key``, dropping the oldest entries beyond :data:`CACHE_SIZE`."""
+    cache[key] = value
+    while len(cache) > CACHE_SIZE:
+        del cache[next(iter(cache))]
 
 
 def _bytes_to_bits(data: bytes) -> np.ndarray:
@@ -127,8 +152,10 @@ class _FallbackMixin:
     fallback: np.ndarray | None
 
     def prepare(self, train_data: Any, train: TrainSpec, workdir: Path, resume: bool) -> None:
-        """Compute the fallback (per-channel training-set mean); nothing is trained."""
-        self.fallback = fallback_mean(train_data)
+        """Compute the fallback, the per-channel mean of one epoch
+        (``train.steps_per_epoch`` batches) of the endless training stream; nothing is
+        trained."""
+        self.fallback = fallback_mean(train_data, train.steps_per_epoch)
 
     def _fallback_image(self, shape: tuple[int, int]) -> np.ndarray:
         if self.fallback is None:
@@ -190,6 +217,9 @@ class SeparationSystem(_FallbackMixin, System):
         self.num_iter = num_iter
         self.fallback = None
         self._links: dict[tuple, DigitalLink] = {}
+        self._decoders: dict[int, Any] = {}
+        self._encoded: dict[tuple, Any] = {}
+        self._decoded: dict[tuple, np.ndarray] = {}
 
     def choose_modulation(self, snr_db: float) -> str:
         """The fixed modulation, or for ``"auto"`` the highest order whose required SNR
@@ -218,16 +248,17 @@ class SeparationSystem(_FallbackMixin, System):
         images = _check_images(images)
         batch, shape = len(images), images.shape[1:3]
         cr = self._target(target_cr)
-        nt = self.link.num_tx_ant
-        uses = channel_uses_per_image(cr, shape, nt)
+        users_lib.num_realizations(batch, self.link.users)
+        ant = self.link.antennas_per_user
+        uses = channel_uses_per_image(cr, shape, ant)
         modulation = self.choose_modulation(float(snr_db))
         m = bits_per_symbol(modulation)
-        dlink = self.digital_link(modulation, uses * nt * m)
+        dlink = self.digital_link(modulation, uses * ant * m)
         n, k = dlink.n, dlink.k
-        num_codewords = batch * uses * nt * m // n
+        num_codewords = batch * uses * ant * m // n
         if num_codewords == 0:
             raise ValueError(
-                f"{batch} images at CR {cr} carry {batch * uses * nt * m} code bits with "
+                f"{batch} images at CR {cr} carry {batch * uses * ant * m} code bits with "
                 f"{modulation}: fewer than one {self.code} codeword (n={n}); use more images per "
                 "batch, frame='short' or code='ldpc5g'"
             )
@@ -236,7 +267,7 @@ class SeparationSystem(_FallbackMixin, System):
         failed = np.zeros(batch, np.float32)
         source_bits = np.zeros(batch, np.float32)
         for i, image in enumerate(images):
-            enc = self.codec.encode_to_fit(image, share - LENGTH_FIELD_BITS)
+            enc = self._encode_to_fit(image, share - LENGTH_FIELD_BITS)
             if enc is None:
                 failed[i] = 1.0
                 continue
@@ -258,7 +289,7 @@ class SeparationSystem(_FallbackMixin, System):
             length = int.from_bytes(_bits_to_bytes(bits[:LENGTH_FIELD_BITS]), "big")
             payload = _bits_to_bytes(bits[LENGTH_FIELD_BITS:])[:length]
             try:
-                images_hat[i] = self.codec.decode(payload, shape)
+                images_hat[i] = self._decode(payload, shape)
             except DecodeError:
                 failed[i] = 1.0
                 images_hat[i] = self._fallback_image(shape)
@@ -271,30 +302,54 @@ class SeparationSystem(_FallbackMixin, System):
         }
         return TransmitResult(images_hat, cr_used, extras)
 
+    def _encode_to_fit(self, image: np.ndarray, max_bits: int):
+        """``codec.encode_to_fit``, memoized on (image, budget): the other SNR points of a
+        scenario send the same images with the same budget."""
+        key = (hashlib.sha1(image.tobytes()).digest(), image.shape, max_bits)
+        if key not in self._encoded:
+            _remember(self._encoded, key, self.codec.encode_to_fit(image, max_bits))
+        return self._encoded[key]
+
+    def _decode(self, payload: bytes, shape: tuple[int, int]) -> np.ndarray:
+        """``codec.decode``, memoized on the payload (a correctly received payload is the
+        one sent, so each is decoded once per scenario)."""
+        key = (payload, tuple(shape))
+        if key not in self._decoded:
+            _remember(self._decoded, key, self.codec.decode(payload, shape))
+        return self._decoded[key]
+
+    def _decoder(self, dlink: DigitalLink):
+        """``dlink.decode`` compiled as a graph (one trace per codeword count)."""
+        key = id(dlink)
+        if key not in self._decoders:
+            self._decoders[key] = tf.function(dlink.decode, reduce_retracing=True)
+        return self._decoders[key]
+
     def _send(self, dlink: DigitalLink, info: np.ndarray, snr_db, h, batch: int, uses: int):
         """Codewords ``[C, k]`` -> QAM -> per-image channel uses -> detected info bits."""
-        nt, a = self.link.num_tx_ant, self.link.antennas_per_user
+        users, ant = self.link.users, self.link.antennas_per_user
         code_bits = dlink.encode(tf.constant(info, tf.float32))  # [C, n]
         symbols = dlink.mapper(tf.reshape(code_bits, [1, -1]))[0]  # [C n / m]
         num_sent = int(symbols.shape[0])
-        slots = tf.pad(symbols, [[0, batch * uses * nt - num_sent]])
-        x = tf.transpose(tf.reshape(slots, [batch, uses, nt]), [0, 2, 1])  # [B, Nt, U]
-        if self.link.users > 1:
-            x = tf.reshape(x, [batch, self.link.users, a, uses])
-        snr = tf.fill([batch], tf.constant(float(snr_db), tf.float32))
-        h = None if h is None else tf.constant(np.asarray(h), tf.complex64)
+        slots = tf.pad(symbols, [[0, batch * uses * ant - num_sent]])
+        x = tf.transpose(tf.reshape(slots, [batch, uses, ant]), [0, 2, 1])  # [B, A, U]
+        if users > 1:
+            x = users_lib.group(x, users)  # [B/K, K, A, U]
+        snr = users_lib.realization_snr(float(snr_db), batch, users)
+        h = users_lib.realization_h(h, users)
         y, h, no = dlink.channel(x, snr, h=h)
         h_hat, _ = dlink.csi(h, dlink.channel.noise_variance(h, snr))
-        x_hat, no_eff = dlink.detector(y, h_hat, no)  # [B, Nt, U]
-        x_hat = tf.reshape(tf.transpose(x_hat, [0, 2, 1]), [-1])[:num_sent]
-        no_eff = tf.reshape(tf.transpose(no_eff, [0, 2, 1]), [-1])[:num_sent]
+        x_hat, no_eff = dlink.detector(y, h_hat, no)  # [B/K, K A, U]
+        per_image = lambda v: tf.reshape(tf.transpose(tf.reshape(v, [batch, ant, uses]), [0, 2, 1]), [-1])
+        x_hat, no_eff = per_image(x_hat)[:num_sent], per_image(no_eff)[:num_sent]
         llr = dlink.demapper(x_hat[tf.newaxis], no_eff[tf.newaxis])
         llr = tf.reshape(llr, [-1, dlink.n])
-        return dlink.decode(llr).numpy().astype(np.uint8)
+        return self._decoder(dlink)(llr).numpy().astype(np.uint8)
 
 
 class CapacityBoundSystem(_FallbackMixin, System):
-    """HEVC intra at the MIMO capacity of each image's channel (error-free)."""
+    """HEVC intra at the MIMO capacity of each image's channel (error-free; multi-user:
+    the symmetric rate of the realization's multiple-access channel)."""
 
     type_name: ClassVar[str] = "capacity_bound"
     trainable: ClassVar[bool] = False
@@ -315,22 +370,40 @@ class CapacityBoundSystem(_FallbackMixin, System):
             self.channel = RayleighMIMOChannel(link.num_rx_ant, link.num_tx_ant, **common)
 
     def capacity_bits(self, h: np.ndarray, snr_db: float, uses: int) -> np.ndarray:
-        """``[B]`` bits: ``uses * log2 det(I + (snr / A) H H^H)`` for ``h`` ``[B, Nr, Nt]``."""
+        """Bits per user for realizations ``h`` ``[R, Nr, Nt]``: ``[R]`` for a single user,
+        ``uses * log2 det(I + (snr / A) H H^H)``; ``[R, K]`` (equal for all users) on a
+        multi-user uplink, ``uses * min_S log2 det(I + (snr / A) H_S H_S^H) / |S|``."""
         h = np.asarray(h, np.complex128)
         snr = 10.0 ** (float(snr_db) / 10.0) / self.link.antennas_per_user
-        gram = np.eye(h.shape[1]) + snr * h @ np.conj(np.swapaxes(h, 1, 2))
-        return uses * np.linalg.slogdet(gram)[1] / np.log(2.0)
+        users, ant = self.link.users, self.link.antennas_per_user
+
+        def log_det(cols):
+            hs = h[..., cols]
+            gram = np.eye(h.shape[1]) + snr * hs @ np.conj(np.swapaxes(hs, 1, 2))
+            return np.linalg.slogdet(gram)[1] / np.log(2.0)
+
+        if users == 1:
+            return uses * log_det(slice(None))
+        rate = np.full(len(h), np.inf)
+        for size in range(1, users + 1):
+            for subset in itertools.combinations(range(users), size):
+                cols = [k * ant + a for k in subset for a in range(ant)]
+                rate = np.minimum(rate, log_det(cols) / size)
+        return uses * np.repeat(rate[:, None], users, axis=1)
 
     def transmit(self, images, snr_db, h=None, target_cr=None) -> TransmitResult:
         images = _check_images(images)
         batch, shape = len(images), images.shape[1:3]
         cr = self._target(target_cr)
-        uses = channel_uses_per_image(cr, shape, self.link.num_tx_ant)
+        users = self.link.users
+        realizations = users_lib.num_realizations(batch, users)
+        uses = channel_uses_per_image(cr, shape, self.link.antennas_per_user)
         if h is None:
             h = self.channel.sample_channel(batch).numpy()
         if np.ndim(h) != 3:
             raise ValueError(f"h must be [batch, Nr, Nt] (block fading); got shape {np.shape(h)}")
-        bits = self.capacity_bits(h, snr_db, uses)
+        h = np.asarray(users_lib.realization_h(h, users))
+        bits = self.capacity_bits(h, snr_db, uses).reshape(realizations * users)
         images_hat = np.empty_like(images)
         failed = np.zeros(batch, np.float32)
         source_bits = np.zeros(batch, np.float32)
@@ -342,7 +415,7 @@ class CapacityBoundSystem(_FallbackMixin, System):
             else:
                 source_bits[i] = enc.bits
                 images_hat[i] = self.codec.decode(enc.payload, shape)
-        cr_used = np.full(batch, 2 * uses * self.link.num_tx_ant / (3 * shape[0] * shape[1]))
+        cr_used = np.full(batch, 2 * uses * self.link.antennas_per_user / (3 * shape[0] * shape[1]))
         extras = {"failed": failed, "source_bits": source_bits, "capacity_bits": bits}
         return TransmitResult(images_hat, cr_used.astype(np.float32), extras)
 

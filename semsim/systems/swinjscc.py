@@ -17,7 +17,9 @@ same default dimensions), producing ``C`` latent channels at ``H/f x W/f`` (``f 
 * **Link**: channel-major latent ``[B, C, H/f, W/f]`` -> pairs of reals within a channel
   -> :class:`semsim.systems.deepjscc.LatentLink` (power normalization over the kept
   symbols, the given ``h``, the scenario's CSI and LMMSE detector); dropped channels
-  are not sent.
+  are not sent. On a multi-user uplink every user sends its own image (image ``n`` by
+  user ``n % K`` in realization ``n // K``, :mod:`semsim.systems.users`), all at the
+  batch's CR.
 
 Training draws the target CR per batch uniformly from ``rates`` (channel counts ``k``,
 spanning the reference system's CR range up to ``C / 48``) and the SNR per image from
@@ -34,8 +36,15 @@ import pydantic
 import tensorflow as tf
 
 from semsim.semantic.swin import SwinDecoder, SwinEncoder
+from semsim.systems import users as users_lib
 from semsim.systems.base import LinkSpec
-from semsim.systems.deepjscc import LatentLink, MSEModel, link_from_config, link_to_config
+from semsim.systems.deepjscc import (
+    LatentLink,
+    MSEModel,
+    build_for_users,
+    link_from_config,
+    link_to_config,
+)
 from semsim.systems.keras_system import KerasSystem
 from semsim.systems.registry import register_system
 
@@ -194,6 +203,7 @@ class SwinJSCC(MSEModel):
 
     def call(self, inputs, training=False):
         image = tf.convert_to_tensor(inputs["image"], tf.float32)
+        users_lib.check_batch(image, self.link.users)
         batch = tf.shape(image)[0]
         snr_db = tf.broadcast_to(tf.cast(inputs["snr_db"], tf.float32), [batch])
         k = self._pick_k(inputs, training)
@@ -201,12 +211,13 @@ class SwinJSCC(MSEModel):
         h_lat, w_lat = image.shape[1] // self.factor, image.shape[2] // self.factor
         num_reals = h_lat * w_lat * self.channels
         state = self.latent_link.observe(batch, snr_db, h=inputs.get("h"), num_reals=num_reals)
-        z = self.encoder(image) * self.tx_snr(state.snr_hat_db)[:, None, None, :]
-        z, mask = self.rate_mod(z, state.snr_hat_db, tf.fill([batch], cr), k)
+        snr_hat = self.latent_link.image_snr_hat(state)
+        z = self.encoder(image) * self.tx_snr(snr_hat)[:, None, None, :]
+        z, mask = self.rate_mod(z, snr_hat, tf.fill([batch], cr), k)
         sent = tf.broadcast_to(mask[:, :, None, None], [batch, self.channels, h_lat, w_lat])
         z_hat = self.latent_link.send(tf.transpose(z, [0, 3, 1, 2]), state, snr_db, sent=sent)
         z_hat = tf.transpose(z_hat, [0, 2, 3, 1]) * mask[:, None, None, :]
-        z_hat = z_hat * self.rx_snr(state.snr_hat_db)[:, None, None, :]
+        z_hat = z_hat * self.rx_snr(snr_hat)[:, None, None, :]
         return {
             "image_hat": self.decoder(z_hat),
             "cr": tf.fill([batch], cr),
@@ -252,4 +263,9 @@ def build_swinjscc(params: SwinJSCCParams, link: LinkSpec, image_size, seed: int
     """SwinJSCC with SNR and rate adaptation (SA&RA) on the same MIMO link."""
     options = params.model_dump()
     eval_batch_size = options.pop("eval_batch_size")
-    return KerasSystem(SwinJSCC(link, **options), "swinjscc", eval_batch_size=eval_batch_size)
+    if eval_batch_size % link.users:
+        raise ValueError(f"eval_batch_size ({eval_batch_size}) must be a multiple of "
+                         f"link.users ({link.users})")
+    model = SwinJSCC(link, **options)
+    build_for_users(model, link, image_size)
+    return KerasSystem(model, "swinjscc", eval_batch_size=eval_batch_size)

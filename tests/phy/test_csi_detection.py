@@ -91,11 +91,15 @@ def test_unbiased_lmmse_matches_sionna_definition():
     no = np.full(5, 0.2, np.float32)
     biased = _numpy_lmmse(y, h, no)
     gains = np.stack(
-        [np.real(np.diag(hb.conj().T @ np.linalg.inv(hb @ hb.conj().T + 0.2 * np.eye(3)) @ hb)) for hb in h]
+        [
+            np.real(np.diag(hb.conj().T @ np.linalg.inv(hb @ hb.conj().T + 0.2 * np.eye(3)) @ hb))
+            for hb in h
+        ]
     )
     x_hat, no_eff = LMMSEDetector(unbiased=True)(tf.constant(y), tf.constant(h), tf.constant(no))
     np.testing.assert_allclose(x_hat.numpy(), biased / gains[..., None], atol=1e-4)
-    np.testing.assert_allclose(no_eff.numpy(), np.broadcast_to((1 / gains - 1)[..., None], (5, 2, 7)), rtol=1e-4)
+    expected_no_eff = np.broadcast_to((1 / gains - 1)[..., None], (5, 2, 7))
+    np.testing.assert_allclose(no_eff.numpy(), expected_no_eff, rtol=1e-4)
 
 
 @pytest.mark.parametrize("detector", [LMMSEDetector(), ZFDetector()])

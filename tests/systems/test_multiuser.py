@@ -190,6 +190,47 @@ def test_registered_factory_builds_a_keras_system():
         system_type.factory(system_type.params(**TINY, eval_batch_size=3), _link(2), (16, 16), 0)
 
 
+@pytest.mark.slow
+def test_policy_warmup_pins_the_policies_for_the_first_steps():
+    """``policy_warmup=0.5`` of 2 x 3 steps: the first ceil(3) steps send all maps at ratio 0
+    although P1 and P2 are biased to "no map" / "ratio 0.5"; then the policies decide."""
+    set_seed(5)
+    model = MultiUserSemCom(_link(2), image_size=(16, 16), seed=0, policy_warmup=0.5, **TINY)
+    model.build()
+    _force_pruning(model, ratio_index=4, maps=0)
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(float(model.policy_on))
+
+    data = tf.data.Dataset.from_tensors(
+        {"image": _images(4), "snr_db": np.full(4, 20.0, np.float32)}).repeat()
+    model.compile(optimizer=keras.optimizers.Adam(0.0), jit_compile=False)
+    # The warm-up callback runs before Record (both on_train_batch_begin).
+    model.fit(data, epochs=2, steps_per_epoch=3, verbose=0,
+              callbacks=model.training_callbacks(3) + [Record()])
+    assert seen == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    assert float(model.policy_on) == 1.0  # evaluation uses the policies
+    inputs = {"image": tf.constant(_images(4)), "snr_db": tf.fill([4], 20.0)}
+    model.policy_on.assign(0.0)
+    pinned, _ = model._forward(inputs, training=True)
+    np.testing.assert_array_equal(pinned["kept_maps"], 4.0)
+    np.testing.assert_array_equal(pinned["prune_ratio"], 0.0)
+    model.policy_on.assign(1.0)
+    live, _ = model._forward(inputs, training=True)
+    np.testing.assert_array_equal(live["kept_maps"], 0.0)
+    with pytest.raises(ValueError, match="policy_warmup"):
+        MultiUserSemCom(_link(2), image_size=(16, 16), policy_warmup=1.0, **TINY)
+
+
+def test_policy_prior_slope_favours_more_maps_at_start():
+    set_seed(6)
+    model = MultiUserSemCom(_link(2), image_size=(16, 16), seed=0, policy_prior_slope=3.0, **TINY)
+    model.build()
+    np.testing.assert_allclose(model.p1[0].logits.bias.numpy(), [0.0, 1.5, 3.0])
+
+
 def _fit(model, images, epochs, steps, lr=1e-3):
     data = tf.data.Dataset.from_tensor_slices(images).batch(8).repeat()
     snr = tf.data.Dataset.from_tensor_slices(np.full(len(images), 20.0, np.float32)).batch(8)
@@ -205,7 +246,7 @@ def test_staged_schedule_freezes_groups_and_sets_learning_rates():
     """The two fine-tuning stages, one epoch each: stage 2 freezes the CNN encoding module
     and P2, stage 3 the channel-adaptive module and P1 (single user keeps it cheap)."""
     set_seed(3)
-    model = MultiUserSemCom(_link(1), image_size=(16, 16), seed=0,
+    model = MultiUserSemCom(_link(1), image_size=(16, 16), seed=0, policy_warmup=0.0,
                             stage_fractions=(0.0, 0.0, 0.5, 0.5),
                             stage_learning_rates=(1e-3, 1e-4, 2e-5, 1e-5), **TINY)
     images = _images(4, seed=4)

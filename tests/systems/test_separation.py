@@ -7,7 +7,7 @@ import skimage.data
 import tensorflow as tf
 
 from semsim.codecs import HEVCCodec, psnr_db
-from semsim.systems.base import CSISpec, LinkSpec
+from semsim.systems.base import CSISpec, LinkSpec, TrainSpec
 from semsim.systems.registry import get_system_type
 from semsim.systems.separation import (
     LENGTH_FIELD_BITS,
@@ -37,13 +37,22 @@ def good_channels() -> np.ndarray:
 
 
 def _prepared(system, images):
-    system.prepare(tf.data.Dataset.from_tensor_slices(images).batch(4), None, None, False)
+    """``prepare`` on an endless stream of the images (as the runner gives), one epoch = 2
+    batches of 4."""
+    stream = tf.data.Dataset.from_tensor_slices(images).batch(4).repeat()
+    system.prepare(stream, TrainSpec(steps_per_epoch=2), None, False)
     return system
 
 
 def test_fallback_mean_is_training_mean(images):
     data = tf.data.Dataset.from_tensor_slices((images, np.arange(8))).batch(3)
     np.testing.assert_allclose(fallback_mean(data), images.astype(np.float64).mean(axis=(0, 1, 2)), rtol=1e-6)
+    # Of an endless stream only the first max_batches batches count (here images 0..5).
+    endless = tf.data.Dataset.from_tensor_slices(images).batch(3).repeat()
+    np.testing.assert_allclose(fallback_mean(endless, max_batches=2),
+                               images[:6].astype(np.float64).mean(axis=(0, 1, 2)), rtol=1e-6)
+    with pytest.raises(ValueError, match="max_batches"):
+        fallback_mean(endless, max_batches=0)
 
 
 def test_high_snr_reproduces_codec_exactly(images, good_channels):
@@ -59,6 +68,45 @@ def test_high_snr_reproduces_codec_exactly(images, good_channels):
         np.testing.assert_array_equal(rec, codec.decode(enc.payload, (32, 32)))
         assert bits == enc.bits + LENGTH_FIELD_BITS
     np.testing.assert_allclose(result.cr, 2 * uses * 2 / 3072, rtol=1e-6)
+
+
+UPLINK_2X2 = LinkSpec(num_rx_ant=2, users=2, antennas_per_user=1, csi=CSISpec(mode="perfect"))
+
+
+def test_multi_user_each_user_sends_its_own_image(images, good_channels):
+    """K = 2 single-antenna users, M = 2: image n is user n % 2 in realization n // 2 over
+    h[2 (n // 2)]; the per-image matrices of odd images are zero and must not be used. At
+    high SNR every image is the codec's own reconstruction at a per-user budget of U = 307
+    uses of one antenna."""
+    h = np.zeros_like(good_channels)
+    h[::2] = good_channels[::2]
+    system = _prepared(SeparationSystem(UPLINK_2X2, code="ldpc5g", modulation="16qam", cr=0.1), images)
+    result = system.transmit(images, 60.0, h=h)
+    assert not result.extras["failed"].any()
+    uses = channel_uses_per_image(0.1, (32, 32), 1)
+    assert uses == 153
+    codec = HEVCCodec()
+    for image, rec in zip(images, result.images_hat, strict=True):
+        enc = codec.encode_to_fit(image, uses * 4 // 2 - LENGTH_FIELD_BITS)
+        np.testing.assert_array_equal(rec, codec.decode(enc.payload, (32, 32)))
+    np.testing.assert_allclose(result.cr, 2 * uses / 3072, rtol=1e-6)
+    # A zero channel for realization 1 (images 2 and 3) loses exactly those two images.
+    h[2] = 0.0
+    lost = system.transmit(images, 60.0, h=h).extras["failed"]
+    np.testing.assert_array_equal(lost, [0, 0, 1, 1, 0, 0, 0, 0])
+    with pytest.raises(ValueError, match=r"image batch \(7\)"):
+        system.transmit(images[:7], 60.0, h=h[:7])
+
+
+def test_multi_user_capacity_is_the_symmetric_rate():
+    h = (np.random.default_rng(4).normal(size=(3, 2, 2, 2)) @ [1, 1j]) / np.sqrt(2)
+    bits = CapacityBoundSystem(UPLINK_2X2, cr=0.2).capacity_bits(h, 10.0, uses=100)
+    assert bits.shape == (3, 2)
+    # Independent reference: min(C_1, C_2, C_12 / 2) of the two-user MAC, snr = 10 per user.
+    single = np.log2(1 + 10.0 * np.sum(np.abs(h) ** 2, axis=1))  # [3, 2], log2(1 + snr |h_k|^2)
+    joint = np.log2(np.real(np.linalg.det(np.eye(2) + 10.0 * h @ np.conj(np.swapaxes(h, 1, 2)))))
+    expected = 100 * np.minimum(single.min(axis=1), joint / 2)
+    np.testing.assert_allclose(bits, np.repeat(expected[:, None], 2, axis=1), rtol=1e-9)
 
 
 def test_low_snr_falls_back(images):
