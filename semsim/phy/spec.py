@@ -46,3 +46,18 @@ class LinkSpec:
     @property
     def num_tx_ant(self) -> int:
         return self.users * self.antennas_per_user
+
+
+def link_to_config(link: LinkSpec) -> dict:
+    """JSON-able dict of a :class:`LinkSpec` (for Keras ``get_config``)."""
+    return dataclasses.asdict(link)
+
+
+def link_from_config(config: dict | LinkSpec) -> LinkSpec:
+    """Inverse of :func:`link_to_config`; a ``LinkSpec`` passes through unchanged."""
+    if isinstance(config, LinkSpec):
+        return config
+    config = dict(config)
+    csi = config.get("csi", {})
+    config["csi"] = csi if isinstance(csi, CSISpec) else CSISpec(**csi)
+    return LinkSpec(**config)

@@ -241,6 +241,11 @@ class _Run:
             point["target_cr"] = np.float64(target_cr)
         for key, values in extras.items():
             point[f"extra__{key}"] = np.concatenate(values)
+        merged = {key: point[f"extra__{key}"] for key in extras}
+        for key, value in system.summarize(merged).items():
+            # A test-set figure (e.g. entropy-coded side information per image) is
+            # reported like the per-image extras: constant over the SNR point's images.
+            point[f"extra__{key}"] = np.full(len(point["psnr"]), float(value))
         return point
 
     def _run_system(self, entry: SystemConfig, data: ImageData, batches, channels,

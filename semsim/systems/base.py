@@ -100,3 +100,9 @@ class System(abc.ABC):
         """Send ``images`` over the link at ``snr_db`` (evaluation mode, deterministic
         decisions) and return the reconstructions. ``target_cr`` is given to systems
         that match another system's CR (``match_cr_of``)."""
+
+    def summarize(self, extras: dict[str, np.ndarray]) -> dict[str, float]:
+        """Per-image values that only exist over a whole test set at one SNR (e.g. the
+        entropy-coded side information, in bits per image), computed from the
+        concatenated ``extras`` of every batch. The runner reports each as an extra."""
+        return {}

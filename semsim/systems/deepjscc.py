@@ -29,15 +29,13 @@ CR = ``2N / (3HW) = c / 48`` exactly (real data symbols; pilots are not counted)
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 import pydantic
 import tensorflow as tf
 
 from semsim.phy import AnalogLink, complex_to_reals, reals_to_complex
+from semsim.phy.spec import LinkSpec, link_from_config, link_to_config
 from semsim.systems import users as users_lib
-from semsim.systems.base import CSISpec, LinkSpec
 from semsim.systems.keras_system import KerasSystem
 from semsim.systems.registry import register_system
 
@@ -53,18 +51,6 @@ def channels_for_cr(cr: float) -> int:
     if not 0 < cr <= 1:
         raise ValueError(f"cr must lie in (0, 1]; got {cr!r}")
     return max(1, round(cr * 3 * DOWNSAMPLING**2))
-
-
-def link_to_config(link: LinkSpec) -> dict:
-    """JSON-able dict of a :class:`LinkSpec` (for ``get_config``)."""
-    return dataclasses.asdict(link)
-
-
-def link_from_config(config: dict | LinkSpec) -> LinkSpec:
-    """Inverse of :func:`link_to_config` (a ``LinkSpec`` passes through)."""
-    if isinstance(config, LinkSpec):
-        return config
-    return LinkSpec(**{**config, "csi": CSISpec(**config["csi"])})
 
 
 def _static_size(z) -> int:

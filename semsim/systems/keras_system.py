@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -118,6 +119,8 @@ class KerasSystem(System):
         Extra Keras callbacks for ``fit`` (tests use them to interrupt a run).
     verbose : int
         Keras ``fit`` verbosity (1: progress bar).
+    summarize : callable | None
+        ``extras -> {name: value}``, see :meth:`System.summarize`.
     """
 
     trainable = True
@@ -130,6 +133,7 @@ class KerasSystem(System):
         eval_batch_size: int = 64,
         callbacks: list | None = None,
         verbose: int = 1,
+        summarize: Callable[[dict[str, np.ndarray]], dict[str, float]] | None = None,
     ):
         self.model = model
         self.type_name = type_name
@@ -137,7 +141,11 @@ class KerasSystem(System):
         self.eval_batch_size = int(eval_batch_size)
         self.callbacks = list(callbacks or [])
         self.verbose = verbose
+        self._summarize = summarize
         self._forward = None
+
+    def summarize(self, extras: dict[str, np.ndarray]) -> dict[str, float]:
+        return self._summarize(extras) if self._summarize else {}
 
     def _build(self, example: dict) -> None:
         if not self.model.built:

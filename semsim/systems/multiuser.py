@@ -111,6 +111,7 @@ import tensorflow as tf
 from semsim.phy import AnalogLink, ChannelState
 from semsim.phy.ldpc import LDPC5GCodec
 from semsim.phy.qam import QAMDemapper, QAMMapper, bits_per_symbol
+from semsim.phy.spec import link_from_config, link_to_config
 from semsim.semantic.cbam import CBAMCSI
 from semsim.semantic.ccam import CCAM
 from semsim.semantic.channel_state import channel_features
@@ -121,7 +122,6 @@ from semsim.semantic.resblock import ResBlock
 from semsim.semantic.soft_entropy import soft_entropy_2d
 from semsim.systems import users as users_lib
 from semsim.systems.base import LinkSpec
-from semsim.systems.deepjscc import link_from_config, link_to_config
 from semsim.systems.keras_system import KerasSystem
 from semsim.systems.registry import register_system
 

@@ -45,7 +45,6 @@ slot's output.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from typing import Any, Literal
 
@@ -55,7 +54,8 @@ import pydantic
 import tensorflow as tf
 
 from semsim.metrics import empirical_entropy_bits
-from semsim.phy import AnalogLink, CSISpec, LinkSpec
+from semsim.phy import AnalogLink
+from semsim.phy.spec import link_from_config, link_to_config
 from semsim.phy.utils import complex_to_reals, reals_to_complex
 from semsim.semantic.channel_state import ChannelStateEncoder
 from semsim.semantic.entropy import entropy_2d
@@ -129,18 +129,6 @@ class ReferenceParams(pydantic.BaseModel):
         if self.snr_range_db[1] < self.snr_range_db[0]:
             raise ValueError(f"snr_range_db must be (low, high), got {self.snr_range_db}")
         return self
-
-
-def link_to_dict(link) -> dict:
-    """A :class:`LinkSpec` (from ``semsim.phy`` or ``semsim.systems.base``) as a JSON dict."""
-    return dataclasses.asdict(link)
-
-
-def link_from_dict(config: dict) -> LinkSpec:
-    """Inverse of :func:`link_to_dict`."""
-    config = dict(config)
-    config["csi"] = CSISpec(**config.get("csi", {}))
-    return LinkSpec(**config)
 
 
 def side_info_bits(kept_maps, kept_symbols) -> float:
@@ -224,7 +212,7 @@ class ReferenceModel(keras.Model):
     def __init__(self, params, link, image_size, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.params = params if isinstance(params, ReferenceParams) else ReferenceParams(**params)
-        self.link_spec = link if not isinstance(link, dict) else link_from_dict(link)
+        self.link_spec = link if not isinstance(link, dict) else link_from_config(link)
         if self.link_spec.users != 1:
             raise ValueError(f"the reference system is single-user, got users={link.users}")
         if self.link_spec.fading not in ("block", "none"):
@@ -432,7 +420,7 @@ class ReferenceModel(keras.Model):
         return {
             **super().get_config(),
             "params": self.params.model_dump(mode="json"),
-            "link": link_to_dict(self.link_spec),
+            "link": link_to_config(self.link_spec),
             "image_size": list(self.image_size),
             "seed": self.seed,
         }
@@ -443,4 +431,11 @@ def build(params: ReferenceParams, link, image_size: tuple[int, int], seed: int)
     """Channel- and content-adaptive Swin JSCC with learned map selection and symbol pruning
     (2D-entropy-aware Gumbel-Softmax policies) over a MIMO link with LMMSE detection."""
     model = ReferenceModel(params, link, image_size, seed)
-    return KerasSystem(model, TYPE_NAME, snr_range_db=params.snr_range_db)
+    return KerasSystem(
+        model,
+        TYPE_NAME,
+        snr_range_db=params.snr_range_db,
+        summarize=lambda extras: {
+            "side_info_bits": side_info_bits(extras["kept_maps"], extras["kept_symbols"])
+        },
+    )

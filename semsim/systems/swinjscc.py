@@ -35,6 +35,7 @@ import keras
 import pydantic
 import tensorflow as tf
 
+from semsim.phy.spec import link_from_config, link_to_config
 from semsim.semantic.swin import SwinDecoder, SwinEncoder
 from semsim.systems import users as users_lib
 from semsim.systems.base import LinkSpec
@@ -42,8 +43,6 @@ from semsim.systems.deepjscc import (
     LatentLink,
     MSEModel,
     build_for_users,
-    link_from_config,
-    link_to_config,
 )
 from semsim.systems.keras_system import KerasSystem
 from semsim.systems.registry import register_system

@@ -61,6 +61,9 @@ def test_run_shares_channels_and_matches_cr(tiny_scenario, tmp_path):
     assert a.n_images == [20, 20, 20]
     assert a.psnr_db[0] < a.psnr_db[1] < a.psnr_db[2]
     assert a.extras()["kept_symbols"] == [0.5 * 3 * 32 * 32] * 3
+    # System.summarize: one test-set figure per SNR point, reported like an extra
+    assert a.extras()["failure_rate"] == pytest.approx(a.extras()["failed"])
+    assert a.extras()["failure_rate"][0] > a.extras()["failure_rate"][2]
     # written file round-trips and equals the returned results
     assert ResultsFile.read(tmp_path / "run" / "results.json") == results
 

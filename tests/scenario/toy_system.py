@@ -74,6 +74,11 @@ class ToySystem(System):
                               {"kept_symbols": symbols, "failed": (std > 0.3).astype(np.float32)})
 
 
+    def summarize(self, extras):
+        """A test-set figure: the fraction of failed images at this SNR point."""
+        return {"failure_rate": float(np.mean(extras["failed"]))}
+
+
 def _build(params: ToyParams, link: LinkSpec, image_size, seed: int) -> ToySystem:
     return ToySystem(params, link, tuple(image_size))
 
