@@ -40,6 +40,26 @@ def thermometer_code(one_hot: tf.Tensor) -> tf.Tensor:
     return tf.cumsum(one_hot, axis=-1, reverse=True)[..., 1:]
 
 
+def pruned_symbol_probe(symbols: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Straight-through path for the gradient of pruned positions; exactly zero forward.
+
+    A PHY that forces unsent entries (and so their gradients) to zero leaves the loss with
+    no information on whether keeping one more map or symbol would help. Added to the
+    receiver's symbols, this term makes ``d loss / d mask`` equal ``symbols * d loss /
+    d received`` at pruned positions (``mask == 0``), i.e. as if the symbol had been received
+    error-free at the transmit scale; at sent positions it is zero and the masks' gradients
+    come through the channel.
+
+    ``symbols``: float32 or complex64 (the unmasked symbols at the transmit scale);
+    ``mask``: float32 0/1 with straight-through gradients, same shape. Returns
+    ``symbols``' dtype and shape, all zeros; only ``mask`` receives gradients.
+    """
+    symbols = tf.stop_gradient(symbols)
+    weight = tf.cast(mask, symbols.dtype)
+    probe = symbols * weight
+    return tf.cast(1.0 - tf.stop_gradient(mask), symbols.dtype) * (probe - tf.stop_gradient(probe))
+
+
 def gumbel_softmax(
     logits: tf.Tensor, temperature: tf.Tensor | float, seed: tf.Tensor, hard: bool = True
 ) -> tf.Tensor:

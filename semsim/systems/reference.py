@@ -26,7 +26,8 @@ Data flow for one image ``X`` ``[H, W, 3]`` (``f = patch_size * 2**(stages - 1)`
 
 Gradients: the policies' masks are straight-through (exact 0/1 forward). Kept symbols pass
 their mask gradient through the channel; for pruned ones, which the PHY zeroes together with
-their gradient, :func:`_pruned_symbol_probe` supplies the gradient of an error-free channel.
+their gradient, :func:`~semsim.semantic.policy.pruned_symbol_probe` supplies the gradient of an
+error-free channel.
 Both policies start biased towards keeping most symbols (``policy_prior_slope``): from a
 uniform start the untrained decoder makes extra symbols look harmful and the policies
 collapse to sending almost nothing.
@@ -65,6 +66,7 @@ from semsim.semantic.policy import (
     Schedule,
     TemperatureAnnealing,
     check_temperatures,
+    pruned_symbol_probe,
 )
 from semsim.semantic.swin import SwinDecoder, SwinEncoder
 from semsim.systems.keras_system import KerasSystem
@@ -73,7 +75,26 @@ from semsim.systems.registry import register_system
 TYPE_NAME = "reference"
 
 
-class ReferenceParams(pydantic.BaseModel):
+class SwinSizeParams(pydantic.BaseModel):
+    """Sizes of the channel-aware Swin encoder/decoder (the paper's by default), shared by
+    every Swin-based system so that comparisons use the same backbone: per-stage widths,
+    block counts and heads, the attention window in tokens (4 suits the 16x16 and 8x8
+    grids of 32x32 images), the patch size and the MLP expansion ratio."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    encoder_dims: tuple[int, ...] = (96, 128)
+    encoder_depths: tuple[int, ...] = (2, 4)
+    encoder_heads: tuple[int, ...] = (6, 8)
+    decoder_dims: tuple[int, ...] = (128, 96)
+    decoder_depths: tuple[int, ...] = (4, 2)
+    decoder_heads: tuple[int, ...] = (8, 6)
+    window_size: int = pydantic.Field(4, ge=1)
+    patch_size: int = pydantic.Field(2, ge=1)
+    mlp_ratio: float = pydantic.Field(4.0, gt=0)
+
+
+class ReferenceParams(SwinSizeParams):
     """Parameters of the reference system (a scenario's ``params:``; unknown keys are errors).
 
     Sizes: ``num_maps`` is ``C``; ``encoder_*``/``decoder_*`` list per-stage widths, block
@@ -93,15 +114,6 @@ class ReferenceParams(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
     num_maps: int = pydantic.Field(16, ge=1)
-    encoder_dims: tuple[int, ...] = (96, 128)
-    encoder_depths: tuple[int, ...] = (2, 4)
-    encoder_heads: tuple[int, ...] = (6, 8)
-    decoder_dims: tuple[int, ...] = (128, 96)
-    decoder_depths: tuple[int, ...] = (4, 2)
-    decoder_heads: tuple[int, ...] = (8, 6)
-    window_size: int = pydantic.Field(4, ge=1)
-    patch_size: int = pydantic.Field(2, ge=1)
-    mlp_ratio: float = pydantic.Field(4.0, gt=0)
     channel_embed_dim: int = pydantic.Field(32, ge=1)
     entropy_embed_dim: int = pydantic.Field(64, ge=1)
     entropy_levels: int = pydantic.Field(256, ge=2)
@@ -172,20 +184,6 @@ def sent_complex_mask(mask: tf.Tensor, num_tx_ant: int) -> tf.Tensor:
     carries at least one kept real (same arrangement as :func:`arrange_symbols`)."""
     mask = _pad_odd(mask)
     return _deal(tf.maximum(mask[..., 0::2], mask[..., 1::2]), num_tx_ant)
-
-
-def _pruned_symbol_probe(symbols: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Straight-through path for the gradient of pruned positions; exactly zero forward.
-
-    The PHY forces unsent entries (and so their gradients) to zero, so the loss would carry
-    no information on whether keeping one more map or symbol helps. At pruned positions
-    (``mask == 0``) this term makes ``d loss / d mask`` equal ``symbols * d loss / d z_hat``,
-    i.e. as if the symbol had been received error-free at the transmit scale; at sent
-    positions it is zero and the masks' gradients come through the channel. ``symbols``,
-    ``mask``: float32 ``[B, C, N]``; neither ``symbols`` nor the weighting gets gradients here.
-    """
-    probe = tf.stop_gradient(symbols) * mask
-    return (1.0 - tf.stop_gradient(mask)) * (probe - tf.stop_gradient(probe))
 
 
 @keras.saving.register_keras_serializable(package="semsim")
@@ -340,7 +338,7 @@ class ReferenceModel(keras.Model):
         energy = tf.reduce_sum(tf.square(maps * mask), axis=[1, 2])
         count = tf.reduce_sum(sent, axis=[1, 2])
         scale = tf.sqrt(tf.math.divide_no_nan(count * self.analog.symbol_energy, energy))
-        z_hat = z_hat + _pruned_symbol_probe(maps * scale[:, None, None], mask)
+        z_hat = z_hat + pruned_symbol_probe(maps * scale[:, None, None], mask)
         to_grid = lambda t: tf.transpose(tf.reshape(t, [-1, c_maps, *self.grid]), [0, 2, 3, 1])
         z_refined = to_grid(z_hat)
         if self.compensation is not None:

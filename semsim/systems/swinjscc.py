@@ -45,6 +45,7 @@ from semsim.systems.deepjscc import (
     build_for_users,
 )
 from semsim.systems.keras_system import KerasSystem
+from semsim.systems.reference import SwinSizeParams
 from semsim.systems.registry import register_system
 
 
@@ -236,7 +237,7 @@ class SwinJSCC(MSEModel):
         }
 
 
-class SwinJSCCParams(pydantic.BaseModel):
+class SwinJSCCParams(SwinSizeParams):
     """Scenario params of ``swinjscc`` (sizes default to the reference system's)."""
 
     model_config = pydantic.ConfigDict(extra="forbid")
@@ -244,15 +245,6 @@ class SwinJSCCParams(pydantic.BaseModel):
     channels: int = pydantic.Field(16, ge=1)
     rates: tuple[int, ...] = (2, 4, 8, 12, 16)
     default_cr: float = pydantic.Field(1 / 6, gt=0)
-    encoder_dims: tuple[int, ...] = (96, 128)
-    encoder_depths: tuple[int, ...] = (2, 4)
-    encoder_heads: tuple[int, ...] = (6, 8)
-    decoder_dims: tuple[int, ...] = (128, 96)
-    decoder_depths: tuple[int, ...] = (4, 2)
-    decoder_heads: tuple[int, ...] = (8, 6)
-    window_size: int = pydantic.Field(4, ge=1)
-    patch_size: int = pydantic.Field(2, ge=1)
-    mlp_ratio: float = pydantic.Field(4.0, gt=0)
     hidden: int = pydantic.Field(32, ge=1)
     eval_batch_size: int = pydantic.Field(64, ge=1)
 
