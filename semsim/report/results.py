@@ -14,6 +14,7 @@
           "type": "reference",
           "snr_db": [0.0, 10.0],               # evaluation SNRs (dB)
           "psnr_db": [...], "psnr_std_db": [...],  # mean / std over images of per-image PSNR
+          "psnr_of_mean_mse_db": [...],        # PSNR of the MSE averaged over images
           "cr": [...],                         # mean CR (real symbols / 3HW)
           "n_images": [...],
           "train_seconds": 12.3, "eval_seconds": 4.5,

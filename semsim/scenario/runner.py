@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from semsim import __version__
 from semsim.data.pipeline import ImageData, eval_batches, load_data, train_dataset
+from semsim.metrics import psnr_per_image
 from semsim.report.markdown import write_report
 from semsim.report.plots import plot_results, plot_samples
 from semsim.report.results import CORE_LISTS, ResultsFile, SystemResults, write_csv
@@ -78,10 +79,14 @@ def derive_seed(seed: int, *keys: int) -> int:
 
 
 def psnr_db(images: np.ndarray, images_hat: np.ndarray) -> np.ndarray:
-    """Per-image PSNR (dB) of ``[B, H, W, 3]`` images in ``[0, 1]``: ``[B]`` float64,
-    capped at :data:`PSNR_CAP_DB`."""
-    mse = np.mean((images.astype(np.float64) - images_hat.astype(np.float64)) ** 2, axis=(1, 2, 3))
-    return 10.0 * np.log10(1.0 / np.maximum(mse, 10.0 ** (-PSNR_CAP_DB / 10.0)))
+    """Per-image PSNR (dB, MAX = 255) of ``[B, H, W, 3]`` images in ``[0, 1]``: ``[B]``
+    float64, capped at :data:`PSNR_CAP_DB` (a perfectly decoded flat patch would be inf)."""
+    return np.minimum(psnr_per_image(images, images_hat), PSNR_CAP_DB)
+
+
+def psnr_of_mean_mse_db(psnr: np.ndarray) -> float:
+    """PSNR (dB) of the MSE averaged over images, from per-image PSNRs (dB)."""
+    return float(-10.0 * np.log10(np.mean(10.0 ** (-np.asarray(psnr, np.float64) / 10.0))))
 
 
 class SharedChannels:
@@ -318,6 +323,7 @@ def _system_results(type_name: str, points: list[dict], timing: dict) -> SystemR
         "snr_db": [float(p["snr_db"]) for p in points],
         "psnr_db": [float(np.mean(p["psnr"])) for p in points],
         "psnr_std_db": [float(np.std(p["psnr"])) for p in points],
+        "psnr_of_mean_mse_db": [psnr_of_mean_mse_db(p["psnr"]) for p in points],
         "cr": [float(np.mean(p["cr"])) for p in points],
         "n_images": [int(len(p["psnr"])) for p in points],
         "train_seconds": timing.get("train_seconds"),

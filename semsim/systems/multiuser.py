@@ -46,7 +46,12 @@ Transmitter of user ``k`` (weights per user, or shared with ``share_weights``)
 soft Gumbel-Softmax sample's gradient (straight-through). The sent symbols are
 ``x * m(P1) * sum_t y_t K_t`` with ``K_t`` the (constant) keep mask of ratio ``t``, so the
 reconstruction loss reaches P2's choice ``y_t`` through ``<dLoss/dx_sent, x K_t>`` and P1's
-through the thermometer code; the rate term (below) is linear in both choices.
+through the thermometer code; the rate term (below) is linear in both choices. The PHY
+forces unsent symbols (and so their gradients) to zero, which alone would tell a policy that
+keeps fewer symbols nothing about what keeping more would bring, and P1 collapses to one or
+two maps; in training the receiver therefore adds
+:func:`~semsim.semantic.policy.pruned_symbol_probe` (exactly zero forward): at pruned
+positions the masks get the gradient of an error-free channel at the user's transmit scale.
 
 Channel use and the index side channel
 --------------------------------------
@@ -117,7 +122,7 @@ from semsim.semantic.ccam import CCAM
 from semsim.semantic.channel_state import channel_features
 from semsim.semantic.entropy import entropy_2d
 from semsim.semantic.mhsa import MultiHeadSelfAttention
-from semsim.semantic.policy import CountPolicy, gumbel_softmax
+from semsim.semantic.policy import CountPolicy, gumbel_softmax, pruned_symbol_probe
 from semsim.semantic.resblock import ResBlock
 from semsim.semantic.soft_entropy import soft_entropy_2d
 from semsim.systems import users as users_lib
@@ -477,6 +482,16 @@ class MultiUserSemCom(keras.Model):
             x_hat, no_eff = self.analog.detector(y, state.h_hat, no)
         return tf.reshape(x_hat, shape), tf.reshape(no_eff, shape)
 
+    def _probe(self, x_full, x_sent, mask):
+        """Zero-valued term whose gradient tells P1/P2 what pruned symbols would bring
+        (:func:`~semsim.semantic.policy.pruned_symbol_probe`): ``x_full`` ``[B, K, P]`` the
+        unmasked symbols, ``x_sent`` the sent ones, ``mask`` their (straight-through) mask; the
+        probe uses ``x_full`` at each user's power-normalization scale (as the PHY applies it)."""
+        energy = tf.reduce_sum(tf.square(tf.abs(x_sent)), axis=-1, keepdims=True)
+        count = tf.reduce_sum(tf.stop_gradient(mask), axis=-1, keepdims=True)
+        scale = tf.sqrt(tf.math.divide_no_nan(count * self.analog.symbol_energy, energy))
+        return pruned_symbol_probe(x_full * tf.complex(scale, tf.zeros_like(scale)), mask)
+
     def _pinned(self, decided, warmup):
         """The policy's decision, or ``warmup`` (send everything) while ``policy_on`` is 0;
         no gradient reaches the policy during the warm-up."""
@@ -508,7 +523,7 @@ class MultiUserSemCom(keras.Model):
         needs_index = tf.constant([r > 0 for r in self.ratios], tf.float32)
         idx_syms = float(self.index_symbols_per_map) if self.use_pruning else 0.0
 
-        tx = {key: [] for key in ("x", "mask", "keep", "map_mask", "z0", "cond", "maps",
+        tx = {key: [] for key in ("x", "x_full", "mask", "keep", "map_mask", "z0", "cond", "maps",
                                   "pruned", "index")}
         for k in range(k_users):
             u = 0 if self.share_weights else k
@@ -543,6 +558,7 @@ class MultiUserSemCom(keras.Model):
             mask = map_mask[..., None] * keep  # [B, C/2, L]; hard values, ST gradients
             sent = x * tf.complex(mask, tf.zeros_like(mask))  # complex() passes real grads
             tx["x"].append(tf.reshape(sent, [batch, -1]))
+            tx["x_full"].append(tf.reshape(x, [batch, -1]))
             tx["mask"].append(tf.reshape(mask, [batch, -1]))
             for key, value in (("keep", keep), ("map_mask", map_mask), ("z0", z0),
                                ("cond", cond), ("maps", tf.reduce_sum(map_mask, axis=-1)),
@@ -558,6 +574,8 @@ class MultiUserSemCom(keras.Model):
         if self.use_pruning and not training:
             rx_mask, failed = self._index_side_channel(tx, state, snr_db)
         z_hat = expand(x_hat, rx_mask)  # [B, K, C/2 * L]
+        if training:
+            z_hat = z_hat + self._probe(tf.stack(tx["x_full"], axis=1), x_all, mask_all)
 
         images = []
         for k in range(k_users):

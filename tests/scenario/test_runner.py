@@ -60,6 +60,9 @@ def test_run_shares_channels_and_matches_cr(tiny_scenario, tmp_path):
     assert b.cr == [0.5, 0.5, 0.5] and b.extras()["target_cr"] == [0.5, 0.5, 0.5]
     assert a.n_images == [20, 20, 20]
     assert a.psnr_db[0] < a.psnr_db[1] < a.psnr_db[2]
+    # PSNR of the mean MSE never exceeds the mean PSNR (Jensen), and tracks it
+    for mean_psnr, of_mean_mse in zip(a.psnr_db, a.extras()["psnr_of_mean_mse_db"], strict=True):
+        assert of_mean_mse <= mean_psnr + 1e-9
     assert a.extras()["kept_symbols"] == [0.5 * 3 * 32 * 32] * 3
     # System.summarize: one test-set figure per SNR point, reported like an extra
     assert a.extras()["failure_rate"] == pytest.approx(a.extras()["failed"])

@@ -308,3 +308,27 @@ def test_users_interfere():
     # with these seeds: a model trained 800 tiny steps is only mildly noise-sensitive).
     assert psnr_two > 12.0, psnr_two  # the model did learn something
     assert psnr_one - psnr_two >= 0.05, (psnr_one, psnr_two)
+
+
+def test_pruned_symbol_probe_is_zero_and_passes_error_free_gradient():
+    # The probe must not change the received symbols, and at pruned positions the mask
+    # must get the gradient of an error-free channel at the user's power-normalization
+    # scale: d/dmask [a Re z + b Im z] = a Re(s x) + b Im(s x); at sent positions zero.
+    rng = np.random.default_rng(3)
+    shape = (2, 3, 10)
+    x = tf.constant(rng.normal(size=shape) + 1j * rng.normal(size=shape), tf.complex64)
+    mask_np = (rng.random(shape) < 0.6).astype(np.float32)
+    mask = tf.constant(mask_np)
+    a, b = rng.normal(size=shape).astype(np.float32), rng.normal(size=shape).astype(np.float32)
+    host = type("Host", (), {"analog": type("A", (), {"symbol_energy": 2.0})()})()
+    with tf.GradientTape() as tape:
+        tape.watch(mask)
+        z = MultiUserSemCom._probe(host, x, x * tf.cast(mask, tf.complex64), mask)
+        loss = tf.reduce_sum(a * tf.math.real(z) + b * tf.math.imag(z))
+    grad = tape.gradient(loss, mask).numpy()
+    np.testing.assert_array_equal(z.numpy(), 0.0)
+    xn = x.numpy()
+    scale = np.sqrt(2.0 * mask_np.sum(-1, keepdims=True)
+                    / (np.abs(xn) ** 2 * mask_np).sum(-1, keepdims=True))
+    expected = (1.0 - mask_np) * (a * (scale * xn).real + b * (scale * xn).imag)
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-5)
