@@ -36,7 +36,7 @@ import tensorflow as tf
 from semsim.phy import AnalogLink, complex_to_reals, reals_to_complex
 from semsim.phy.spec import LinkSpec, link_from_config, link_to_config
 from semsim.systems import users as users_lib
-from semsim.systems.keras_system import KerasSystem
+from semsim.systems.keras_system import KerasSystem, LossModel
 from semsim.systems.registry import register_system
 
 #: Spatial down-sampling factor of the Deep JSCC encoder (two stride-2 convolutions).
@@ -166,7 +166,7 @@ class AttentionFeature(keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels}
 
 
-class MSEModel(keras.Model):
+class MSEModel(LossModel):
     """A learned system trained on the image MSE (``train_step``/``test_step`` take the
     inputs dict of :mod:`semsim.systems.keras_system`; metrics ``loss`` = MSE, ``psnr``)."""
 
@@ -174,16 +174,6 @@ class MSEModel(keras.Model):
         out = self(data, training=training)
         mse = tf.reduce_mean(tf.square(data["image"] - out["image_hat"]))
         return mse, {"loss": mse, "psnr": -10.0 * tf.math.log(mse) / tf.math.log(10.0)}
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            loss, metrics = self._loss(data, training=True)
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
-        return metrics
-
-    def test_step(self, data):
-        return self._loss(data, training=False)[1]
 
 
 @keras.saving.register_keras_serializable(package="semsim")

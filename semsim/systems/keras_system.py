@@ -69,6 +69,25 @@ def training_inputs(
     return images.repeat().enumerate().map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+class LossModel(keras.Model):
+    """Base of learned models whose training is "minimize ``_loss``": subclasses define
+    ``_loss(data, training) -> (loss, metrics)`` on the inputs dict of this module, and
+    get the matching ``train_step`` and ``test_step``."""
+
+    def _loss(self, data, training):
+        raise NotImplementedError
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss, metrics = self._loss(data, training=True)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return metrics
+
+    def test_step(self, data):
+        return self._loss(data, training=False)[1]
+
+
 class _EpochBackup(keras.callbacks.Callback):
     """Writes weights + optimizer state, Sionna's RNG state and the epoch after each
     epoch, so that a resumed run continues exactly."""

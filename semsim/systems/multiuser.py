@@ -127,7 +127,7 @@ from semsim.semantic.resblock import ResBlock
 from semsim.semantic.soft_entropy import soft_entropy_2d
 from semsim.systems import users as users_lib
 from semsim.systems.base import LinkSpec
-from semsim.systems.keras_system import KerasSystem
+from semsim.systems.keras_system import KerasSystem, LossModel
 from semsim.systems.registry import register_system
 
 #: Pruning ratios of P2 (paper).
@@ -293,7 +293,7 @@ class RatioPolicy(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="semsim")
-class MultiUserSemCom(keras.Model):
+class MultiUserSemCom(LossModel):
     """The multi-user system as one Keras model (see the module docstring).
 
     Parameters
@@ -656,16 +656,6 @@ class MultiUserSemCom(keras.Model):
         return loss, {"loss": loss, "mse": mean_mse,
                       "psnr": -10.0 * tf.math.log(mean_mse) / tf.math.log(10.0),
                       "cpp": tf.reduce_mean(out["cpp"]), "cr": tf.reduce_mean(out["cr"])}
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            loss, metrics = self._loss(data, training=True)
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
-        return metrics
-
-    def test_step(self, data):
-        return self._loss(data, training=False)[1]
 
     def training_callbacks(self, steps_per_epoch: int) -> list[keras.callbacks.Callback]:
         """Temperature decay per epoch, (``staged``) the paper's staged schedule and the
