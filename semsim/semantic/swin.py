@@ -386,8 +386,37 @@ def _check_stage_lists(dims: Sequence[int], depths: Sequence[int], heads: Sequen
             raise ValueError(f"stage dim {d} is not divisible by its number of heads {h}")
 
 
+class _SwinStack(keras.layers.Layer):
+    """The stages shared by :class:`SwinEncoder` and :class:`SwinDecoder`: one
+    :class:`SwinStage` per entry of ``dims``/``depths``/``heads``, and their config."""
+
+    def __init__(self, dims, depths, heads, window_size, patch_size, mlp_ratio, conditioned, **kwargs):
+        super().__init__(**kwargs)
+        _check_stage_lists(dims, depths, heads)
+        self.dims, self.depths, self.heads = list(dims), list(depths), list(heads)
+        self.window_size, self.patch_size = window_size, patch_size
+        self.mlp_ratio, self.conditioned = mlp_ratio, conditioned
+        self.scale = patch_size * 2 ** (len(dims) - 1)
+        self.stages = [
+            SwinStage(d, n, h, window_size, mlp_ratio, conditioned, name=f"stage{i}")
+            for i, (d, n, h) in enumerate(zip(dims, depths, heads, strict=True))
+        ]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "dims": self.dims,
+            "depths": self.depths,
+            "heads": self.heads,
+            "window_size": self.window_size,
+            "patch_size": self.patch_size,
+            "mlp_ratio": self.mlp_ratio,
+            "conditioned": self.conditioned,
+        }
+
+
 @keras.saving.register_keras_serializable(package="semsim")
-class SwinEncoder(keras.layers.Layer):
+class SwinEncoder(_SwinStack):
     """Image -> ``out_channels`` feature maps.
 
     ``PatchEmbed(patch_size, dims[0])`` -> stage 0 -> for each further stage ``i``:
@@ -412,20 +441,12 @@ class SwinEncoder(keras.layers.Layer):
         conditioned: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
         _check_positive("out_channels", out_channels)
-        _check_stage_lists(dims, depths, heads)
+        super().__init__(dims, depths, heads, window_size, patch_size, mlp_ratio, conditioned, **kwargs)
         self.out_channels = out_channels
-        self.dims, self.depths, self.heads = list(dims), list(depths), list(heads)
-        self.window_size, self.patch_size = window_size, patch_size
-        self.mlp_ratio, self.conditioned = mlp_ratio, conditioned
-        self.downsampling = patch_size * 2 ** (len(dims) - 1)
+        self.downsampling = self.scale
         self.embed = PatchEmbed(patch_size, dims[0], name="patch_embed")
         self.merges = [PatchMerging(d, name=f"merge{i + 1}") for i, d in enumerate(dims[1:])]
-        self.stages = [
-            SwinStage(d, n, h, window_size, mlp_ratio, conditioned, name=f"stage{i}")
-            for i, (d, n, h) in enumerate(zip(dims, depths, heads, strict=True))
-        ]
         self.norm = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")
         self.head = keras.layers.Dense(out_channels, name="head")
 
@@ -441,21 +462,11 @@ class SwinEncoder(keras.layers.Layer):
         return self.head(self.norm(x))
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "out_channels": self.out_channels,
-            "dims": self.dims,
-            "depths": self.depths,
-            "heads": self.heads,
-            "window_size": self.window_size,
-            "patch_size": self.patch_size,
-            "mlp_ratio": self.mlp_ratio,
-            "conditioned": self.conditioned,
-        }
+        return {**super().get_config(), "out_channels": self.out_channels}
 
 
 @keras.saving.register_keras_serializable(package="semsim")
-class SwinDecoder(keras.layers.Layer):
+class SwinDecoder(_SwinStack):
     """Feature maps -> image, mirroring :class:`SwinEncoder`.
 
     Linear(``dims[0]``) -> stage 0 -> for each further stage ``i``:
@@ -479,17 +490,8 @@ class SwinDecoder(keras.layers.Layer):
         conditioned: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        _check_stage_lists(dims, depths, heads)
-        self.dims, self.depths, self.heads = list(dims), list(depths), list(heads)
-        self.window_size, self.patch_size = window_size, patch_size
-        self.mlp_ratio, self.conditioned = mlp_ratio, conditioned
-        self.upsampling = patch_size * 2 ** (len(dims) - 1)
+        super().__init__(dims, depths, heads, window_size, patch_size, mlp_ratio, conditioned, **kwargs)
         self.inp = keras.layers.Dense(dims[0], name="head")
-        self.stages = [
-            SwinStage(d, n, h, window_size, mlp_ratio, conditioned, name=f"stage{i}")
-            for i, (d, n, h) in enumerate(zip(dims, depths, heads, strict=True))
-        ]
         self.unmerges = [PatchReverseMerging(d, name=f"unmerge{i + 1}") for i, d in enumerate(dims[1:])]
         self.to_pixels = PatchReverseMerging(3, patch_size, name="to_pixels")
 
@@ -499,14 +501,3 @@ class SwinDecoder(keras.layers.Layer):
             x = stage(unmerge(x), c)
         return tf.sigmoid(self.to_pixels(x))
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "dims": self.dims,
-            "depths": self.depths,
-            "heads": self.heads,
-            "window_size": self.window_size,
-            "patch_size": self.patch_size,
-            "mlp_ratio": self.mlp_ratio,
-            "conditioned": self.conditioned,
-        }
