@@ -173,7 +173,7 @@ def render() -> str:
     """The whole ``docs/scenarios.md`` text."""
     import semsim.scenario as scenario_pkg
     from semsim.scenario import schema
-    from semsim.systems.registry import system_types
+    from semsim.systems.registry import shipped_system_types
 
     example = inspect.cleandoc(scenario_pkg.__doc__ or "").split("::", 1)[1]
     example = inspect.cleandoc(example.split("\n:mod:")[0])
@@ -233,7 +233,7 @@ def render() -> str:
         "described in [systems.md](systems.md).",
         "",
     ]
-    for name, stype in sorted(system_types().items()):
+    for name, stype in sorted(shipped_system_types().items()):
         model = stype.params
         summary = " ".join(inspect.cleandoc(stype.description).split())
         out += [f"### `{name}`", "",

@@ -66,6 +66,16 @@ def system_types() -> dict[str, SystemType]:
     return dict(_REGISTRY)
 
 
+def shipped_system_types() -> dict[str, SystemType]:
+    """The system types semsim itself ships (those of :data:`SYSTEM_MODULES`), without
+    any registered at run time by user code or tests."""
+    return {
+        name: stype
+        for name, stype in system_types().items()
+        if stype.factory.__module__ in SYSTEM_MODULES
+    }
+
+
 def get_system_type(name: str) -> SystemType:
     types = system_types()
     if name not in types:
