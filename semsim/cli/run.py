@@ -31,8 +31,9 @@ def system_names(text: str) -> tuple[str, ...]:
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", metavar="FILE", type=Path, help="scenario YAML file")
-    parser.add_argument("--profile", choices=PROFILE_NAMES,
-                        help="profile to apply (default: the file's `profile:` key)")
+    parser.add_argument("--profile", metavar="NAME",
+                        help="profile to apply, e.g. " + ", ".join(PROFILE_NAMES)
+                             + " (default: the file's `profile:` key)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="run directory (default: the scenario's output_dir, "
                              "else runs/<name>[-<profile>])")

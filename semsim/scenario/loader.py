@@ -18,7 +18,6 @@ import pydantic
 import yaml
 
 from semsim.scenario.schema import (
-    PROFILE_NAMES,
     Scenario,
     ScenarioFileHeader,
 )
@@ -287,7 +286,7 @@ def _header(raw: dict, source: Path) -> ScenarioFileHeader:
 def load_scenario(path: str | Path, profile: str | None = None) -> ResolvedScenario:
     """Read, resolve and validate a scenario file.
 
-    ``profile``: the profile to apply (``quick`` or ``paper``); ``None`` applies the
+    ``profile``: the profile to apply (any name the file defines); ``None`` applies the
     file's own ``profile:`` key, if any. Raises :class:`ScenarioError`.
     """
     source = Path(path)
@@ -300,7 +299,7 @@ def load_scenario(path: str | Path, profile: str | None = None) -> ResolvedScena
         defined = ", ".join(header.profiles) or "none"
         raise ScenarioError(source, [Problem(
             "profile", f"profile {chosen!r} is not defined in this file (profiles: {defined}; "
-                       f"allowed names: {', '.join(PROFILE_NAMES)})")])
+                       "names: letters, digits, '_' and '-')")])
     data, problems = _apply_profile(raw, chosen, header)
     if problems:
         raise ScenarioError(source, problems)

@@ -22,12 +22,14 @@ from semsim.systems.base import CSISpec, LinkSpec, TrainSpec
 #: Sane SNR range of a scenario, in dB.
 SNR_MIN_DB = -20.0
 SNR_MAX_DB = 60.0
-#: Names of the profiles a scenario may define (``--profile``).
-PROFILE_NAMES = ("quick", "paper")
+#: Profile names the shipped scenarios use (``--profile``); a scenario may define any
+#: other name that matches :data:`PROFILE_NAME_PATTERN`.
+PROFILE_NAMES = ("quick", "standard", "paper")
+PROFILE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
 
 SnrDb = Annotated[float, Field(ge=SNR_MIN_DB, le=SNR_MAX_DB)]
 Correlation = Annotated[float, Field(ge=0.0, lt=1.0)]
-ProfileName = Literal["quick", "paper"]
+ProfileName = Annotated[str, Field(pattern=PROFILE_NAME_PATTERN)]
 
 
 class Strict(BaseModel):

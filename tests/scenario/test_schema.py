@@ -84,7 +84,16 @@ def test_undefined_profile_is_an_error(tmp_path):
         load_scenario(path, profile="paper")
     assert err.value.lines() == [
         f"{path}: profile: profile 'paper' is not defined in this file (profiles: none; "
-        "allowed names: quick, paper)"]
+        "names: letters, digits, '_' and '-')"]
+
+
+def test_profiles_may_have_any_identifier_name(tmp_path):
+    text = MU.replace("  paper:", "  my-gpu_run:")
+    resolved = load_scenario(write(tmp_path, text), profile="my-gpu_run")
+    assert resolved.profile == "my-gpu_run"
+    bad = MU.replace("  paper:", "  'bad name':")
+    problems, _ = validate_file(write(tmp_path, bad))
+    assert any(p.path.startswith("profiles") and "pattern" in p.message for p in problems)
 
 
 def test_evaluation_order_puts_matched_systems_first(tmp_path):
