@@ -30,7 +30,7 @@ import numpy as np
 
 from semsim.phy.spec import CSISpec, LinkSpec
 
-__all__ = ["CSISpec", "LinkSpec", "TrainSpec", "TransmitResult", "System"]
+__all__ = ["CSISpec", "LinkSpec", "TrainReport", "TrainSpec", "TransmitResult", "System"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +40,9 @@ class TrainSpec:
     ``steps`` is the total number of optimizer steps (``epochs * steps_per_epoch``).
     ``snr_range_db``: training SNR drawn per image from ``U[lo, hi]`` dB.
     ``max_seconds``: optional wall-clock budget; training stops cleanly when reached.
+    ``validation_images``: held-out images (``float32 [V, H, W, 3]`` in ``[0, 1]``, never
+    the test set) on which learned systems log their PSNR after every epoch.
+    ``tensorboard``: also write TensorBoard logs under the workdir.
     """
 
     steps: int = 100
@@ -52,10 +55,27 @@ class TrainSpec:
     max_seconds: float | None = None
     jit_compile: bool = True
     seed: int = 0
+    validation_images: np.ndarray | None = dataclasses.field(default=None, compare=False,
+                                                             repr=False)
+    tensorboard: bool = False
 
     @property
     def epochs(self) -> int:
         return max(1, -(-self.steps // self.steps_per_epoch))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainReport:
+    """What ``prepare`` of a system trained by optimizer steps returns: ``steps_done``
+    (in total, over resumes) and ``steps_planned``; fewer done than planned means the
+    wall-clock budget stopped it (under-trained)."""
+
+    steps_done: int
+    steps_planned: int
+
+    @property
+    def complete(self) -> bool:
+        return self.steps_done >= self.steps_planned
 
 
 @dataclasses.dataclass
@@ -80,8 +100,10 @@ class System(abc.ABC):
     trainable: ClassVar[bool]
 
     @abc.abstractmethod
-    def prepare(self, train_data: Any, train: TrainSpec, workdir: Path, resume: bool) -> None:
-        """Train (learned systems) or fit statistics (classic ones) on ``train_data``.
+    def prepare(self, train_data: Any, train: TrainSpec, workdir: Path,
+                resume: bool) -> TrainReport | None:
+        """Train (learned systems) or fit statistics (classic ones) on ``train_data``;
+        systems trained by optimizer steps return a :class:`TrainReport`.
 
         ``train_data`` is a ``tf.data.Dataset`` of ``[batch, H, W, 3]`` images (or of
         ``(images, labels)`` pairs). Checkpoints go under ``workdir``; with

@@ -10,7 +10,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from semsim.report.results import ResultsFile
 from semsim.scenario.loader import load_scenario
-from semsim.scenario.runner import RunError, RunOptions, psnr_db, run_scenario
+from semsim.scenario.runner import RunError, RunOptions, run_scenario
 from tests.scenario.toy_system import ToySystem
 
 OUTPUTS = ("results.json", "results.csv", "report.md", "scenario.resolved.yaml",
@@ -28,15 +28,6 @@ def comparable(results: ResultsFile) -> dict:
         data.pop("eval_seconds")
         out[name] = data
     return out
-
-
-def test_psnr_matches_skimage():
-    rng = np.random.default_rng(0)
-    images = rng.uniform(size=(3, 8, 8, 3))
-    noisy = np.clip(images + rng.normal(scale=0.05, size=images.shape), 0, 1)
-    expected = [peak_signal_noise_ratio(a, b, data_range=1.0) for a, b in zip(images, noisy, strict=True)]
-    np.testing.assert_allclose(psnr_db(images, noisy), expected, rtol=1e-10)
-    assert psnr_db(images, images)[0] == 100.0  # capped, finite
 
 
 def test_run_shares_channels_and_matches_cr(tiny_scenario, tmp_path):
@@ -61,8 +52,21 @@ def test_run_shares_channels_and_matches_cr(tiny_scenario, tmp_path):
     assert a.n_images == [20, 20, 20]
     assert a.psnr_db[0] < a.psnr_db[1] < a.psnr_db[2]
     # PSNR of the mean MSE never exceeds the mean PSNR (Jensen), and tracks it
-    for mean_psnr, of_mean_mse in zip(a.psnr_db, a.extras()["psnr_of_mean_mse_db"], strict=True):
+    for mean_psnr, of_mean_mse in zip(a.psnr_db, a.psnr_of_mean_mse_db, strict=True):
         assert of_mean_mse <= mean_psnr + 1e-9
+    # the stored per-image PSNR is skimage's on the 8-bit images (first images: samples)
+    originals = np.load(tmp_path / "run" / "eval" / "originals.npy")
+    point = np.load(tmp_path / "run" / "eval" / "a" / "snr_01.npz")
+    expected = [peak_signal_noise_ratio(o, r, data_range=255)
+                for o, r in zip(originals, point["samples"], strict=True)]
+    np.testing.assert_allclose(point["psnr"][:3], expected, rtol=1e-12)
+    assert a.psnr_db[1] == pytest.approx(np.mean(point["psnr"]))
+    # 95 % t-interval of 20 images: t(0.975, 19) = 2.0930 (tables)
+    assert a.psnr_ci95_db[1] == pytest.approx(2.0930 * np.std(point["psnr"], ddof=1) / np.sqrt(20),
+                                              rel=1e-4)
+    assert 0 < a.ssim[0] < a.ssim[2] <= 1 and 0 < a.ms_ssim[0] < a.ms_ssim[2] <= 1
+    assert a.exact_images == [0, 0, 0]
+    assert results.metrics["psnr_cap_db"] == pytest.approx(10 * np.log10(255**2 * 3 * 32 * 32))
     assert a.extras()["kept_symbols"] == [0.5 * 3 * 32 * 32] * 3
     # System.summarize: one test-set figure per SNR point, reported like an extra
     assert a.extras()["failure_rate"] == pytest.approx(a.extras()["failed"])
