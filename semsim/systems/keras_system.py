@@ -332,6 +332,11 @@ class KerasSystem(System):
                                              (float(lo) + float(hi)) / 2.0, train.seed))
         callbacks += [_EpochBackup(backup, progress), _History(workdir / HISTORY, progress)]
         if train.tensorboard:
+            try:
+                import tensorboard  # noqa: F401
+            except ImportError as err:
+                raise RuntimeError("TensorBoard logs need the tensorboard package: pip install "
+                                   "'semsim[tensorboard]'") from err
             callbacks.append(keras.callbacks.TensorBoard(str(workdir / "tensorboard")))
         if hasattr(self.model, "training_callbacks"):
             callbacks += list(self.model.training_callbacks(train.steps_per_epoch))
