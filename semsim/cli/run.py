@@ -15,7 +15,7 @@ from rich.table import Table
 
 from semsim.report.results import ResultsFile
 from semsim.scenario.loader import ResolvedScenario, ScenarioError, load_scenario
-from semsim.scenario.runner import RunError, RunOptions, run_scenario
+from semsim.scenario.runner import RunError, RunFailure, RunOptions, run_scenario
 from semsim.scenario.schema import PROFILE_NAMES
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -52,6 +52,8 @@ def register(subparsers) -> None:
                     "results.json, results.csv, figures and report.md. Exit codes: 0 ok, "
                     "1 failure, 2 invalid input, 130 interrupted (resume with --resume).")
     add_common_arguments(parser)
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard logs (checkpoints/<system>/tensorboard)")
     parser.set_defaults(func=run_command)
 
 
@@ -63,7 +65,8 @@ def default_out_dir(resolved: ResolvedScenario, suffix: str = "") -> Path:
 
 
 def summary_table(results: ResultsFile) -> Table:
-    """PSNR (dB) and CR per system and SNR."""
+    """Headline PSNR (dB, mean of 8-bit per-image PSNR) ± its 95 % half-width and CR per
+    system and SNR; under-trained systems are marked."""
     snrs = sorted({s for system in results.systems.values() for s in system.snr_db})
     table = Table(title=f"{results.scenario.get('name')}: PSNR dB (CR)")
     table.add_column("system")
@@ -74,8 +77,11 @@ def summary_table(results: ResultsFile) -> Table:
         cells = []
         for snr in snrs:
             i = system.snr_db.index(snr) if snr in system.snr_db else None
-            cells.append("" if i is None else f"{system.psnr_db[i]:.2f} ({system.cr[i]:.3f})")
-        table.add_row(name, system.type, *cells)
+            cells.append("" if i is None else f"{system.psnr_db[i]:.2f}±{system.psnr_ci95_db[i]:.2f}"
+                                              f" ({system.cr[i]:.3f})")
+        mark = (f" (UNDER-TRAINED: {system.steps_done}/{system.steps_planned} steps)"
+                if system.under_trained else "")
+        table.add_row(name + mark, system.type, *cells)
     return table
 
 
@@ -88,12 +94,13 @@ def execute(args: argparse.Namespace, checkpoints: Path | None, out_suffix: str)
         return EXIT_USAGE
     out = args.out or default_out_dir(resolved, out_suffix)
     options = RunOptions(out_dir=out, resume=args.resume, systems=args.systems,
-                         checkpoints=checkpoints, progress=not args.no_progress)
+                         checkpoints=checkpoints, progress=not args.no_progress,
+                         tensorboard=getattr(args, "tensorboard", False))
     try:
         results = run_scenario(resolved, options)
     except RunError as err:
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return 1 if isinstance(err, RunFailure) else EXIT_USAGE
     except KeyboardInterrupt:
         print(f"\nrun left resumable in {out}; continue with: semsim {args.command} "
               f"{args.scenario} --out {out} --resume", file=sys.stderr)
