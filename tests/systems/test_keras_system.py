@@ -101,6 +101,7 @@ def _history(workdir):
     return list(csv.DictReader((workdir / "history.csv").open()))
 
 
+@pytest.mark.slow
 def test_budget_stop_is_reported_and_resumed_not_loaded(tmp_path, caplog):
     full = _system()
     assert full.prepare(_dataset(), _spec(), tmp_path / "full", False) == TrainReport(12, 12)
@@ -120,6 +121,7 @@ def test_budget_stop_is_reported_and_resumed_not_loaded(tmp_path, caplog):
     assert loaded.prepare(_dataset(), _spec(), tmp_path / "cut", True) == TrainReport(12, 12)
 
 
+@pytest.mark.slow
 def test_validation_psnr_is_logged_without_touching_training(tmp_path):
     plain = _system()
     plain.prepare(_dataset(), _spec(steps=6), tmp_path / "plain", False)
@@ -143,6 +145,7 @@ def test_validation_psnr_is_logged_without_touching_training(tmp_path):
     assert any((tmp_path / "checked" / "tensorboard").rglob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_nan_stops_training_keeps_the_checkpoint_and_resumes_with_a_smaller_rate(tmp_path):
     import keras
 
@@ -176,6 +179,7 @@ def test_nan_stops_training_keeps_the_checkpoint_and_resumes_with_a_smaller_rate
     assert [r["step"] for r in _history(tmp_path)] == ["3", "6", "9", "12"]
 
 
+@pytest.mark.slow
 def test_failing_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     system = _system()
     system.prepare(_dataset(), _spec(steps=3), tmp_path, False)
