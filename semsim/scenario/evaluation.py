@@ -31,9 +31,9 @@ def image_quality(images: np.ndarray, images_hat: np.ndarray) -> dict[str, np.nd
     ``[B, H, W, 3]`` images in ``[0, 1]``: each float64 ``[B]``."""
     _, h, w, c = images.shape
     mse = metrics.mse_per_image(images, images_hat)
+    ssim, ms_ssim = metrics.ssim_and_ms_ssim(images, images_hat)
     return {"mse": mse, "psnr": metrics.psnr_from_mse(mse, metrics.psnr_cap_db(h, w, c)),
-            "ssim": metrics.ssim_per_image(images, images_hat),
-            "ms_ssim": metrics.ms_ssim_per_image(images, images_hat)}
+            "ssim": ssim, "ms_ssim": ms_ssim}
 
 
 def metrics_description(height: int, width: int) -> dict[str, Any]:
