@@ -31,7 +31,6 @@ decisions over a test set.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
 import numpy as np
@@ -160,31 +159,21 @@ def ssim_settings(height: int, width: int) -> SSIMSettings:
                         weights=tuple(float(w) for w in weights / weights.sum()))
 
 
-@functools.lru_cache(maxsize=8)
-def _ssim_function(settings: SSIMSettings):
-    """Compiled ``(x, x_hat) -> (ssim [B], ms_ssim [B])`` on 0..255 float32 images."""
-    import tensorflow as tf
-
-    def both(x, x_hat):
-        ssim = tf.image.ssim(x, x_hat, MAX_PIXEL, filter_size=settings.filter_size,
-                             filter_sigma=SSIM_SIGMA)
-        ms_ssim = tf.image.ssim_multiscale(
-            x, x_hat, MAX_PIXEL, power_factors=settings.weights,
-            filter_size=settings.ms_filter_size, filter_sigma=SSIM_SIGMA)
-        return ssim, ms_ssim
-
-    return tf.function(both, reduce_retracing=True)
-
-
 def ssim_and_ms_ssim(x, x_hat) -> tuple[np.ndarray, np.ndarray]:
     """SSIM (``tf.image.ssim``) and MS-SSIM (``tf.image.ssim_multiscale``) of each 8-bit
     image pair, with the settings of :func:`ssim_settings`: ``[B, H, W, C]`` -> two
-    float64 ``[B]``."""
+    float64 ``[B]``. Eager: tracing ``ssim_multiscale`` into a graph costs more (seconds)
+    than a run's whole evaluation spends in it."""
     import tensorflow as tf
 
     x, x_hat = _pair(x, x_hat)
-    function = _ssim_function(ssim_settings(x.shape[1], x.shape[2]))
-    ssim, ms_ssim = function(tf.constant(x, tf.float32), tf.constant(x_hat, tf.float32))
+    settings = ssim_settings(x.shape[1], x.shape[2])
+    x, x_hat = tf.constant(x, tf.float32), tf.constant(x_hat, tf.float32)
+    ssim = tf.image.ssim(x, x_hat, MAX_PIXEL, filter_size=settings.filter_size,
+                         filter_sigma=SSIM_SIGMA)
+    ms_ssim = tf.image.ssim_multiscale(
+        x, x_hat, MAX_PIXEL, power_factors=settings.weights,
+        filter_size=settings.ms_filter_size, filter_sigma=SSIM_SIGMA)
     return np.asarray(ssim, np.float64), np.asarray(ms_ssim, np.float64)
 
 
