@@ -148,3 +148,27 @@ def test_quiet_and_verbose_set_the_logging_level(tmp_path, flag, level, caplog):
     argv = [flag] if flag else []
     assert main([*argv, "validate", str(scenario(tmp_path))]) == 0
     assert logging.getLogger("semsim").level == level
+
+
+def _fit_one_epoch() -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.zeros((8, 2), np.float32), np.zeros((8, 1), np.float32), epochs=1,
+              batch_size=4, verbose=1)
+
+
+def test_no_progress_silences_keras_progress_bars(tmp_path, capfd):
+    import keras
+
+    try:
+        _fit_one_epoch()
+        assert "2/2" in capfd.readouterr().out  # Keras's bar, shown by default
+        assert main(["run", str(scenario(tmp_path)), "--out", str(tmp_path / "run"),
+                     "--no-progress"]) == 0
+        capfd.readouterr()
+        _fit_one_epoch()  # as a learned system's prepare() does, with verbose=1
+        assert "2/2" not in capfd.readouterr().out
+    finally:
+        keras.utils.enable_interactive_logging()
