@@ -42,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,6 +99,7 @@ class RunOptions:
 
     out_dir: Path
     resume: bool = False
+    overwrite: bool = False
     systems: tuple[str, ...] | None = None
     checkpoints: Path | None = None
     progress: bool = True
@@ -203,10 +205,12 @@ class _Run:
     def _prepare_directory(self) -> None:
         state_path = self.out / STATE_FILE
         state = {"scenario": self.resolved.to_dict(), "profile": self.resolved.profile}
+        if state_path.exists() and self.options.overwrite:
+            shutil.rmtree(self.out)
         if state_path.exists():
             if not self.options.resume:
-                raise RunError(f"{self.out} already holds a run; pass --resume to continue it "
-                               "or choose another --out")
+                raise RunError(f"{self.out} already holds a run; pass --resume to continue it, "
+                               "--overwrite to replace it, or choose another --out")
             previous = json.loads(state_path.read_text(encoding="utf-8"))
             current = json.loads(json.dumps(state))
             old, new = (_without_resumable(s["scenario"]) for s in (previous, current))
@@ -348,8 +352,10 @@ class _Run:
                              f"already in {self.out} are left as they were)") from err
 
     def _run(self) -> ResultsFile:
-        self._prepare_directory()
-        data = load_data(self.scenario.data)
+        try:  # before the run directory exists, so a data error never blocks a retry
+            data = load_data(self.scenario.data)
+        except (OSError, ValueError) as err:
+            raise RunError(f"data: {err}") from err
         users = self.scenario.link.users
         if len(data.test) % users:
             raise RunError(f"the test set has {len(data.test)} images, not a multiple of "
@@ -357,6 +363,7 @@ class _Run:
         if len(data.test) < 2:
             raise RunError(f"the test set has {len(data.test)} image; at least 2 are needed "
                            "for confidence intervals")
+        self._prepare_directory()
         data, validation = validation_split(data, users)
         batches = eval_batches(data, self.scenario.eval.batch_size)
         originals = data.test[: self.scenario.eval.samples]
