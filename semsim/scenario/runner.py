@@ -236,6 +236,7 @@ class _Run:
     def _build(self, entry: SystemConfig, data: ImageData) -> System:
         stype = get_system_type(entry.type)
         size = (data.image_size, data.image_size)
+        set_seed(self.scenario.seed)
         return stype.factory(self.resolved.params[entry.name], self.scenario.link.to_spec(),
                              size, self.scenario.seed)
 

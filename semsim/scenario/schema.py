@@ -171,16 +171,17 @@ class SNRConfig(Strict):
 class DataConfig(Strict):
     """Image data (see :mod:`semsim.data`).
 
-    ``source``: ``builtin`` (natural images shipped with scikit-image, cut into
-    patches; no download; not CIFAR-10), ``cifar10`` (Keras's loader, or a local
+    ``source``: ``builtin`` (natural colour photographs bundled with installed
+    packages: random crops for training, tiles of held-out photographs for testing; no
+    download; not CIFAR-10; see docs/data.md), ``cifar10`` (Keras's loader, or a local
     ``cifar-10-batches-py`` directory given as ``path``) or ``folder`` (PNG/JPEG files
     under ``path``; ``train_glob``/``test_glob`` select the splits, default
     ``train/*`` and ``test/*``; ``test_crop``: ``center`` crop of ``image_size`` or the
     ``full`` images, which must then all have one size).
     ``image_size``: patch/crop size (pixels, square). ``train_images``/``test_images``
-    cap the number of images used (``None``: all). ``augment``: random horizontal
-    flips in training. ``labels``: hand ``(images, labels)`` pairs to training
-    (cifar10 only).
+    cap the number of images used (training photographs for ``builtin``; ``None``:
+    all). ``augment``: random horizontal flips in training. ``labels``: hand
+    ``(images, labels)`` pairs to training (cifar10 only).
     """
 
     source: Literal["builtin", "cifar10", "folder"] = "builtin"
