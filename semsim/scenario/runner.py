@@ -117,19 +117,12 @@ class SharedChannels:
     systems: ``[b, Nr, Nt]`` complex64, or ``None`` with fast fading."""
 
     def __init__(self, link, seed: int):
-        from semsim.phy.channel import MultiUserUplinkChannel, RayleighMIMOChannel
+        from semsim.phy.channel import make_channel
 
         self._seed = seed
         self._cache: dict[tuple[int, int], np.ndarray | None] = {}
         self._fast = link.fading == "fast"
-        if link.users > 1:
-            self._channel = MultiUserUplinkChannel(
-                link.users, link.nr, link.antennas_per_user, fading=link.fading,
-                rx_correlation=link.rx_correlation)
-        else:
-            self._channel = RayleighMIMOChannel(
-                link.nr, link.nt, fading=link.fading, rx_correlation=link.rx_correlation,
-                tx_correlation=link.tx_correlation)
+        self._channel = make_channel(link.to_spec())
 
     def get(self, snr_index: int, batch_index: int, batch_size: int) -> np.ndarray | None:
         if self._fast:

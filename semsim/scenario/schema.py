@@ -76,7 +76,9 @@ class LinkConfig(Strict):
 
     Single user: ``nt`` transmit antennas to ``nr`` receive antennas. Multi-user
     uplink: ``users`` (K) users with ``antennas_per_user`` antennas each (default 1)
-    to ``nr`` (M) receive antennas; ``nt`` is then not given.
+    to ``nr`` (M) receive antennas; ``nt`` is then not given. ``snr``: the SNR definition
+    every system of the scenario uses (``average``: per-receive-antenna average SNR, the
+    default; ``realized``: the papers' ``||HX||^2 / (||HX||_0 sigma^2)``), see docs/phy.md.
     """
 
     nr: Annotated[int, Field(gt=0)]
@@ -88,6 +90,7 @@ class LinkConfig(Strict):
     tx_correlation: Correlation = 0.0
     csi: CSIConfig = Field(default_factory=CSIConfig)
     detector: Literal["lmmse", "zf"] = "lmmse"
+    snr: Literal["average", "realized"] = "average"
 
     @model_validator(mode="after")
     def _consistent(self) -> LinkConfig:
@@ -137,6 +140,7 @@ class LinkConfig(Strict):
             tx_correlation=self.tx_correlation,
             csi=self.csi.to_spec(),
             detector=self.detector,
+            snr=self.snr,
         )
 
 

@@ -64,7 +64,9 @@ of the QAM bits per symbol with ``k / n <= index_code_rate``; 64-QAM, rate 3/4: 
 -> ``n = 90``, ``L' = 15`` symbols), mapped to QAM and sent over the same channel (same
 ``H``, joint LMMSE, its own channel uses, not power-rescaled). Ratio 0 needs no index
 (``L' = 0``). The count of selected maps and the ratio choice are control information
-assumed known at the receiver (a few bits, not counted). At evaluation
+assumed known at the receiver (not sent, not in CR; reported as ``side_info_bits``, the
+entropy of the pair over the test set, :func:`semsim.systems.base.side_info_bits`; the
+index rows, which are sent, are the extra ``"index_bits"``). At evaluation
 (``training=False``) the receiver scatters the detected stream with the *decoded* index
 rows: a decoding error misplaces symbols and that is what the semantic decoder sees
 (``failed`` = some index bit of the image decoded wrongly). In training the digital side
@@ -72,8 +74,10 @@ channel is taken as error-free (it carries no gradient) and not simulated.
 
 Rate, per user image: ``CPP_k = C_k (L_k + L'_k) / (2HW)`` complex channel uses per pixel
 with ``C_k = 2 n`` real maps sent, ``L_k`` kept complex symbols per selected complex map and
-``L'_k`` its index symbols (``"cpp"``); ``"cr"`` = real symbols (analog + index) / ``3HW`` =
-``2 CPP / 3``. Pilots are not counted.
+``L'_k`` its index symbols (``"cpp"``); ``"cr"`` = real symbols (analog + index) that
+entered the channel layer (counted by :class:`semsim.phy.AnalogLink`; in training the
+index symbols, not simulated, are added as planned) / ``3HW`` = ``2 CPP / 3``. Pilots are
+not counted.
 
 Receiver, per user: zero-pad the pruned symbols and unselected maps, complex -> real maps,
 semantic decoder: MHSA (:mod:`semsim.semantic.mhsa`), conv 3x3 to ``filters[2]``,
@@ -114,6 +118,7 @@ import pydantic
 import tensorflow as tf
 
 from semsim.phy import AnalogLink, ChannelState
+from semsim.phy.layout import compact, expand
 from semsim.phy.ldpc import LDPC5GCodec
 from semsim.phy.qam import QAMDemapper, QAMMapper, bits_per_symbol
 from semsim.phy.spec import link_from_config, link_to_config
@@ -126,7 +131,7 @@ from semsim.semantic.policy import CountPolicy, gumbel_softmax, pruned_symbol_pr
 from semsim.semantic.resblock import ResBlock
 from semsim.semantic.soft_entropy import soft_entropy_2d
 from semsim.systems import users as users_lib
-from semsim.systems.base import LinkSpec
+from semsim.systems.base import LinkSpec, side_info_summary
 from semsim.systems.keras_system import KerasSystem, LossModel
 from semsim.systems.registry import register_system
 
@@ -165,22 +170,6 @@ def magnitude_keep_masks(x: tf.Tensor, counts: tuple[int, ...]) -> tf.Tensor:
     rank = tf.argsort(tf.argsort(mag, axis=-1, stable=True), axis=-1, stable=True)
     counts_t = tf.constant(counts, tf.int32)[None, :, None, None]
     return tf.cast(rank[:, None] >= counts_t, tf.float32)
-
-
-def compact(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Move the entries of ``values`` ``[..., P]`` with ``mask`` (0/1, hard) 1 to the front,
-    in order; the tail holds the masked-out entries (zero when ``values`` is masked)."""
-    order = tf.argsort(tf.cast(1.0 - tf.stop_gradient(mask), tf.int32), axis=-1, stable=True)
-    return tf.gather(values, order, batch_dims=values.shape.rank - 1)
-
-
-def expand(stream: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Inverse of :func:`compact` as a receiver does it: the ``j``-th stream entry goes to the
-    ``j``-th position where ``mask`` ``[..., P]`` (hard 0/1) is 1; other positions are 0."""
-    mask = tf.stop_gradient(mask)
-    rank = tf.cast(tf.cumsum(mask, axis=-1), tf.int32) - 1
-    gathered = tf.gather(stream, tf.maximum(rank, 0), batch_dims=stream.shape.rank - 1)
-    return gathered * tf.cast(mask, gathered.dtype)
 
 
 @keras.saving.register_keras_serializable(package="semsim")
@@ -470,17 +459,16 @@ class MultiUserSemCom(LossModel):
         return x[:, :, None, :] if self.num_users > 1 else x
 
     def _through_channel(self, x, mask, state: ChannelState, snr_db, normalize=True):
-        """Send user streams ``x`` ``[B, K, P]`` (``mask`` 0/1 of sent entries); returns the
-        detected streams and effective noise variances, both ``[B, K, P]``."""
+        """Send user streams ``x`` ``[B, K, P]`` (``mask`` 0/1 of sent entries; compacted, one
+        antenna per user, so stream entry ``j`` is channel use ``j``: the layout of
+        :mod:`semsim.phy.layout`); returns the detected streams and effective noise variances,
+        both ``[B, K, P]``, and the real symbols each user put into the channel ``[B, K]``."""
         shape = tf.shape(x)
-        if normalize:
-            x_hat, no_eff, _ = self.analog.transmit(
-                self._channel_shape(x), state, snr_db, mask=self._channel_shape(mask))
-        else:
-            x = x * tf.cast(mask, tf.complex64)
-            y, _, no = self.analog.channel(self._channel_shape(x), snr_db, h=state.h)
-            x_hat, no_eff = self.analog.detector(y, state.h_hat, no)
-        return tf.reshape(x_hat, shape), tf.reshape(no_eff, shape)
+        x_hat, no_eff, _, sent_reals = self.analog.transmit(
+            self._channel_shape(x), state, snr_db, mask=self._channel_shape(mask),
+            normalize=normalize)
+        return tf.reshape(x_hat, shape), tf.reshape(no_eff, shape), \
+            tf.reshape(sent_reals, [-1, self.num_users])
 
     def _probe(self, x_full, x_sent, mask):
         """Zero-valued term whose gradient tells P1/P2 what pruned symbols would bring
@@ -569,10 +557,12 @@ class MultiUserSemCom(LossModel):
         mask_all = tf.stack(tx["mask"], axis=1)
         hard_mask = tf.stop_gradient(mask_all)
         stream = compact(x_all, hard_mask)
-        x_hat, _ = self._through_channel(stream, compact(hard_mask, hard_mask), state, snr_db)
+        x_hat, _, sent_reals = self._through_channel(stream, compact(hard_mask, hard_mask), state,
+                                                     snr_db)
         rx_mask, failed = hard_mask, tf.zeros([batch, k_users])
         if self.use_pruning and not training:
-            rx_mask, failed = self._index_side_channel(tx, state, snr_db)
+            rx_mask, failed, index_reals = self._index_side_channel(tx, state, snr_db)
+            sent_reals = sent_reals + index_reals
         z_hat = expand(x_hat, rx_mask)  # [B, K, C/2 * L]
         if training:
             z_hat = z_hat + self._probe(tf.stack(tx["x_full"], axis=1), x_all, mask_all)
@@ -592,14 +582,16 @@ class MultiUserSemCom(LossModel):
         kept_per_map = float(length) - per_image(tx["pruned"])
         index_per_map = idx_syms * per_image(tx["index"])
         channel_uses = n_sel * (kept_per_map + index_per_map)  # complex, per image
+        if training and self.use_pruning:  # the index side channel is not simulated
+            sent_reals = sent_reals + 2.0 * users_lib.group(n_sel * index_per_map, k_users)
         out = {
             "image_hat": users_lib.ungroup(tf.stack(images, axis=1)),
-            "cr": 2.0 * channel_uses / (3.0 * height * width),
+            "cr": users_lib.ungroup(sent_reals) / (3.0 * height * width),
             "cpp": channel_uses / float(height * width),
             "kept_maps": 2.0 * n_sel,
             "kept_symbols": 2.0 * n_sel * kept_per_map,
             "index_symbols": n_sel * index_per_map,
-            "side_info_bits": n_sel * float(length) * per_image(tx["index"]),
+            "index_bits": n_sel * float(length) * per_image(tx["index"]),
             "prune_ratio": per_image(tx["pruned"]) / float(length),
             "failed": per_image(tf.unstack(failed, axis=1)),
         }
@@ -623,15 +615,15 @@ class MultiUserSemCom(LossModel):
         flat = lambda t: tf.reshape(t, [batch, self.num_users, half * l_idx])
         stream_mask = flat(row_mask)
         stream = compact(flat(symbols), stream_mask)
-        y_hat, no_eff = self._through_channel(stream, compact(stream_mask, stream_mask), state,
-                                              snr_db, normalize=False)
+        y_hat, no_eff, sent_reals = self._through_channel(
+            stream, compact(stream_mask, stream_mask), state, snr_db, normalize=False)
         y_rows = tf.reshape(expand(y_hat, stream_mask), tf.shape(symbols))
         no_rows = tf.reshape(expand(no_eff, stream_mask) + (1.0 - stream_mask),
                              tf.shape(symbols))
         decoded = codec.decode(self.demapper(y_rows, no_rows))  # [B, K, C/2, L]
         wrong = tf.reduce_max(tf.abs(decoded - bits) * sends[..., None], axis=[2, 3])
         rows = tf.where(sends[..., None] > 0, decoded, 1.0) * map_mask[..., None]
-        return tf.reshape(rows, [batch, self.num_users, half * length]), wrong
+        return tf.reshape(rows, [batch, self.num_users, half * length]), wrong, sent_reals
 
     def build(self, input_shape=None):
         """Create every weight with one forward pass on ``K`` blank images."""
@@ -824,4 +816,5 @@ def build_multiuser(params: MultiUserParams, link: LinkSpec, image_size, seed: i
     model({"image": tf.zeros([link.users, height, width, 3]),
            "snr_db": tf.fill([link.users], 10.0)}, training=False)
     return KerasSystem(model, "multiuser", snr_range_db=params.train_snr_db,
-                       eval_batch_size=params.eval_batch_size)
+                       eval_batch_size=params.eval_batch_size,
+                       summarize=side_info_summary("kept_maps", "kept_symbols"))

@@ -12,8 +12,9 @@ same default dimensions), producing ``C`` latent channels at ``H/f x W/f`` (``f 
   target CR]`` scores the ``C`` channels; the latent is scaled by ``sigmoid(score)``
   (so the scores learn) and the ``k`` best-scored channels are kept, ``k = round(48 CR)``
   for ``f = 4`` (CR = ``k (H/f)(W/f) / (3HW) = k / (3 f^2)``). The binary channel mask
-  (``C`` bits) is side information for the receiver, reported as the extra
-  ``"side_info_bits"`` and not included in CR.
+  (``C`` bits, per-image extra ``"channel_mask"`` as an integer) is side information
+  assumed known at the receiver, not included in CR and reported as ``side_info_bits``
+  (its entropy over the test set, :func:`semsim.systems.base.side_info_bits`).
 * **Link**: channel-major latent ``[B, C, H/f, W/f]`` -> pairs of reals within a channel
   -> :class:`semsim.systems.deepjscc.LatentLink` (power normalization over the kept
   symbols, the given ``h``, the scenario's CSI and LMMSE detector); dropped channels
@@ -38,7 +39,7 @@ import tensorflow as tf
 from semsim.phy.spec import link_from_config, link_to_config
 from semsim.semantic.swin import SwinDecoder, SwinEncoder
 from semsim.systems import users as users_lib
-from semsim.systems.base import LinkSpec
+from semsim.systems.base import LinkSpec, side_info_summary
 from semsim.systems.deepjscc import (
     LatentLink,
     MSEModel,
@@ -138,8 +139,9 @@ class SwinJSCC(MSEModel):
 
     ``call(inputs)``: ``"image"`` ``[B, H, W, 3]``, ``"snr_db"`` ``[B]``, optional ``"h"``,
     optional ``"target_cr"`` ``[B]`` (the batch uses the set value nearest its first
-    entry). Returns ``"image_hat"``, ``"cr"`` ``[B]``, ``"kept_maps"`` ``[B]`` (``k``) and
-    ``"side_info_bits"`` ``[B]`` (``C``).
+    entry). Returns ``"image_hat"``, ``"cr"`` ``[B]`` (real symbols that entered the
+    channel / ``3HW``), ``"kept_maps"`` ``[B]`` (``k``) and ``"channel_mask"`` ``[B]`` (the
+    kept channels as the integer ``sum_i m_i 2^i``).
     """
 
     def __init__(
@@ -215,14 +217,15 @@ class SwinJSCC(MSEModel):
         z = self.encoder(image) * self.tx_snr(snr_hat)[:, None, None, :]
         z, mask = self.rate_mod(z, snr_hat, tf.fill([batch], cr), k)
         sent = tf.broadcast_to(mask[:, :, None, None], [batch, self.channels, h_lat, w_lat])
-        z_hat = self.latent_link.send(tf.transpose(z, [0, 3, 1, 2]), state, snr_db, sent=sent)
+        z_hat, sent_reals = self.latent_link.send(tf.transpose(z, [0, 3, 1, 2]), state, snr_db,
+                                                  sent=sent)
         z_hat = tf.transpose(z_hat, [0, 2, 3, 1]) * mask[:, None, None, :]
         z_hat = z_hat * self.rx_snr(snr_hat)[:, None, None, :]
         return {
             "image_hat": self.decoder(z_hat),
-            "cr": tf.fill([batch], cr),
+            "cr": sent_reals / float(3 * image.shape[1] * image.shape[2]),
             "kept_maps": tf.fill([batch], tf.cast(k, tf.float32)),
-            "side_info_bits": tf.fill([batch], float(self.channels)),
+            "channel_mask": tf.reduce_sum(mask * 2.0 ** tf.range(self.channels, dtype=tf.float32), -1),
         }
 
     def get_config(self):
@@ -259,4 +262,5 @@ def build_swinjscc(params: SwinJSCCParams, link: LinkSpec, image_size, seed: int
                          f"link.users ({link.users})")
     model = SwinJSCC(link, **options)
     build_for_users(model, link, image_size)
-    return KerasSystem(model, "swinjscc", eval_batch_size=eval_batch_size)
+    return KerasSystem(model, "swinjscc", eval_batch_size=eval_batch_size,
+                       summarize=side_info_summary("channel_mask"))

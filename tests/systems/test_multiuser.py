@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from semsim.phy import MultiUserUplinkChannel
 from semsim.seeding import set_seed
 from semsim.systems.base import CSISpec, LinkSpec
 from semsim.systems.multiuser import (
@@ -89,10 +90,24 @@ def two_user_model():
     return MultiUserSemCom(_link(2), image_size=(16, 16), seed=0, **TINY)
 
 
-def test_shapes_per_user_and_rate_accounting(two_user_model):
+def test_shapes_per_user_and_rate_accounting(two_user_model, monkeypatch):
     model = two_user_model
     images = _images(6)
+    sent = []  # the sent masks [3, K, 1, P] that entered the channel layer, call by call
+    channel_call = MultiUserUplinkChannel.call
+
+    def spying(self, x, snr_db, h=None, sent_mask=None, **kwargs):
+        sent_mask = kwargs.pop("sent", sent_mask)
+        sent.append(np.asarray(sent_mask))
+        return channel_call(self, x, snr_db, h=h, sent=sent_mask)
+
+    monkeypatch.setattr(MultiUserUplinkChannel, "call", spying)
     out = model({"image": images, "snr_db": np.full(6, 40.0, np.float32)}, training=False)
+    # CR is what entered the channel: 2 reals per sent entry, data and index calls together.
+    sent = [m for m in sent if m.shape[0] == 3]  # not the build pass on K blank images
+    counted = sum(2 * m.sum(axis=(2, 3)) for m in sent).reshape(-1)  # image n = (n // K, n % K)
+    assert len(sent) == 2 and counted.shape == (6,)
+    np.testing.assert_allclose(np.asarray(out["cr"]), counted / (3 * 256), rtol=1e-6)
     assert out["image_hat"].shape == (6, 16, 16, 3)
     for key in ("cr", "cpp", "kept_maps", "kept_symbols", "index_symbols", "failed"):
         assert out[key].shape == (6,), key
@@ -137,7 +152,7 @@ def test_index_side_channel_round_trips_at_high_snr_and_fails_at_low():
     out, aux = model._forward(inputs, training=False)
     np.testing.assert_array_equal(out["failed"], 0.0)
     np.testing.assert_allclose(out["prune_ratio"], 0.5)
-    np.testing.assert_allclose(out["side_info_bits"], 2 * 16)
+    np.testing.assert_allclose(out["index_bits"], 2 * 16)
     np.testing.assert_allclose(out["index_symbols"], 2 * model.index_symbols_per_map)
     # The receiver's scatter mask (decoded index rows) equals the transmitted one.
     np.testing.assert_array_equal(aux["rx_mask"], aux["tx_mask"])
