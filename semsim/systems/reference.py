@@ -80,7 +80,9 @@ class SwinSizeParams(pydantic.BaseModel):
     """Sizes of the channel-aware Swin encoder/decoder (the paper's by default), shared by
     every Swin-based system so that comparisons use the same backbone: per-stage widths,
     block counts and heads, the attention window in tokens (4 suits the 16x16 and 8x8
-    grids of 32x32 images), the patch size and the MLP expansion ratio."""
+    grids of 32x32 images), the patch size and the MLP expansion ratio. Paper sizes:
+    encoder stage 1 2 blocks x 6 heads (width 96), stage 2 4 blocks x 8 heads (128);
+    decoder stage 1 2 blocks x 8 heads (128), stage 2 4 blocks x 6 heads (96)."""
 
     model_config = pydantic.ConfigDict(extra="forbid")
 
@@ -88,7 +90,7 @@ class SwinSizeParams(pydantic.BaseModel):
     encoder_depths: tuple[int, ...] = (2, 4)
     encoder_heads: tuple[int, ...] = (6, 8)
     decoder_dims: tuple[int, ...] = (128, 96)
-    decoder_depths: tuple[int, ...] = (4, 2)
+    decoder_depths: tuple[int, ...] = (2, 4)
     decoder_heads: tuple[int, ...] = (8, 6)
     window_size: int = pydantic.Field(4, ge=1)
     patch_size: int = pydantic.Field(2, ge=1)
@@ -103,9 +105,11 @@ class ReferenceParams(SwinSizeParams):
     tokens (4 suits the 16x16 and 8x8 grids of 32x32 images). Loss: ``lam`` (rate weight
     lambda), ``mu`` (feature-consistency weight), ``beta`` and ``snr_weight`` (``w(SNR)``, see
     :mod:`semsim.semantic.losses`), ``snr_range_db`` (training SNRs are drawn from it and ``w``
-    is normalized by it). Gumbel-Softmax temperature: ``temperature_initial`` annealed to
-    ``temperature_final`` over ``temperature_anneal_steps`` optimizer steps by
-    ``temperature_schedule``. ``policy_prior_slope``: initial preference of both policies for
+    is normalized by it). Gumbel-Softmax temperature: ``temperature_initial`` (the paper's
+    tau = 5), constant by default (``temperature_schedule: constant``, as published); the
+    ``exponential`` or ``linear`` schedules anneal it to ``temperature_final`` over
+    ``temperature_anneal_steps`` optimizer steps (an option, not the paper's setting).
+    ``policy_prior_slope``: initial preference of both policies for
     larger counts (see :class:`CountPolicy`; 5 starts at about 80 % of the maximum).
     ``compensation``: name for
     ``semsim.semantic.compensation.build_compensation`` (``"none"``: identity) with
@@ -127,7 +131,7 @@ class ReferenceParams(SwinSizeParams):
     temperature_initial: float = pydantic.Field(5.0, gt=0)
     temperature_final: float = pydantic.Field(0.5, gt=0)
     temperature_anneal_steps: int = pydantic.Field(10_000, ge=1)
-    temperature_schedule: Schedule = "exponential"
+    temperature_schedule: Schedule = "constant"
     policy_prior_slope: float = 5.0
     compensation: str = "none"
     compensation_options: dict[str, Any] = pydantic.Field(default_factory=dict)
@@ -369,8 +373,9 @@ class ReferenceModel(keras.Model):
         return self._track_metrics(self.loss_terms(data, out), data, out)
 
     def training_callbacks(self, steps_per_epoch: int) -> list[keras.callbacks.Callback]:
-        """Gumbel-Softmax temperature annealing (the schedule counts optimizer steps, so
-        ``steps_per_epoch`` does not change it)."""
+        """Gumbel-Softmax temperature schedule (constant ``temperature_initial`` by default;
+        an annealing schedule counts optimizer steps, so ``steps_per_epoch`` does not
+        change it)."""
         p = self.params
         return [
             TemperatureAnnealing(

@@ -10,6 +10,7 @@ import tensorflow as tf
 from semsim.phy import AnalogLink, CSISpec, LinkSpec
 from semsim.seeding import set_seed
 from semsim.semantic.losses import linear_snr_weight, rate_distortion_loss
+from semsim.semantic.swin import SwinDecoder
 from semsim.systems.keras_system import KerasSystem
 from semsim.systems.reference import (
     ReferenceModel,
@@ -290,3 +291,16 @@ def test_larger_lambda_gives_lower_cr(quick_graphs):
         _fit(model, inputs, 40)
         crs[lam] = float(np.mean(model(inputs, training=False)["cr"]))
     assert crs[2.0] < crs[0.0], crs
+
+
+def test_paper_backbone_sizes_and_constant_temperature_by_default():
+    """The published sizes (decoder stage 1: 2 blocks x 8 heads at width 128, stage 2:
+    4 blocks x 6 heads at 96; the encoder mirrored) and tau = 5 held constant."""
+    p = ReferenceParams()
+    assert (p.encoder_dims, p.encoder_depths, p.encoder_heads) == ((96, 128), (2, 4), (6, 8))
+    assert (p.decoder_dims, p.decoder_depths, p.decoder_heads) == ((128, 96), (2, 4), (8, 6))
+    assert p.temperature_initial == 5.0 and p.temperature_schedule == "constant"
+    decoder = SwinDecoder(p.decoder_dims, p.decoder_depths, p.decoder_heads)
+    assert [(s.dim, s.depth, s.num_heads) for s in decoder.stages] == [(128, 2, 8), (96, 4, 6)]
+    (callback,) = ReferenceModel(TINY, LINK, (16, 16)).training_callbacks(10)
+    assert callback.schedule == "constant" and callback.initial == 5.0
