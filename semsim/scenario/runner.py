@@ -42,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,6 +99,7 @@ class RunOptions:
 
     out_dir: Path
     resume: bool = False
+    overwrite: bool = False
     systems: tuple[str, ...] | None = None
     checkpoints: Path | None = None
     progress: bool = True
@@ -115,19 +117,12 @@ class SharedChannels:
     systems: ``[b, Nr, Nt]`` complex64, or ``None`` with fast fading."""
 
     def __init__(self, link, seed: int):
-        from semsim.phy.channel import MultiUserUplinkChannel, RayleighMIMOChannel
+        from semsim.phy.channel import make_channel
 
         self._seed = seed
         self._cache: dict[tuple[int, int], np.ndarray | None] = {}
         self._fast = link.fading == "fast"
-        if link.users > 1:
-            self._channel = MultiUserUplinkChannel(
-                link.users, link.nr, link.antennas_per_user, fading=link.fading,
-                rx_correlation=link.rx_correlation)
-        else:
-            self._channel = RayleighMIMOChannel(
-                link.nr, link.nt, fading=link.fading, rx_correlation=link.rx_correlation,
-                tx_correlation=link.tx_correlation)
+        self._channel = make_channel(link.to_spec())
 
     def get(self, snr_index: int, batch_index: int, batch_size: int) -> np.ndarray | None:
         if self._fast:
@@ -203,10 +198,12 @@ class _Run:
     def _prepare_directory(self) -> None:
         state_path = self.out / STATE_FILE
         state = {"scenario": self.resolved.to_dict(), "profile": self.resolved.profile}
+        if state_path.exists() and self.options.overwrite:
+            shutil.rmtree(self.out)
         if state_path.exists():
             if not self.options.resume:
-                raise RunError(f"{self.out} already holds a run; pass --resume to continue it "
-                               "or choose another --out")
+                raise RunError(f"{self.out} already holds a run; pass --resume to continue it, "
+                               "--overwrite to replace it, or choose another --out")
             previous = json.loads(state_path.read_text(encoding="utf-8"))
             current = json.loads(json.dumps(state))
             old, new = (_without_resumable(s["scenario"]) for s in (previous, current))
@@ -232,6 +229,7 @@ class _Run:
     def _build(self, entry: SystemConfig, data: ImageData) -> System:
         stype = get_system_type(entry.type)
         size = (data.image_size, data.image_size)
+        set_seed(self.scenario.seed)
         return stype.factory(self.resolved.params[entry.name], self.scenario.link.to_spec(),
                              size, self.scenario.seed)
 
@@ -348,8 +346,10 @@ class _Run:
                              f"already in {self.out} are left as they were)") from err
 
     def _run(self) -> ResultsFile:
-        self._prepare_directory()
-        data = load_data(self.scenario.data)
+        try:  # before the run directory exists, so a data error never blocks a retry
+            data = load_data(self.scenario.data)
+        except (OSError, ValueError) as err:
+            raise RunError(f"data: {err}") from err
         users = self.scenario.link.users
         if len(data.test) % users:
             raise RunError(f"the test set has {len(data.test)} images, not a multiple of "
@@ -357,6 +357,7 @@ class _Run:
         if len(data.test) < 2:
             raise RunError(f"the test set has {len(data.test)} image; at least 2 are needed "
                            "for confidence intervals")
+        self._prepare_directory()
         data, validation = validation_split(data, users)
         batches = eval_batches(data, self.scenario.eval.batch_size)
         originals = data.test[: self.scenario.eval.samples]

@@ -15,22 +15,47 @@ Conventions
   ``[batch, num_rx_ant, num_tx_ant]`` ``complex64`` (block fading). When given,
   the system must use it instead of drawing its own, so that every system of a
   scenario sees the same channels.
-* CR (compression ratio) is the number of **real** channel symbols actually sent
-  divided by ``3 * height * width``.
+* CR (compression ratio) is the number of **real** channel symbols that entered the
+  channel layer (counted there: ``sent_reals`` of :class:`semsim.phy.Transmission` or
+  :meth:`semsim.phy.DigitalLink.send`) divided by ``3 * height * width``. Everything that
+  crosses the channel counts (e.g. the multi-user system's index symbols); pilots do not.
+* Side information is what a system assumes the receiver knows for free (not sent, so
+  not in CR): e.g. the reference system's cut-off pair, SwinJSCC's channel mask. Every
+  such system reports it as ``side_info_bits`` per image with one definition,
+  :func:`side_info_bits`: the empirical entropy of those per-image decisions over the
+  test set at one SNR (the cost of entropy-coding them), computed in
+  :meth:`System.summarize`. A system that reports none assumes none.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from semsim.metrics import empirical_entropy_bits
 from semsim.phy.spec import CSISpec, LinkSpec
 
-__all__ = ["CSISpec", "LinkSpec", "TrainReport", "TrainSpec", "TransmitResult", "System"]
+__all__ = ["CSISpec", "LinkSpec", "TrainReport", "TrainSpec", "TransmitResult", "System", "side_info_bits",
+           "side_info_summary"]
+
+
+def side_info_bits(extras: dict[str, np.ndarray], keys: tuple[str, ...]) -> float:
+    """Side information per image (bits): the empirical entropy of the joint per-image
+    decisions ``extras[key]`` (``[num_images]`` integer-valued, rounded) over a test set."""
+    return empirical_entropy_bits(*(np.rint(np.asarray(extras[key], np.float64)) for key in keys))
+
+
+def side_info_summary(*keys: str) -> Callable[[dict[str, np.ndarray]], dict[str, float]]:
+    """A :meth:`System.summarize` that reports ``{"side_info_bits": side_info_bits(extras,
+    keys)}`` for the per-image decisions named ``keys``."""
+    if not keys:
+        raise ValueError("side_info_summary needs the names of the decisions' extras")
+    return lambda extras: {"side_info_bits": side_info_bits(extras, keys)}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ description: tiny CLI test scenario
 seed: 11
 link: {nr: 2, users: 2, csi: {mode: noisy, error_var: noise}}
 snr: {eval_db: [0, 15]}
-data: {train_images: 48, test_images: 12}
+data: {train_images: 2, test_images: 12}
 systems:
   - {name: a, type: toy, params: {cr: 0.4, interrupt_at_step: INTERRUPT}}
   - {name: b, type: toy, match_cr_of: a}
