@@ -52,6 +52,8 @@ def register(subparsers) -> None:
                     "results.json, results.csv, figures and report.md. Exit codes: 0 ok, "
                     "1 failure, 2 invalid input, 130 interrupted (resume with --resume).")
     add_common_arguments(parser)
+    parser.add_argument("--retrain", action="store_true",
+                        help="train learned systems from scratch, ignoring shipped weights")
     parser.set_defaults(func=run_command)
 
 
@@ -88,7 +90,8 @@ def execute(args: argparse.Namespace, checkpoints: Path | None, out_suffix: str)
         return EXIT_USAGE
     out = args.out or default_out_dir(resolved, out_suffix)
     options = RunOptions(out_dir=out, resume=args.resume, systems=args.systems,
-                         checkpoints=checkpoints, progress=not args.no_progress)
+                         checkpoints=checkpoints, progress=not args.no_progress,
+                         retrain=getattr(args, "retrain", False))
     try:
         results = run_scenario(resolved, options)
     except RunError as err:

@@ -18,6 +18,8 @@
           "cr": [...],                         # mean CR (real symbols / 3HW)
           "n_images": [...],
           "train_seconds": 12.3, "eval_seconds": 4.5,
+          "weights": "shipped", "weights_manifest": "...",  # learned systems: shipped |
+                                               # trained | resumed (semsim.weights.shipped)
           "<extra>": [...]                     # per-SNR mean of each TransmitResult.extras
         }                                      # entry (e.g. kept_maps, side_info_bits,
       }                                        # failed = failure rate; target_cr for
@@ -54,6 +56,8 @@ class SystemResults(BaseModel):
     n_images: list[int]
     train_seconds: float | None = None
     eval_seconds: float | None = None
+    weights: Literal["shipped", "trained", "resumed"] | None = None
+    weights_manifest: str | None = None
 
     @model_validator(mode="after")
     def _aligned(self) -> SystemResults:

@@ -45,6 +45,7 @@ from semsim.scenario.schema import SystemConfig, evaluation_order
 from semsim.seeding import set_seed
 from semsim.systems.base import System, TransmitResult
 from semsim.systems.registry import get_system_type
+from semsim.weights.shipped import prepare_weights, weights_record
 
 #: PSNR of a perfect reconstruction is capped here (MSE floored at 1e-10).
 PSNR_CAP_DB = 100.0
@@ -63,7 +64,9 @@ class RunOptions:
     training into ``out_dir/checkpoints``. ``progress``: show progress bars.
     ``on_event(kind, info)``: called after each evaluation batch (``kind ==
     "eval_batch"``, ``info`` with ``system``, ``snr_index``, ``batch``) and after each
-    system's ``prepare`` (``"prepared"``); tests use it to interrupt a run."""
+    system's ``prepare`` (``"prepared"``); tests use it to interrupt a run. ``retrain``:
+    train learned systems from scratch instead of using shipped weights
+    (:mod:`semsim.weights.shipped`)."""
 
     out_dir: Path
     resume: bool = False
@@ -71,6 +74,7 @@ class RunOptions:
     checkpoints: Path | None = None
     progress: bool = True
     on_event: Callable[[str, dict[str, Any]], None] | None = None
+    retrain: bool = False
 
 
 def derive_seed(seed: int, *keys: int) -> int:
@@ -212,6 +216,8 @@ class _Run:
         workdir = self._workdir(entry.name, system.trainable)
         workdir.mkdir(parents=True, exist_ok=True)
         resume = self.options.resume or self.options.checkpoints is not None
+        resume = prepare_weights(self.resolved, entry.name, system, workdir, resume,
+                                 self.options.retrain)
         set_seed(self.scenario.seed)
         start = time.perf_counter()
         system.prepare(stream, train_spec, workdir, resume)
@@ -287,7 +293,8 @@ class _Run:
         timing["eval_seconds"] = timing.get("eval_seconds", 0.0) + time.perf_counter() - eval_start
         timing_file.write_text(json.dumps(timing))
         points[entry.name] = loaded
-        return _system_results(entry.type, loaded, timing)
+        return _system_results(entry.type, loaded, timing,
+                               weights_record(self._workdir(entry.name, False)))
 
     # ---- whole run -------------------------------------------------------------------
     def run(self) -> ResultsFile:
@@ -317,7 +324,8 @@ class _Run:
         return results
 
 
-def _system_results(type_name: str, points: list[dict], timing: dict) -> SystemResults:
+def _system_results(type_name: str, points: list[dict], timing: dict,
+                    weights: dict | None = None) -> SystemResults:
     values: dict[str, Any] = {
         "type": type_name,
         "snr_db": [float(p["snr_db"]) for p in points],
@@ -331,6 +339,7 @@ def _system_results(type_name: str, points: list[dict], timing: dict) -> SystemR
     }
     if "target_cr" in points[0]:
         values["target_cr"] = [float(p["target_cr"]) for p in points]
+    values.update(weights or {})
     for key in sorted(k for k in points[0] if k.startswith("extra__")):
         values[key.removeprefix("extra__")] = [float(np.mean(p[key])) for p in points]
     return SystemResults(**values)

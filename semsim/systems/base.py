@@ -40,12 +40,15 @@ class TrainSpec:
     ``steps`` is the total number of optimizer steps (``epochs * steps_per_epoch``).
     ``snr_range_db``: training SNR drawn per image from ``U[lo, hi]`` dB.
     ``max_seconds``: optional wall-clock budget; training stops cleanly when reached.
+    ``lr_schedule``: ``constant`` or ``cosine`` (decay to 1 % of ``learning_rate`` over
+    ``steps``).
     """
 
     steps: int = 100
     steps_per_epoch: int = 50
     batch_size: int = 32
     learning_rate: float = 1e-3
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     optimizer: Literal["adam", "adamw"] = "adam"
     weight_decay: float = 0.0
     snr_range_db: tuple[float, float] = (0.0, 20.0)

@@ -39,14 +39,23 @@ from semsim.seeding import restore_sionna_rng_state, set_seed, sionna_rng_state
 from semsim.systems.base import System, TrainSpec, TransmitResult
 
 FINAL_WEIGHTS = "final.weights.h5"
+#: Final learning rate of the ``cosine`` schedule, as a fraction of the initial one.
+COSINE_FINAL_FRACTION = 0.01
 
 
 def make_optimizer(train: TrainSpec) -> keras.optimizers.Optimizer:
-    """Adam or AdamW with the scenario's learning rate and weight decay."""
+    """Adam or AdamW with the scenario's learning rate (constant, or cosine decay to
+    :data:`COSINE_FINAL_FRACTION` of it over ``train.steps``) and weight decay."""
+    rate = train.learning_rate
+    if train.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            train.learning_rate, decay_steps=train.steps, alpha=COSINE_FINAL_FRACTION)
+    elif train.lr_schedule != "constant":
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {train.lr_schedule!r}")
     if train.optimizer == "adam":
-        return keras.optimizers.Adam(train.learning_rate)
+        return keras.optimizers.Adam(rate)
     if train.optimizer == "adamw":
-        return keras.optimizers.AdamW(train.learning_rate, weight_decay=train.weight_decay)
+        return keras.optimizers.AdamW(rate, weight_decay=train.weight_decay)
     raise ValueError(f"optimizer must be 'adam' or 'adamw', got {train.optimizer!r}")
 
 
