@@ -10,10 +10,13 @@ import pytest
 
 import semsim.weights.shipped as shipped
 from semsim.cli.main import main
+from semsim.data.pipeline import load_data
 from semsim.scenario.loader import load_scenario
-from semsim.scenario.runner import RunOptions, run_scenario
+from semsim.scenario.runner import RunOptions, _Run, run_scenario
 from semsim.weights.build import build_checkpoint
 from semsim.weights.manifest import file_sha256
+
+pytestmark = pytest.mark.slow  # trains a tiny model for a few steps
 
 SCENARIO = """\
 name: tiny_siso
@@ -97,20 +100,22 @@ def test_changed_filters_train_instead(use_root, tmp_path, capsys):
     assert "shipped weights not used: config hash differs (changed: params, variable_shapes)" in out
 
 
-def test_corrupted_file_is_not_used(shipped_root, tmp_path, monkeypatch, capsys):
+def test_corrupted_file_is_not_used(shipped_root, tmp_path):
     root, manifest = shipped_root
     copy = tmp_path / "weights" / "tiny_siso" / "standard"
     copy.mkdir(parents=True)
     source = root / "tiny_siso" / "standard"
     for name in ("deepjscc.weights.h5", "deepjscc.manifest.json"):
         (copy / name).write_bytes((source / name).read_bytes())
+    resolved = load_scenario(write_scenario(tmp_path / "s.yaml"))
+    run = _Run(resolved, RunOptions(out_dir=tmp_path / "run", progress=False))
+    system = run._build(resolved.scenario.system("deepjscc"), load_data(resolved.scenario.data))
+    assert shipped.find_shipped(resolved, "deepjscc", system, tmp_path / "weights")["id"] == \
+        manifest["id"]
     with open(copy / "deepjscc.weights.h5", "ab") as handle:
         handle.write(b"\0")
-    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path / "weights")
-    resolved = load_scenario(write_scenario(tmp_path / "s.yaml"))
-    results = run_scenario(resolved, RunOptions(out_dir=tmp_path / "run", progress=False))
-    assert results.systems["deepjscc"].weights == "trained"
-    assert "SHA-256 of deepjscc.weights.h5 differs" in capsys.readouterr().out
+    with pytest.raises(shipped.ShippedMismatch, match="SHA-256 of deepjscc.weights.h5 differs"):
+        shipped.find_shipped(resolved, "deepjscc", system, tmp_path / "weights")
 
 
 def test_retrain_flag_ignores_the_shipped_file(use_root, tmp_path):
