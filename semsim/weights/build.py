@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -53,7 +52,10 @@ def build_checkpoint(resolved, name: str, root: Path, command: str,
         done = int(system.model.optimizer.iterations.numpy())
         weights, manifest_file = checkpoint_paths(scenario.name, resolved.profile, name, root)
         weights.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(tmp) / "checkpoints" / name / FINAL_WEIGHTS, weights)
+        # ship the model's weights only: a fresh, uncompiled copy drops the optimizer state
+        bare = run._build(entry, data)
+        bare.model.load_weights(Path(tmp) / "checkpoints" / name / FINAL_WEIGHTS)
+        bare.model.save_weights(weights, overwrite=True)
     manifest = make_manifest(resolved, name, system, weights_file=weights, steps_done=done,
                              steps_planned=planned, train_seconds=seconds, command=command)
     write_manifest(manifest, manifest_file)
