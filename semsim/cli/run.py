@@ -84,6 +84,8 @@ def register(subparsers) -> None:
                     "results.json, results.csv, figures and report.md. Exit codes: 0 ok, "
                     "1 failure, 2 invalid input, 130 interrupted (resume with --resume).")
     add_common_arguments(parser)
+    parser.add_argument("--retrain", action="store_true",
+                        help="train learned systems from scratch, ignoring shipped weights")
     parser.set_defaults(func=run_command)
 
 
@@ -146,7 +148,8 @@ def execute(args: argparse.Namespace, checkpoints: Path | None, out_suffix: str)
     options = RunOptions(out_dir=out, resume=args.resume, overwrite=args.overwrite,
                          systems=args.systems, checkpoints=checkpoints,
                          progress=not args.no_progress,
-                         tensorboard=getattr(args, "tensorboard", False))
+                         tensorboard=getattr(args, "tensorboard", False),
+                         retrain=getattr(args, "retrain", False))
     try:
         results = run_scenario(resolved, options)
     except RunError as err:

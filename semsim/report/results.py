@@ -29,6 +29,8 @@
           "steps_done": 600, "steps_planned": 2000,  # optimizer steps (learned systems;
                                                # null otherwise): done < planned means
                                                # under-trained (wall-clock budget)
+          "weights": "shipped", "weights_manifest": "...",  # learned systems: shipped |
+                                               # trained | resumed (semsim.weights.shipped)
           "<extra>": [...]                     # per-SNR mean of each TransmitResult.extras
         }                                      # entry (e.g. kept_maps, side_info_bits,
       }                                        # failed = failure rate; target_cr for
@@ -80,6 +82,8 @@ class SystemResults(BaseModel):
     eval_seconds: float | None = None
     steps_done: int | None = None
     steps_planned: int | None = None
+    weights: Literal["shipped", "trained", "resumed"] | None = None
+    weights_manifest: str | None = None
 
     @model_validator(mode="after")
     def _aligned(self) -> SystemResults:

@@ -57,9 +57,11 @@ def metrics_description(height: int, width: int) -> dict[str, Any]:
     }
 
 
-def system_results(type_name: str, points: list[dict], timing: dict) -> SystemResults:
-    """One system's results from its evaluation points (per-image arrays per SNR) and
-    its ``timing`` record (seconds, steps)."""
+def system_results(type_name: str, points: list[dict], timing: dict,
+                   weights: dict | None = None) -> SystemResults:
+    """One system's results from its evaluation points (per-image arrays per SNR), its
+    ``timing`` record (seconds, steps) and, for learned systems, where its weights came
+    from (``weights``: :func:`semsim.weights.shipped.weights_record`)."""
     values: dict[str, Any] = {
         "type": type_name,
         "snr_db": [float(p["snr_db"]) for p in points],
@@ -82,6 +84,7 @@ def system_results(type_name: str, points: list[dict], timing: dict) -> SystemRe
     }
     if "target_cr" in points[0]:
         values["target_cr"] = [float(p["target_cr"]) for p in points]
+    values.update(weights or {})
     for key in sorted(k for k in points[0] if k.startswith("extra__")):
         values[key.removeprefix("extra__")] = [float(np.mean(p[key])) for p in points]
     return SystemResults(**values)

@@ -69,6 +69,7 @@ from semsim.seeding import set_seed
 from semsim.systems.base import System, TrainReport, TransmitResult
 from semsim.systems.keras_system import NonFiniteTrainingError
 from semsim.systems.registry import get_system_type
+from semsim.weights.shipped import prepare_weights, weights_record
 
 STATE_FILE = "run_state.json"
 #: Scenario keys a resumed run may change (``train`` section): a diverged run continues
@@ -95,7 +96,8 @@ class RunOptions:
     "eval_batch"``, ``info`` with ``system``, ``snr_index``, ``batch``) and after each
     system's ``prepare`` (``"prepared"``); tests use it to interrupt a run.
     ``tensorboard``: learned systems also write TensorBoard logs in their checkpoint
-    directory."""
+    directory. ``retrain``: train learned systems from scratch instead of using shipped
+    weights (:mod:`semsim.weights.shipped`)."""
 
     out_dir: Path
     resume: bool = False
@@ -105,6 +107,7 @@ class RunOptions:
     progress: bool = True
     on_event: Callable[[str, dict[str, Any]], None] | None = None
     tensorboard: bool = False
+    retrain: bool = False
 
 
 def derive_seed(seed: int, *keys: int) -> int:
@@ -247,6 +250,8 @@ class _Run:
         workdir = self._workdir(entry.name, system.trainable)
         workdir.mkdir(parents=True, exist_ok=True)
         resume = self.options.resume or self.options.checkpoints is not None
+        resume = prepare_weights(self.resolved, entry.name, system, workdir, resume,
+                                 self.options.retrain)
         set_seed(self.scenario.seed)
         start = time.perf_counter()
         try:
@@ -334,7 +339,8 @@ class _Run:
         timing["eval_seconds"] = timing.get("eval_seconds", 0.0) + time.perf_counter() - eval_start
         write_text(timing_file, json.dumps(timing))
         points[entry.name] = loaded
-        return system_results(entry.type, loaded, timing)
+        return system_results(entry.type, loaded, timing,
+                              weights_record(self._workdir(entry.name, False)))
 
     # ---- whole run -------------------------------------------------------------------
     def run(self) -> ResultsFile:

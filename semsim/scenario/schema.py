@@ -225,7 +225,9 @@ class TrainConfig(Strict):
     Give ``steps`` (optimizer steps) or ``epochs`` (then ``steps = epochs *
     steps_per_epoch``), not both. ``steps_per_epoch`` defaults to the number of full
     batches in the training set (at most ``steps``). ``max_seconds``: optional
-    wall-clock budget per system.
+    wall-clock budget per system. ``lr_schedule``: ``constant`` (``learning_rate``
+    throughout) or ``cosine`` (cosine decay from ``learning_rate`` to 1 % of it over the
+    planned steps).
     """
 
     steps: Annotated[int, Field(gt=0)] | None = None
@@ -233,6 +235,7 @@ class TrainConfig(Strict):
     steps_per_epoch: Annotated[int, Field(gt=0)] | None = None
     batch_size: Annotated[int, Field(gt=0)] = 32
     learning_rate: Annotated[float, Field(gt=0.0)] = 1e-3
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     optimizer: Literal["adam", "adamw"] = "adam"
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
     max_seconds: Annotated[float, Field(gt=0.0)] | None = None
@@ -255,7 +258,8 @@ class TrainConfig(Strict):
         steps = self.steps if self.steps is not None else self.epochs * per_epoch
         return TrainSpec(
             steps=steps, steps_per_epoch=per_epoch, batch_size=self.batch_size,
-            learning_rate=self.learning_rate, optimizer=self.optimizer,
+            learning_rate=self.learning_rate, lr_schedule=self.lr_schedule,
+            optimizer=self.optimizer,
             weight_decay=self.weight_decay, snr_range_db=tuple(snr_range_db),
             max_seconds=self.max_seconds, jit_compile=self.jit_compile, seed=seed,
         )

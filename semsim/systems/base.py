@@ -68,12 +68,15 @@ class TrainSpec:
     ``validation_images``: held-out images (``float32 [V, H, W, 3]`` in ``[0, 1]``, never
     the test set) on which learned systems log their PSNR after every epoch.
     ``tensorboard``: also write TensorBoard logs under the workdir.
+    ``lr_schedule``: ``constant`` or ``cosine`` (decay to 1 % of ``learning_rate`` over
+    ``steps``).
     """
 
     steps: int = 100
     steps_per_epoch: int = 50
     batch_size: int = 32
     learning_rate: float = 1e-3
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     optimizer: Literal["adam", "adamw"] = "adam"
     weight_decay: float = 0.0
     snr_range_db: tuple[float, float] = (0.0, 20.0)

@@ -67,14 +67,23 @@ logger = logging.getLogger(__name__)
 
 class NonFiniteTrainingError(RuntimeError):
     """Training produced a NaN or Inf loss or weights (the last good backup is kept)."""
+#: Final learning rate of the ``cosine`` schedule, as a fraction of the initial one.
+COSINE_FINAL_FRACTION = 0.01
 
 
 def make_optimizer(train: TrainSpec) -> keras.optimizers.Optimizer:
-    """Adam or AdamW with the scenario's learning rate and weight decay."""
+    """Adam or AdamW with the scenario's learning rate (constant, or cosine decay to
+    :data:`COSINE_FINAL_FRACTION` of it over ``train.steps``) and weight decay."""
+    rate = train.learning_rate
+    if train.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            train.learning_rate, decay_steps=train.steps, alpha=COSINE_FINAL_FRACTION)
+    elif train.lr_schedule != "constant":
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {train.lr_schedule!r}")
     if train.optimizer == "adam":
-        return keras.optimizers.Adam(train.learning_rate)
+        return keras.optimizers.Adam(rate)
     if train.optimizer == "adamw":
-        return keras.optimizers.AdamW(train.learning_rate, weight_decay=train.weight_decay)
+        return keras.optimizers.AdamW(rate, weight_decay=train.weight_decay)
     raise ValueError(f"optimizer must be 'adam' or 'adamw', got {train.optimizer!r}")
 
 
@@ -286,8 +295,10 @@ class KerasSystem(System):
         if resume and (backup / "progress.json").exists():
             self.model.optimizer.build(self.model.trainable_variables)
             self.model.load_weights(backup / "state.weights.h5")
-            # The weights file holds the old learning rate; the resumed spec's wins.
-            self.model.optimizer.learning_rate.assign(train.learning_rate)
+            # The weights file holds the old learning rate; the resumed spec's wins (a
+            # schedule is rebuilt from the spec by make_optimizer and holds no variable).
+            if train.lr_schedule == "constant":
+                self.model.optimizer.learning_rate.assign(train.learning_rate)
             restore_sionna_rng_state(np.load(backup / "sionna_rng.npy"))
             saved = json.loads((backup / "progress.json").read_text())
             steps_done = saved.get("steps_done", saved["epochs_done"] * train.steps_per_epoch)

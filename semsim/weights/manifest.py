@@ -1,0 +1,231 @@
+"""Config hash, validation PSNR and manifest of a shipped checkpoint.
+
+Config hash
+-----------
+SHA-256 (hex) of the canonical JSON (``sort_keys``, no spaces, ASCII) of
+:func:`hashed_config`: everything of the resolved scenario that determines the trained
+weights of one system, namely
+
+* ``code_version``: :data:`semsim.weights.MODEL_CODE_VERSION`;
+* ``type`` and the resolved ``params`` (defaults filled in) without the keys of
+  :data:`NON_WEIGHT_PARAMS` (evaluation-only);
+* ``train_snr_db``: the system's training SNR range (its own, else ``snr.train_db``);
+* ``link``: the whole resolved link section (antennas, users, fading, correlations,
+  CSI, detector);
+* ``data``: ``source``, ``path``, ``image_size``, ``train_images``, ``augment``, ``labels``;
+* ``train``: the resolved train section without ``max_seconds`` (a safety budget; steps
+  done are in the manifest) and ``jit_compile`` (same model with or without XLA);
+* ``seed``: the scenario seed;
+* ``variable_shapes``: the shapes of the built model's weights, in order.
+
+Validation PSNR
+---------------
+The first :data:`VALIDATION_IMAGES` test images of the resolved scenario (rounded down
+to a multiple of ``link.users``), sent once at the middle SNR of its evaluation grid
+(``eval_db[len // 2]``) over the channel realization the runner's
+:class:`~semsim.scenario.runner.SharedChannels` draws for (SNR index 0, batch 0) from
+seed ``derive_seed(seed, 9, 0)``, with every generator seeded with
+``derive_seed(seed, 9, 1)`` right before ``transmit``; no ``target_cr`` (a rate-adaptive
+system uses its default rate). The figure is the mean over those images of the runner's
+per-image PSNR (dB).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import platform
+import typing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semsim.weights import MODEL_CODE_VERSION, WEIGHTS_DIR
+
+MANIFEST_VERSION = 1
+#: Parameters that only affect evaluation, left out of the config hash.
+NON_WEIGHT_PARAMS = ("eval_batch_size",)
+#: Validation images (at most; a multiple of ``link.users``).
+VALIDATION_IMAGES = 16
+#: ``derive_seed`` key of the validation channel and noise.
+VALIDATION_KEY = 9
+
+
+def hashed_config(resolved, name: str, system) -> dict[str, Any]:
+    """What the config hash of system ``name`` covers (see the module docstring);
+    ``system``: the built system (its model gives ``variable_shapes``)."""
+    scenario = resolved.scenario
+    entry = scenario.system(name)
+    train = scenario.train.model_dump(mode="json", exclude={"max_seconds", "jit_compile"})
+    data = scenario.data.model_dump(
+        mode="json",
+        include={"source", "path", "image_size", "train_images", "augment", "labels"})
+    return {
+        "code_version": MODEL_CODE_VERSION,
+        "type": entry.type,
+        "params": {k: v for k, v in entry.params.items() if k not in NON_WEIGHT_PARAMS},
+        "train_snr_db": list(entry.train_snr_db or scenario.snr.train_db),
+        "link": scenario.link.model_dump(mode="json"),
+        "data": data,
+        "train": train,
+        "seed": scenario.seed,
+        "variable_shapes": [list(v.shape) for v in system.model.weights],
+    }
+
+
+def learned_systems(resolved) -> list[str]:
+    """Names of the scenario's learned systems: those whose registered factory is
+    annotated to return a trainable system (:class:`~semsim.systems.base.System`)."""
+    from semsim.systems.registry import get_system_type
+
+    names = []
+    for entry in resolved.scenario.systems:
+        factory = get_system_type(entry.type).factory
+        returned = typing.get_type_hints(factory).get("return")
+        if getattr(returned, "trainable", False):
+            names.append(entry.name)
+    return names
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of a :func:`hashed_config` dict."""
+    return hashlib.sha256(canonical_json(config).encode("ascii")).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_paths(scenario: str, profile: str, system: str,
+                     root: Path = WEIGHTS_DIR) -> tuple[Path, Path]:
+    """``(weights, manifest)`` paths of a shipped checkpoint."""
+    folder = Path(root) / scenario / profile
+    return folder / f"{system}.weights.h5", folder / f"{system}.manifest.json"
+
+
+def manifest_id(scenario: str, profile: str, system: str, digest: str) -> str:
+    """``<scenario>/<profile>/<system>@<first 12 hex digits of the config hash>``."""
+    return f"{scenario}/{profile}/{system}@{digest[:12]}"
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, core counts and library versions of this machine."""
+    import keras
+    import tensorflow as tf
+
+    from semsim import __version__
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
+            "python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "semsim": __version__}
+
+
+def validation_setup(resolved) -> dict[str, Any]:
+    """The validation definition of a resolved scenario (numbers, see the module docstring)."""
+    from semsim.scenario.runner import derive_seed
+
+    scenario = resolved.scenario
+    grid = scenario.snr.eval_db
+    users = scenario.link.users
+    return {"images": (VALIDATION_IMAGES // users) * users,
+            "snr_db": float(grid[len(grid) // 2]),
+            "channel_seed": derive_seed(scenario.seed, VALIDATION_KEY, 0),
+            "noise_seed": derive_seed(scenario.seed, VALIDATION_KEY, 1),
+            "metric": "mean per-image PSNR (dB) of the first test images at the middle "
+                      "evaluation SNR, one seeded channel and noise draw"}
+
+
+def validation_images(resolved, count: int | None = None) -> np.ndarray:
+    """``float32 [n, H, W, 3]`` in ``[0, 1]``: the first ``count`` (default: the
+    validation count) test images of the resolved scenario."""
+    from semsim.data.pipeline import load_data
+
+    n = validation_setup(resolved)["images"] if count is None else count
+    test = load_data(resolved.scenario.data).test
+    if len(test) < n:
+        raise ValueError(f"the test set has {len(test)} images, validation needs {n}")
+    return test[:n].astype(np.float32) / 255.0
+
+
+def validation_psnr(resolved, system, images: np.ndarray | None = None,
+                    snr_db: float | None = None) -> float:
+    """Validation PSNR (dB) of a prepared ``system`` (see the module docstring);
+    ``images``/``snr_db`` override the defined images and SNR (same seeds)."""
+    from semsim.scenario.runner import SharedChannels, psnr_db
+    from semsim.seeding import set_seed
+
+    setup = validation_setup(resolved)
+    images = validation_images(resolved) if images is None else images
+    snr = setup["snr_db"] if snr_db is None else float(snr_db)
+    h = SharedChannels(resolved.scenario.link, setup["channel_seed"]).get(0, 0, len(images))
+    set_seed(setup["noise_seed"])
+    result = system.transmit(images, snr, h=h)
+    return float(np.mean(psnr_db(images, np.asarray(result.images_hat, np.float32))))
+
+
+def make_manifest(resolved, name: str, system, *, weights_file: Path, steps_done: int,
+                  steps_planned: int, train_seconds: float, command: str) -> dict[str, Any]:
+    """The manifest of a freshly trained checkpoint (validation PSNR computed here)."""
+    config = hashed_config(resolved, name, system)
+    digest = config_hash(config)
+    scenario = resolved.scenario
+    setup = validation_setup(resolved)
+    setup["psnr_db"] = validation_psnr(resolved, system)
+    under = steps_done < steps_planned
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "id": manifest_id(scenario.name, resolved.profile, name, digest),
+        "scenario": scenario.name,
+        "profile": resolved.profile,
+        "system": name,
+        "type": scenario.system(name).type,
+        "config_hash": digest,
+        "hashed_config": config,
+        "steps_done": int(steps_done),
+        "steps_planned": int(steps_planned),
+        "under_trained": under,
+        "note": (f"UNDER-TRAINED: stopped after {steps_done} of {steps_planned} planned steps"
+                 if under else "trained for all planned steps"),
+        "train_seconds": round(float(train_seconds), 1),
+        "machine": machine_info(),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "validation": setup,
+        "weights_file": Path(weights_file).name,
+        "weights_bytes": Path(weights_file).stat().st_size,
+        "weights_sha256": file_sha256(weights_file),
+        "command": command,
+    }
+
+
+def write_manifest(manifest: dict[str, Any], path: Path) -> None:
+    Path(path).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n",
+                          encoding="utf-8")
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def shipped_manifests(root: Path = WEIGHTS_DIR) -> list[Path]:
+    """Every shipped manifest file, sorted."""
+    return sorted(Path(root).glob("*/*/*.manifest.json"))
