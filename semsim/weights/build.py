@@ -29,9 +29,9 @@ def build_checkpoint(resolved, name: str, root: Path, command: str,
     """Train system ``name`` of ``resolved`` from scratch and write its weights and
     manifest under ``root``; returns the manifest."""
     from semsim.data.pipeline import load_data
+    from semsim.scenario.evaluation import validation_split
     from semsim.scenario.runner import RunOptions, _Run
     from semsim.weights.manifest import checkpoint_paths, make_manifest, write_manifest
-    from semsim.weights.shipped import FINAL_WEIGHTS
 
     scenario = resolved.scenario
     if resolved.profile is None:
@@ -41,20 +41,18 @@ def build_checkpoint(resolved, name: str, root: Path, command: str,
         scenario.train = scenario.train.model_copy(update={"max_seconds": float(max_seconds)})
     with tempfile.TemporaryDirectory(prefix="semsim-weights-") as tmp:
         run = _Run(resolved, RunOptions(out_dir=Path(tmp), retrain=True, progress=False))
-        data = load_data(scenario.data)
+        data, validation = validation_split(load_data(scenario.data), scenario.link.users)
         system = run._build(entry, data)
         if not system.trainable:
             raise ValueError(f"system {name!r} ({entry.type}) has no weights to ship")
-        seconds = run._prepare(entry, system, data)
-        cfg = scenario.train
-        planned = cfg.to_spec(scenario.snr.train_db, scenario.seed,
-                              max(1, data.num_train // cfg.batch_size)).steps
-        done = int(system.model.optimizer.iterations.numpy())
+        seconds, report = run._prepare(entry, system, data, validation)
+        done, planned = report.steps_done, report.steps_planned
         weights, manifest_file = checkpoint_paths(scenario.name, resolved.profile, name, root)
         weights.parent.mkdir(parents=True, exist_ok=True)
         # ship the model's weights only: a fresh, uncompiled copy drops the optimizer state
+        # (and a budget-stopped run has no final weights file: its model holds the weights)
         bare = run._build(entry, data)
-        bare.model.load_weights(Path(tmp) / "checkpoints" / name / FINAL_WEIGHTS)
+        bare.model.set_weights(system.model.get_weights())
         bare.model.save_weights(weights, overwrite=True)
     manifest = make_manifest(resolved, name, system, weights_file=weights, steps_done=done,
                              steps_planned=planned, train_seconds=seconds, command=command)

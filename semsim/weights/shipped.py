@@ -22,6 +22,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from semsim.atomic import write_text
+from semsim.systems.keras_system import FINAL_STATE, FINAL_WEIGHTS
 from semsim.weights import WEIGHTS_DIR
 from semsim.weights.manifest import (
     checkpoint_paths,
@@ -32,8 +34,6 @@ from semsim.weights.manifest import (
 )
 
 RECORD_FILE = "weights.json"
-#: The finished-training file of :class:`semsim.systems.keras_system.KerasSystem`.
-FINAL_WEIGHTS = "final.weights.h5"
 
 
 class ShippedMismatch(ValueError):
@@ -97,6 +97,9 @@ def prepare_weights(resolved, name: str, system, workdir: Path, resume: bool,
         _write_record(workdir, "trained", None)
         return resume
     shutil.copyfile(manifest["_weights_path"], workdir / FINAL_WEIGHTS)
+    # The steps the shipped training did, so an under-trained checkpoint is reported so.
+    write_text(workdir / FINAL_STATE, json.dumps({"steps_done": int(manifest["steps_done"]),
+                                                  "steps_planned": int(manifest["steps_planned"])}))
     _write_record(workdir, "shipped", manifest["id"])
     state = "UNDER-TRAINED, " if manifest.get("under_trained") else ""
     print(f"{name}: using shipped weights {manifest['id']} ({state}{manifest['steps_done']} of "
