@@ -5,9 +5,9 @@ to a mask over the ``n`` complex symbols of its representation:
 
 1. a 4-layer MLP (``hidden`` ReLU x3, then ``n`` softplus outputs ``v >= 0``);
 2. multiplication by the upper-triangular all-ones matrix ``U`` (``U[j, i] = 1`` for
-   ``i >= j``): ``t_j = sum_{i >= j} v_i``, non-increasing in ``j``, normalized to
-   ``s_j = t_j / t_0`` in ``(0, 1]`` (the share of the "importance" mass at or after
-   ``j``; with equal ``v`` the kept ratio is ``1 - eta``);
+   ``i >= j``): ``s_j = sum_{i >= j} v_i``, non-increasing in ``j`` (the last layer's
+   bias starts at ``softplus^-1(1 / n)``, so initially ``s_j ~ 1 - j / n`` and the kept
+   ratio is about ``1 - eta``);
 3. thresholding at ``eta`` (in ``(0, 1)``): ``m_j = 1[s_j > eta]``. Because ``s`` never increases, the
    kept symbols are always the first ``k`` ones (a consecutive mask), and only the end
    index ``k`` is side information (``ceil(log2(n + 1))`` bits).
@@ -38,7 +38,7 @@ class NoiseMask(keras.layers.Layer):
 
     ``call(noise_var, training=False)``: ``noise_var`` ``[B]`` float32 (linear);
     returns ``(mask, scores)``, both ``[B, num_symbols]``: the (straight-through in
-    training) mask and the non-increasing scores ``s`` (``s_0 = 1``).
+    training) mask and the non-increasing scores ``s``.
     """
 
     def __init__(self, num_symbols: int, eta: float = 0.5, hidden: int = 64,
@@ -53,7 +53,11 @@ class NoiseMask(keras.layers.Layer):
         self.hidden = int(hidden)
         self.temperature = float(temperature)
         self.mlp = [keras.layers.Dense(self.hidden, activation="relu") for _ in range(3)]
-        self.mlp.append(keras.layers.Dense(self.num_symbols, activation="softplus"))
+        # softplus(bias) = 1 / n: at initialization s_j ~ 1 - j / n, kept ratio ~ 1 - eta.
+        bias = math.log(math.expm1(1.0 / self.num_symbols))
+        self.mlp.append(keras.layers.Dense(
+            self.num_symbols, activation="softplus",
+            bias_initializer=keras.initializers.Constant(bias)))
         # U[j, i] = 1 for i >= j: row j sums v over i >= j.
         self._upper = tf.constant(
             [[1.0 if i >= j else 0.0 for i in range(self.num_symbols)]
@@ -69,11 +73,10 @@ class NoiseMask(keras.layers.Layer):
     def scores(self, noise_var):
         """Non-increasing scores ``[B, n]`` of noise variances ``[B]``."""
         h = tf.reshape(tf.cast(noise_var, tf.float32), [-1, 1])
-        h = tf.math.log(h + 1e-10) / 10.0  # log-variance input (dB / 43), well scaled
+        h = -tf.math.log(h + 1e-10) / math.log(10.0)  # SNR in dB / 10: well scaled
         for layer in self.mlp:
             h = layer(h)
-        tail = tf.linalg.matvec(self._upper, h)
-        return tail / (tail[:, :1] + 1e-12)
+        return tf.linalg.matvec(self._upper, h)
 
     def call(self, noise_var, training=False):
         s = self.scores(noise_var)
@@ -109,7 +112,7 @@ class MaskAttention(keras.layers.Layer):
 
     def call(self, z, mask, noise_var):
         kept = z * mask
-        context = tf.concat([kept, tf.reshape(tf.math.log(noise_var + 1e-10) / 10.0, [-1, 1])], -1)
+        context = tf.concat([kept, tf.reshape(-tf.math.log(noise_var + 1e-10) / math.log(10.0), [-1, 1])], -1)
         return kept * 2.0 * self.gate(self.hidden(context))
 
     def get_config(self):
