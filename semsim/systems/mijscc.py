@@ -104,6 +104,13 @@ class MIJSCCSystem(KerasSystem):
         else:
             super().prepare(train_data, train, workdir, resume)
         self._forward = None
+        load_or_train(self.classifier, workdir, resume,
+                      lambda: self.train_classifier_head(batches, train))
+
+    def train_classifier_head(self, batches, train: TrainSpec) -> float:
+        """Train the classifier on the frozen encoder's received representation:
+        ``batches`` yields ``(images, labels)``; each batch is sent at SNRs drawn per image
+        from the training range. Returns the final training accuracy."""
         lo, hi = self.snr_range_db or train.snr_range_db
         rng = np.random.default_rng([train.seed, 7])
 
@@ -112,9 +119,8 @@ class MIJSCCSystem(KerasSystem):
                 snr = tf.constant(rng.uniform(lo, hi, size=int(images.shape[0])), tf.float32)
                 yield self._receive({"image": images, "snr_db": snr}), labels
 
-        load_or_train(self.classifier, workdir, resume, lambda: train_classifier(
-            self.classifier, features(), self.params.classifier_steps,
-            self.params.classifier_learning_rate))
+        return train_classifier(self.classifier, features(), self.params.classifier_steps,
+                                self.params.classifier_learning_rate)
 
     def transmit(self, images, snr_db, h=None, target_cr=None, labels=None) -> TransmitResult:
         result = super().transmit(images, snr_db, h=h, target_cr=target_cr)

@@ -129,7 +129,10 @@ class ClassifiedParams(pydantic.BaseModel):
     def _inner_known(self) -> ClassifiedParams:
         if self.system == TYPE_NAME:
             raise ValueError("system: cannot wrap 'classified' in itself")
-        stype = get_system_type(self.system)
+        try:
+            stype = get_system_type(self.system)
+        except KeyError as err:
+            raise ValueError(err.args[0]) from err
         stype.params.model_validate(self.params)
         return self
 
