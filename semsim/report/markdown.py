@@ -16,7 +16,10 @@ def _table(results: ResultsFile) -> list[str]:
         for snr in snrs:
             if snr in system.snr_db:
                 i = system.snr_db.index(snr)
-                cells.append(f"{system.psnr_db[i]:.2f} dB / CR {system.cr[i]:.4f}")
+                cell = f"{system.psnr_db[i]:.2f} dB / CR {system.cr[i]:.4f}"
+                if "accuracy" in system.extras():  # systems that classify
+                    cell += f" / acc {system.extras()['accuracy'][i]:.3f}"
+                cells.append(cell)
             else:
                 cells.append("")
         lines.append(f"| {name} | {system.type} | " + " | ".join(cells) + " |")
@@ -39,7 +42,7 @@ def write_report(results: ResultsFile, figures: list[Path], path: str | Path) ->
         "## PSNR / CR per SNR",
         "",
         "PSNR is the mean over test images of the per-image PSNR; CR counts real channel "
-        "symbols per 3HW.",
+        "symbols per 3HW; acc is the classification accuracy (systems that classify).",
         "",
         *_table(results),
         "",

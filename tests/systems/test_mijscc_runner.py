@@ -69,3 +69,12 @@ def test_a_system_using_labels_needs_labelled_data(tmp_path):
     path.write_text(SCENARIO.replace("LABELS", "false"))
     with pytest.raises(RunError, match="needs labels"):
         run_scenario(load_scenario(path), RunOptions(out_dir=tmp_path / "run", progress=False))
+
+
+def test_report_shows_the_accuracy(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.replace("LABELS", "true"))
+    results = run_scenario(load_scenario(path), RunOptions(out_dir=tmp_path / "run", progress=False))
+    accuracy = results.systems["guess"].extras()["accuracy"][0]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert f"/ acc {accuracy:.3f}" in report
