@@ -35,6 +35,8 @@ import tensorflow as tf
 from semsim.data.builtin import MIN_PATCH_STD, crop_positions, describe, load_builtin, patches
 from semsim.data.cifar10 import load_cifar10_dir, load_cifar10_keras
 from semsim.data.folder import load_folder
+from semsim.data.labelled import DESCRIPTION as DIGITS_DESCRIPTION
+from semsim.data.labelled import load_digits_rgb
 
 #: Seed of the fixed subsets taken by ``train_images``/``test_images`` (independent
 #: of the scenario seed, so that a test subset is the same in every scenario).
@@ -110,12 +112,16 @@ def load_data(config) -> ImageData:
         loaded = load_cifar10_dir(config.path) if config.path else load_cifar10_keras()
         (train, train_labels), (test, test_labels) = loaded
         description = f"CIFAR-10 ({config.path or 'Keras loader'})"
+    elif config.source == "digits":
+        (train, train_labels), (test, test_labels) = load_digits_rgb(size)
+        description = DIGITS_DESCRIPTION.format(size=size)
     elif config.source == "folder":
         train, test = load_folder(config.path, config.train_glob, config.test_glob, size,
                                   config.test_crop)
         description = f"folder {config.path} ({config.test_crop} test images)"
     else:
-        raise ValueError(f"data.source must be builtin, cifar10 or folder, got {config.source!r}")
+        raise ValueError(f"data.source must be builtin, cifar10, digits or folder, "
+                         f"got {config.source!r}")
     if config.source == "builtin":
         photo_labels, _ = _subset(config.train_images, photo_labels, None, "train_images")
     train, train_labels = _subset(config.train_images, train, train_labels, "train_images")

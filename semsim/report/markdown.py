@@ -37,8 +37,11 @@ def _table(results: ResultsFile, cell, with_training: bool) -> list[str]:
 
 def _psnr_cell(system: SystemResults, i: int) -> str:
     exact = f" ({system.exact_images[i]} exact)" if system.exact_images[i] else ""
-    return (f"{system.psnr_db[i]:.2f} ± {system.psnr_ci95_db[i]:.2f} dB{exact} / "
+    cell = (f"{system.psnr_db[i]:.2f} ± {system.psnr_ci95_db[i]:.2f} dB{exact} / "
             f"CR {system.cr[i]:.4f}")
+    if "accuracy" in system.extras():  # systems that classify
+        cell += f" / acc {system.extras()['accuracy'][i]:.3f}"
+    return cell
 
 
 def _ssim_cell(system: SystemResults, i: int) -> str:
@@ -50,7 +53,8 @@ def _metric_notes(results: ResultsFile) -> list[str]:
     metrics = results.metrics
     lines = ["PSNR: mean over the test images of the per-image PSNR of 8-bit images "
              "(originals and reconstructions rounded to 0..255), ± the half-width of its "
-             "95 % confidence interval (Student t); CR counts real channel symbols per 3HW."]
+             "95 % confidence interval (Student t); CR counts real channel symbols per 3HW; "
+             "acc is the classification accuracy (systems that classify)."]
     if "psnr_cap_db" in metrics:
         lines.append(f"An exact reconstruction (MSE = 0) is counted at "
                      f"{metrics['psnr_cap_db']:.2f} dB, the PSNR of the smallest non-zero "

@@ -269,7 +269,13 @@ class _Run:
         for b, images in enumerate(batches):
             h = channels.get(snr_index, b, len(images))
             set_seed(derive_seed(self.scenario.seed, 2, snr_index, b))
-            result = system.transmit(images, snr, h=h, target_cr=target_cr)
+            labelled = {}
+            if getattr(system, "uses_labels", False):  # systems that report accuracy
+                if self.label_batches is None:
+                    raise RunError(f"system {entry.name!r} ({entry.type}) needs labels: set "
+                                   "data.labels: true with a labelled source (digits, cifar10)")
+                labelled["labels"] = self.label_batches[b]
+            result = system.transmit(images, snr, h=h, target_cr=target_cr, **labelled)
             _check_result(entry.name, result, images)
             images_hat = np.asarray(result.images_hat, np.float32)
             for key, value in image_quality(images, images_hat).items():
@@ -366,6 +372,11 @@ class _Run:
         self._prepare_directory()
         data, validation = validation_split(data, users)
         batches = eval_batches(data, self.scenario.eval.batch_size)
+        self.label_batches = None
+        if self.scenario.data.labels:
+            size = self.scenario.eval.batch_size
+            self.label_batches = [data.test_labels[i: i + size]
+                                  for i in range(0, len(data.test_labels), size)]
         originals = data.test[: self.scenario.eval.samples]
         (self.out / "eval").mkdir(exist_ok=True)
         _atomic_save_npy(self.out / "eval" / "originals.npy", originals)

@@ -181,14 +181,16 @@ class DataConfig(Strict):
     ``cifar-10-batches-py`` directory given as ``path``) or ``folder`` (PNG/JPEG files
     under ``path``; ``train_glob``/``test_glob`` select the splits, default
     ``train/*`` and ``test/*``; ``test_crop``: ``center`` crop of ``image_size`` or the
-    ``full`` images, which must then all have one size).
+    ``full`` images, which must then all have one size) or ``digits`` (scikit-learn's
+    bundled 8x8 handwritten digits, labelled, upsampled; no download).
     ``image_size``: patch/crop size (pixels, square). ``train_images``/``test_images``
     cap the number of images used (training photographs for ``builtin``; ``None``:
     all). ``augment``: random horizontal flips in training. ``labels``: hand
-    ``(images, labels)`` pairs to training (cifar10 only).
+    ``(images, labels)`` pairs to training and the test labels to systems that use
+    them (cifar10 and digits).
     """
 
-    source: Literal["builtin", "cifar10", "folder"] = "builtin"
+    source: Literal["builtin", "cifar10", "folder", "digits"] = "builtin"
     path: str | None = None
     image_size: Annotated[int, Field(ge=8, le=4096)] = 32
     train_images: Annotated[int, Field(gt=0)] | None = None
@@ -214,8 +216,11 @@ class DataConfig(Strict):
                                      f"source is {self.source!r}")
         if self.source == "builtin" and self.path is not None:
             raise ValueError("path: not allowed with source 'builtin' (the images are embedded)")
-        if self.labels and self.source != "cifar10":
-            raise ValueError(f"labels: only source 'cifar10' has labels, source is {self.source!r}")
+        if self.source == "digits" and self.path is not None:
+            raise ValueError("path: not allowed with source 'digits' (the images are embedded)")
+        if self.labels and self.source not in ("cifar10", "digits"):
+            raise ValueError(f"labels: only sources 'cifar10' and 'digits' have labels, "
+                             f"source is {self.source!r}")
         return self
 
 

@@ -29,6 +29,8 @@ SYSTEM_MODULES: tuple[str, ...] = (
     "semsim.systems.swinjscc",
     "semsim.systems.multiuser",
     "semsim.systems.reference",
+    "semsim.systems.mijscc",
+    "semsim.systems.mijscc_separation",
 )
 
 

@@ -1,0 +1,218 @@
+"""MIJSCC and A-MIJSCC: one transmission for reconstruction and classification.
+
+After "Multi-Task Semantic Communication: A Mutual Information-Aided Semi-Supervised
+Approach" (Wang, Yi, Han, Xu, Zhang, Nallanathan). System type ``mijscc``:
+
+1. **Encoder/decoder** (:class:`semsim.systems.mijscc_model.MIJSCCModel`) trained
+   label-free on ``MSE - lambda (mu1 I_global + mu2 I_local)`` (Deep InfoMax JS
+   estimates); ``mi_weight: 0`` (lambda = 0) is the Deep JSCC baseline with the same
+   encoder and decoder. ``bits: 4 | 8`` quantizes the sent representation onto a square
+   QAM grid (straight-through gradient), ``bits: null`` sends it analog.
+2. **A-MIJSCC** (``adaptive: true``): after the first ``1 - finetune_fraction`` of the
+   steps (the 8-bit model), the noise encoder, consecutive mask and attention are
+   switched on and the whole model is fine-tuned for the rest. The extra
+   ``active_ratio`` (kept symbols / n) is reported per SNR.
+3. **Classifier** (semi-supervised): the encoder is frozen and a 3-layer fully connected
+   classifier (:mod:`semsim.systems.mijscc_classifier`) is trained with labels on the
+   received (noisy, dequantized) representation, each batch at SNRs drawn from the
+   training range, for ``classifier_steps`` steps. Never trained jointly.
+
+At evaluation the runner hands the test labels (``uses_labels``); the per-image extra
+``accuracy`` (1 correct / 0 wrong) averages to the accuracy per SNR. ``side_info_bits``
+counts the quantizer statistics and the mask's end index per image (assumed delivered
+error-free, not counted in the CR).
+
+The link is the scenario's (any semsim link: SISO with the paper's equalization by the
+known gain is ``nr: 1, nt: 1, csi: perfect, detector: zf``; its LS-estimated variant
+``csi: ls``; MIMO and multi-user links through the shared
+:class:`semsim.phy.AnalogLink`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pydantic
+import tensorflow as tf
+
+from semsim.phy import reals_to_complex
+from semsim.phy.spec import LinkSpec
+from semsim.semantic.noise_mask import side_info_bits as mask_bits
+from semsim.semantic.quantize import SIDE_INFO_BITS
+from semsim.systems.base import TrainSpec, TransmitResult
+from semsim.systems.deepjscc import build_for_users
+from semsim.systems.keras_system import KerasSystem
+from semsim.systems.mijscc_classifier import (
+    accuracy_extra,
+    build_classifier,
+    labelled_batches,
+    load_or_train,
+    train_classifier,
+)
+from semsim.systems.mijscc_model import DOWNSAMPLING, MIJSCCModel
+from semsim.systems.registry import register_system
+
+TYPE_NAME = "mijscc"
+
+
+def channels_for_cr(cr: float) -> int:
+    """Representation channels ``c`` whose CR ``c / 192`` is nearest to ``cr`` (>= 1).
+
+    ``c`` channels at ``H/8 x W/8`` are ``HWc/64`` reals, i.e. CR ``c / (3 * 64)``.
+    """
+    if not 0 < cr <= 1:
+        raise ValueError(f"cr must lie in (0, 1]; got {cr!r}")
+    return max(1, round(cr * 3 * DOWNSAMPLING**2))
+
+
+def _budget(train: TrainSpec, steps: int, share: float) -> TrainSpec:
+    """``train`` cut to ``steps`` steps and ``share`` of its wall-clock budget."""
+    return dataclasses.replace(
+        train, steps=steps, steps_per_epoch=min(train.steps_per_epoch, steps),
+        max_seconds=None if train.max_seconds is None else train.max_seconds * share)
+
+
+class MIJSCCSystem(KerasSystem):
+    """MIJSCC / A-MIJSCC / Deep JSCC (lambda = 0) with its frozen-encoder classifier."""
+
+    uses_labels = True
+
+    def __init__(self, model: MIJSCCModel, params: MIJSCCParams, **kwargs):
+        snr_range = None if params.train_snr_db is None else (params.train_snr_db,) * 2
+        super().__init__(model, TYPE_NAME, snr_range_db=snr_range,
+                         eval_batch_size=params.eval_batch_size, **kwargs)
+        self.params = params
+        self.classifier = build_classifier(model.num_reals, params.num_classes,
+                                           params.classifier_hidden)
+        self._receive = tf.function(
+            lambda inputs: model.transmit_representation(inputs, training=False)["rep_hat"],
+            reduce_retracing=True)
+
+    def prepare(self, train_data, train: TrainSpec, workdir: Path, resume: bool) -> None:
+        batches = labelled_batches(train_data)
+        workdir = Path(workdir)
+        model = self.model
+        if model.adaptive:
+            tune = max(1, round(train.steps * self.params.finetune_fraction))
+            base = max(1, train.steps - tune)
+            share = self.params.finetune_fraction
+            super().prepare(train_data, _budget(train, base, 1 - share), workdir / "base", resume)
+            model.enable_adaptive()
+            super().prepare(train_data, _budget(train, tune, share), workdir / "adaptive", resume)
+        else:
+            super().prepare(train_data, train, workdir, resume)
+        self._forward = None
+        load_or_train(self.classifier, workdir, resume,
+                      lambda: self.train_classifier_head(batches, train))
+
+    def train_classifier_head(self, batches, train: TrainSpec) -> float:
+        """Train the classifier on the frozen encoder's received representation:
+        ``batches`` yields ``(images, labels)``; each batch is sent at SNRs drawn per image
+        from the training range. Returns the final training accuracy."""
+        lo, hi = self.snr_range_db or train.snr_range_db
+        rng = np.random.default_rng([train.seed, 7])
+
+        def features():
+            for images, labels in batches:
+                snr = tf.constant(rng.uniform(lo, hi, size=int(images.shape[0])), tf.float32)
+                yield self._receive({"image": images, "snr_db": snr}), labels
+
+        return train_classifier(self.classifier, features(), self.params.classifier_steps,
+                                self.params.classifier_learning_rate)
+
+    def transmit(self, images, snr_db, h=None, target_cr=None, labels=None) -> TransmitResult:
+        result = super().transmit(images, snr_db, h=h, target_cr=target_cr)
+        extras = result.extras
+        rep_hat = extras.pop("rep_hat")
+        ratio = extras.pop("active_ratio")
+        for key in ("sent_rep", "features"):
+            extras.pop(key)
+        if self.model.adaptive_active:
+            extras["active_ratio"] = ratio
+        side = (SIDE_INFO_BITS if self.model.bits else 0) + (
+            mask_bits(self.model.num_symbols) if self.model.adaptive_active else 0)
+        if side:
+            extras["side_info_bits"] = np.full(len(ratio), float(side))
+        if labels is not None:
+            logits = self.classifier.predict_on_batch(rep_hat)
+            extras["accuracy"] = accuracy_extra(np.asarray(logits), labels)
+        return result
+
+    def sent_symbols(self, images, snr_db: float) -> np.ndarray:
+        """The complex symbols each image puts on the channel, with unit mean energy per
+        sent symbol: ``[B, n]`` complex64 (zero where the mask drops a symbol). For the
+        constellation plot; the channel is not applied."""
+        inputs = {"image": tf.constant(np.asarray(images, np.float32)),
+                  "snr_db": tf.fill([len(images)], float(snr_db))}
+        out = self.model.transmit_representation(inputs, training=False)
+        symbols = reals_to_complex(out["symbols"]).numpy()
+        kept = reals_to_complex(out["mask"]).numpy().real > 0
+        energy = np.sum(np.abs(symbols) ** 2, axis=1) / np.maximum(kept.sum(axis=1), 1)
+        return (symbols / np.sqrt(energy)[:, None]).astype(np.complex64)
+
+
+class MIJSCCParams(pydantic.BaseModel):
+    """Scenario params of ``mijscc``.
+
+    ``cr``: target CR; the nearest ``c / 192`` is used (every symbol sent).
+    ``filters``: channels of the three residual blocks. ``mi_weight``: lambda (the paper
+    selects it from 0.1, 0.05, 0.01, 0.005, 0.001, 0.0005; 0 gives Deep JSCC trained on
+    MSE only). ``mu_global``/``mu_local``: mu1/mu2. ``bits``: 4, 8 or null (analog).
+    ``adaptive``: A-MIJSCC (needs ``bits``), fine-tuned for ``finetune_fraction`` of the
+    steps with mask threshold ``eta`` and ``rate_weight`` on the kept ratio.
+    ``num_classes``, ``classifier_hidden``, ``classifier_steps``,
+    ``classifier_learning_rate``: the frozen-encoder classifier. ``train_snr_db``: fixed
+    training SNR (dB), ``None`` for the scenario's range. ``eval_batch_size``: images per
+    forward pass, a multiple of ``link.users``.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    cr: float = pydantic.Field(1 / 12, gt=0, le=1)
+    filters: tuple[int, int, int] = (32, 64, 128)
+    mi_weight: float = pydantic.Field(0.01, ge=0)
+    mu_global: float = pydantic.Field(0.01, ge=0)
+    mu_local: float = pydantic.Field(1.0, ge=0)
+    bits: int | None = None
+    adaptive: bool = False
+    eta: float = pydantic.Field(0.5, gt=0, lt=1)
+    rate_weight: float = pydantic.Field(0.01, ge=0)
+    finetune_fraction: float = pydantic.Field(0.5, gt=0, lt=1)
+    num_classes: int = pydantic.Field(10, ge=2)
+    classifier_hidden: int = pydantic.Field(256, ge=2)
+    classifier_steps: int = pydantic.Field(500, ge=1)
+    classifier_learning_rate: float = pydantic.Field(1e-3, gt=0)
+    train_snr_db: float | None = None
+    eval_batch_size: int = pydantic.Field(64, ge=1)
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> MIJSCCParams:
+        if self.bits not in (None, 4, 8):
+            raise ValueError(f"bits: must be 4, 8 or null (analog), got {self.bits!r}")
+        if self.adaptive and self.bits is None:
+            raise ValueError("adaptive: A-MIJSCC fine-tunes a quantized model; set bits: 8 (or 4)")
+        return self
+
+
+def build_model(params: MIJSCCParams, link: LinkSpec, image_size) -> MIJSCCModel:
+    """The (built) Keras model of ``params`` on ``link`` for ``image_size`` images."""
+    model = MIJSCCModel(
+        link, image_size, latent_channels=channels_for_cr(params.cr), filters=params.filters,
+        bits=params.bits, mi_weight=params.mi_weight, mu_global=params.mu_global,
+        mu_local=params.mu_local, adaptive=params.adaptive, eta=params.eta,
+        rate_weight=params.rate_weight)
+    build_for_users(model, link, image_size)
+    return model
+
+
+@register_system(TYPE_NAME, params=MIJSCCParams)
+def build_mijscc(params: MIJSCCParams, link: LinkSpec, image_size, seed: int) -> MIJSCCSystem:
+    """MIJSCC (InfoMax-aided JSCC, optional q-bit constellation), A-MIJSCC
+    (``adaptive``), or Deep JSCC with the same networks (``mi_weight: 0``), each with a
+    frozen-encoder classifier reporting ``accuracy``."""
+    if params.eval_batch_size % link.users:
+        raise ValueError(f"eval_batch_size ({params.eval_batch_size}) must be a multiple of "
+                         f"link.users ({link.users})")
+    return MIJSCCSystem(build_model(params, link, image_size), params)
