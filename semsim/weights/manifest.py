@@ -171,7 +171,8 @@ def validation_psnr(resolved, system, images: np.ndarray | None = None,
                     snr_db: float | None = None) -> float:
     """Validation PSNR (dB) of a prepared ``system`` (see the module docstring);
     ``images``/``snr_db`` override the defined images and SNR (same seeds)."""
-    from semsim.scenario.runner import SharedChannels, psnr_db
+    from semsim.metrics import mean_psnr
+    from semsim.scenario.runner import SharedChannels
     from semsim.seeding import set_seed
 
     setup = validation_setup(resolved)
@@ -180,7 +181,7 @@ def validation_psnr(resolved, system, images: np.ndarray | None = None,
     h = SharedChannels(resolved.scenario.link, setup["channel_seed"]).get(0, 0, len(images))
     set_seed(setup["noise_seed"])
     result = system.transmit(images, snr, h=h)
-    return float(np.mean(psnr_db(images, np.asarray(result.images_hat, np.float32))))
+    return mean_psnr(images, np.asarray(result.images_hat, np.float32))
 
 
 def make_manifest(resolved, name: str, system, *, weights_file: Path, steps_done: int,
