@@ -83,9 +83,10 @@ def _shrunk(params, type_name: str, internvit):
 
 
 def _cases():
-    """One case per distinct (system type, shrunk params, link, optimizer, matched or not)
-    over every file and profile: profiles that differ only in data, budget or sizes share
-    a case."""
+    """One case per distinct (system type, shrunk params, link shape, optimizer, matched or
+    not) over every file and profile: profiles that differ only in data, budget, sizes or
+    the CSI mode share a case (the CSI mode is the physical layer's, the same code path
+    for every system: see tests/phy)."""
     seen = set()
     for path in SCENARIOS:
         header = yaml.safe_load(path.read_text())
@@ -95,8 +96,10 @@ def _cases():
             train = scenario.train
             for entry in scenario.systems:
                 params = _shrunk(resolved.params[entry.name], entry.type, None)
-                key = json.dumps([entry.type, params.model_dump(mode="json"),
-                                  scenario.link.model_dump(mode="json"), train.optimizer,
+                link = scenario.link.to_spec()
+                shape = [link.num_tx_ant, link.num_rx_ant, link.users, link.fading]
+                key = json.dumps([entry.type, params.model_dump(mode="json"), shape,
+                                  train.optimizer,
                                   train.weight_decay, entry.match_cr_of is not None],
                                  sort_keys=True)
                 if key not in seen:
