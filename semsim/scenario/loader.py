@@ -203,7 +203,7 @@ def _apply_profile(raw: dict, profile_name: str, header: ScenarioFileHeader) -> 
     override = header.profiles[profile_name]
     problems: list[Problem] = []
     data = copy.deepcopy(raw)
-    for section in ("train", "data", "eval", "snr"):
+    for section in ("train", "data", "eval", "snr", "link"):
         part = getattr(override, section)
         if section == "train" and part and isinstance(data.get("train"), dict):
             # steps and epochs are alternative budgets: a profile naming one replaces both
@@ -228,6 +228,8 @@ def _apply_profile(raw: dict, profile_name: str, header: ScenarioFileHeader) -> 
                 else change.params
         if change.train_snr_db is not None:
             entry["train_snr_db"] = change.train_snr_db
+        if change.match_cr_of is not None:
+            entry["match_cr_of"] = change.match_cr_of
     return data, problems
 
 

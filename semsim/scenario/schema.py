@@ -369,11 +369,12 @@ def evaluation_order(systems: list[SystemConfig]) -> list[SystemConfig]:
 
 
 class SystemOverride(Strict):
-    """What a profile may change in one system: its params (merged key by key) and
-    its training SNR range."""
+    """What a profile may change in one system: its params (merged key by key), its
+    training SNR range and its ``match_cr_of``."""
 
     params: dict[str, Any] | None = None
     train_snr_db: list[Any] | None = None
+    match_cr_of: str | None = None
 
 
 class ProfileOverride(Strict):
@@ -384,6 +385,7 @@ class ProfileOverride(Strict):
     data: dict[str, Any] | None = None
     eval: dict[str, Any] | None = None
     snr: dict[str, Any] | None = None
+    link: dict[str, Any] | None = None
     systems: dict[str, SystemOverride] | None = None
 
 

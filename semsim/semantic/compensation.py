@@ -50,6 +50,8 @@ from semsim.semantic.internvit.presets import INTERNVIT_300M, get_preset
 COMPENSATIONS = ("internvit-300m", "vit-small")
 
 _BACKBONE_KEYS = tuple(INTERNVIT_300M)
+#: ``(hidden_dim, num_layers)`` a ``weights_dir`` must hold for ``internvit-300m``.
+INTERNVIT_300M_SHAPE = (INTERNVIT_300M["hidden_dim"], INTERNVIT_300M["num_layers"])
 
 
 def _grid(grid_size) -> tuple[int, int]:
@@ -227,10 +229,10 @@ def build_compensation(
                 "random-initialized ViT without pretrained weights"
             )
         config = read_vision_config(weights_dir)
-        if (config["hidden_dim"], config["num_layers"]) != (1024, 24):
+        if (config["hidden_dim"], config["num_layers"]) != INTERNVIT_300M_SHAPE:
             raise ValueError(
                 f"weights_dir={weights_dir}: vision tower has hidden_dim={config['hidden_dim']} and "
-                f"num_layers={config['num_layers']}, not InternViT-300M (1024, 24)"
+                f"num_layers={config['num_layers']}, not InternViT-300M {INTERNVIT_300M_SHAPE}"
             )
         layer = ViTCompensation(
             num_channels, cond_dim, grid, config, options["num_layers_to_keep"], **layer_options
