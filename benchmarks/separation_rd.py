@@ -140,7 +140,7 @@ def threshold_table(num_images: int = 200, cr: float = 0.2) -> None:
             row = []
             for snr in range(0, 32, 2):
                 info = rng.integers(0, 2, (count, dlink.k)).astype(np.uint8)
-                out = system._send(dlink, info, snr, None, num_images, uses)
+                out, _ = system._send(dlink, info, snr, None, num_images, uses)
                 cer = float(np.mean(np.any(out != info, axis=1)))
                 row.append(f"{snr}:{cer:.2f}")
                 if cer == 0.0:
