@@ -102,11 +102,11 @@ def validation_split(data: ImageData, multiple_of: int = 1) -> tuple[ImageData, 
     without them and the validation images, ``float32 [V, H, W, 3]`` in ``[0, 1]``
     (``V = 0`` when the training set is too small)."""
     size = data.image_size
-    n = min(VALIDATION_IMAGES, int(data.num_train * VALIDATION_FRACTION))
+    n = min(VALIDATION_IMAGES, int(len(data.train) * VALIDATION_FRACTION))
     if n == 0:
         return data, np.zeros((0, size, size, 3), np.float32)
-    held = np.sort(np.random.default_rng(VALIDATION_SEED).permutation(data.num_train)[:n])
-    keep = np.setdiff1d(np.arange(data.num_train), held)
+    held = np.sort(np.random.default_rng(VALIDATION_SEED).permutation(len(data.train))[:n])
+    keep = np.setdiff1d(np.arange(len(data.train)), held)
     if isinstance(data.train, list):
         patches = [t for i in held for t in _tiles(data.train[i], size)]
         train = [data.train[i] for i in keep]

@@ -17,15 +17,16 @@ Training (``prepare``)
 The batched image data set gets a training SNR per image, drawn from
 ``U[snr_range_db]`` with a stateless generator keyed on the global batch index, so the
 stream of training inputs is a pure function of the seed. After every complete epoch
-the weights, the optimizer state and Sionna's random generator state are written
-(atomically) under ``workdir/backup``; an interrupted run (Ctrl-C, crash, wall-clock
-budget, non-finite loss) resumed with ``resume=True`` restores them, skips the batches
-already seen and continues with the same inputs it would have had (with the learning
-rate of the resumed ``TrainSpec``, so a diverged run can continue with a smaller one).
-Only a run that did all its planned steps leaves ``workdir/final.weights.h5`` (and
-``final.json`` with its step counts), which ``resume=True`` loads instead of training
-again; a run stopped by the wall-clock budget ``max_seconds`` logs a warning, returns
-``steps_done < steps_planned`` and is continued by the next ``resume=True``.
+the weights, the optimizer state, Sionna's random generator state and the Keras seed
+generators' states are written (atomically, as one set) under ``workdir/backup``; an
+interrupted run (Ctrl-C, crash, SIGKILL, wall-clock budget, non-finite loss) resumed
+with ``resume=True`` restores them, skips the batches already seen and continues with
+the same inputs it would have had (with the learning rate of the resumed ``TrainSpec``,
+so a diverged run can continue with a smaller one). Only a run that did all its planned
+steps leaves ``workdir/final.weights.h5`` (and ``final.json`` with its step counts),
+which ``resume=True`` loads instead of training again; a run stopped by the wall-clock
+budget ``max_seconds`` logs a warning, returns ``steps_done < steps_planned`` and is
+continued by the next ``resume=True``.
 
 History: every epoch appends a row to ``workdir/history.csv`` (Keras ``CSVLogger``,
 kept across resumes): the training metrics, ``step`` (optimizer steps so far) and, when
@@ -42,6 +43,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,7 +55,13 @@ import tensorflow as tf
 
 from semsim.atomic import atomic_path, write_text
 from semsim.metrics import mean_psnr
-from semsim.seeding import restore_sionna_rng_state, set_seed, sionna_rng_state
+from semsim.seeding import (
+    restore_seed_generator_states,
+    restore_sionna_rng_state,
+    seed_generator_states,
+    set_seed,
+    sionna_rng_state,
+)
 from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
 
 FINAL_WEIGHTS = "final.weights.h5"
@@ -215,12 +223,18 @@ class _EpochBackup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not self.progress.epoch_complete:
             return
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.backup_dir / "state.weights.h5") as tmp:
-            self.model.save_weights(tmp)
-        with atomic_path(self.backup_dir / "sionna_rng.npy") as tmp:
-            np.save(tmp, sionna_rng_state())
-        write_text(self.backup_dir / "progress.json", json.dumps({"epochs_done": epoch + 1}))
+        # One directory per backup, published by the atomic write of progress.json, so a
+        # kill at any moment leaves a complete, consistent previous backup.
+        directory = self.backup_dir / f"epoch_{epoch + 1:06d}"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_weights(directory / "state.weights.h5", overwrite=True)
+        np.save(directory / "sionna_rng.npy", sionna_rng_state())
+        np.save(directory / "seed_generators.npy", seed_generator_states(self.model))
+        write_text(self.backup_dir / "progress.json",
+                   json.dumps({"epochs_done": epoch + 1, "dir": directory.name}))
+        for old in self.backup_dir.glob("epoch_*"):
+            if old != directory:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 class _History(keras.callbacks.CSVLogger):
@@ -303,12 +317,17 @@ class KerasSystem(System):
         backup = workdir / "backup"
         initial_epoch = 0
         if resume and (backup / "progress.json").exists():
+            saved = json.loads((backup / "progress.json").read_text())
+            state_dir = backup / saved.get("dir", "")
             self.model.optimizer.build(self.model.trainable_variables)
-            self.model.load_weights(backup / "state.weights.h5")
+            self.model.load_weights(state_dir / "state.weights.h5")
             # The weights file holds the old learning rate; the resumed spec's wins.
             self.model.optimizer.learning_rate.assign(train.learning_rate)
-            restore_sionna_rng_state(np.load(backup / "sionna_rng.npy"))
-            initial_epoch = json.loads((backup / "progress.json").read_text())["epochs_done"]
+            restore_sionna_rng_state(np.load(state_dir / "sionna_rng.npy"))
+            if (state_dir / "seed_generators.npy").exists():
+                restore_seed_generator_states(self.model,
+                                              np.load(state_dir / "seed_generators.npy"))
+            initial_epoch = saved["epochs_done"]
         progress = self._fit(data, train, workdir, initial_epoch)
         report = TrainReport(progress.steps, planned)
         if report.complete:
