@@ -18,12 +18,13 @@ The batched image data set gets a training SNR per image, drawn from
 ``U[snr_range_db]`` with a stateless generator keyed on the global batch index, so the
 stream of training inputs is a pure function of the seed. After every epoch, and
 where the wall-clock budget stops training mid-epoch, the weights, the optimizer state,
-Sionna's random generator state and the steps done are written (atomically) under
-``workdir/backup``; an interrupted run (Ctrl-C, crash, wall-clock budget, non-finite
-loss) resumed with ``resume=True`` restores them, skips the batches already seen,
-finishes a cut epoch with a short ``fit`` and continues with the same inputs it would
-have had (with the learning rate of the resumed ``TrainSpec``, so a diverged run can
-continue with a smaller one).
+Sionna's random generator state, the Keras seed generators' states and the steps done
+are written (as one set, published atomically) under ``workdir/backup``; an interrupted
+run (Ctrl-C, crash, SIGKILL, wall-clock budget, non-finite loss) resumed with
+``resume=True`` restores them, skips the batches already seen, finishes a cut epoch
+with a short ``fit`` and continues with the same inputs it would have had (with the
+learning rate of the resumed ``TrainSpec``, so a diverged run can continue with a
+smaller one).
 Only a run that did all its planned steps leaves ``workdir/final.weights.h5`` (and
 ``final.json`` with its step counts), which ``resume=True`` loads instead of training
 again; a run stopped by the wall-clock budget ``max_seconds`` logs a warning, returns
@@ -45,6 +46,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,7 +58,13 @@ import tensorflow as tf
 
 from semsim.atomic import atomic_path, write_text
 from semsim.metrics import mean_psnr
-from semsim.seeding import restore_sionna_rng_state, set_seed, sionna_rng_state
+from semsim.seeding import (
+    restore_seed_generator_states,
+    restore_sionna_rng_state,
+    seed_generator_states,
+    set_seed,
+    sionna_rng_state,
+)
 from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
 
 FINAL_WEIGHTS = "final.weights.h5"
@@ -206,9 +214,9 @@ class _ValidationPSNR(keras.callbacks.Callback):
 
 
 class _EpochBackup(keras.callbacks.Callback):
-    """Writes weights + optimizer state, Sionna's RNG state and the steps done after
-    each epoch (also one cut by the budget), atomically, so that a resumed run
-    continues exactly."""
+    """Writes weights + optimizer state, Sionna's RNG state, the Keras seed generators'
+    states and the steps done after each epoch (also one cut by the budget), as one set
+    published atomically, so that a resumed run continues exactly."""
 
     def __init__(self, backup_dir: Path, progress: _Progress):
         super().__init__()
@@ -216,14 +224,21 @@ class _EpochBackup(keras.callbacks.Callback):
         self.progress = progress
 
     def on_epoch_end(self, epoch, logs=None):
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.backup_dir / "state.weights.h5") as tmp:
-            self.model.save_weights(tmp)
-        with atomic_path(self.backup_dir / "sionna_rng.npy") as tmp:
-            np.save(tmp, sionna_rng_state())
+        # One directory per backup (weights + optimizer state, Sionna's generator and the
+        # Keras seed generators, which save_weights leaves out), published by the atomic
+        # write of progress.json: a kill at any moment leaves a consistent backup.
+        steps = self.progress.steps
+        directory = self.backup_dir / f"step_{steps:09d}"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_weights(directory / "state.weights.h5", overwrite=True)
+        np.save(directory / "sionna_rng.npy", sionna_rng_state())
+        np.save(directory / "seed_generators.npy", seed_generator_states(self.model))
         write_text(self.backup_dir / "progress.json", json.dumps(
-            {"epochs_done": self.progress.steps // self.progress.steps_per_epoch,
-             "steps_done": self.progress.steps}))
+            {"epochs_done": steps // self.progress.steps_per_epoch, "steps_done": steps,
+             "dir": directory.name}))
+        for old in self.backup_dir.glob("step_*"):
+            if old != directory:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 class KerasSystem(System):
@@ -293,15 +308,17 @@ class KerasSystem(System):
         backup = workdir / "backup"
         steps_done = 0
         if resume and (backup / "progress.json").exists():
+            saved = json.loads((backup / "progress.json").read_text())
+            state_dir = backup / saved["dir"]
             self.model.optimizer.build(self.model.trainable_variables)
-            self.model.load_weights(backup / "state.weights.h5")
+            self.model.load_weights(state_dir / "state.weights.h5")
             # The weights file holds the old learning rate; the resumed spec's wins (a
             # schedule is rebuilt from the spec by make_optimizer and holds no variable).
             if train.lr_schedule == "constant":
                 self.model.optimizer.learning_rate.assign(train.learning_rate)
-            restore_sionna_rng_state(np.load(backup / "sionna_rng.npy"))
-            saved = json.loads((backup / "progress.json").read_text())
-            steps_done = saved.get("steps_done", saved["epochs_done"] * train.steps_per_epoch)
+            restore_sionna_rng_state(np.load(state_dir / "sionna_rng.npy"))
+            restore_seed_generator_states(self.model, np.load(state_dir / "seed_generators.npy"))
+            steps_done = saved["steps_done"]
         progress = self._fit(data, train, workdir, steps_done)
         report = TrainReport(progress.steps, planned)
         if report.complete:

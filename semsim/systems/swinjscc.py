@@ -37,6 +37,7 @@ from collections.abc import Sequence
 
 import keras
 import pydantic
+import sionna.phy
 import tensorflow as tf
 
 from semsim.phy.spec import link_from_config, link_to_config
@@ -205,7 +206,8 @@ class SwinJSCC(MSEModel):
             fits = tf.reduce_sum(tf.cast(crs <= target * (1 + 1e-6), tf.int64))
             index = tf.maximum(fits - 1, 0)
         elif training:
-            index = tf.random.uniform([], 0, len(self.rates), dtype=tf.int64)
+            # Sionna's generator: seeded, and saved in checkpoints (exact resume)
+            index = sionna.phy.config.tf_rng.uniform([], 0, len(self.rates), dtype=tf.int64)
         else:
             return tf.constant(self.rate_for(self.default_cr), tf.int32)
         return tf.gather(tf.constant(self.rates, tf.int32), index)

@@ -65,4 +65,4 @@ def test_kodak_split():
     test_glob = [f"kodim{i:02d}.png" for i in range(19, 25)]
     data = load_data(DataConfig(source="folder", path=str(KODAK), train_glob=train_glob,
                                 test_glob=test_glob, image_size=64))
-    assert data.num_train == 18 and data.test.shape == (6, 64, 64, 3)
+    assert len(data.train) == 18 and data.test.shape == (6, 64, 64, 3)
