@@ -37,22 +37,45 @@ def build_parser() -> argparse.ArgumentParser:
         description="Link-level simulation of semantic communication over wireless MIMO links.",
     )
     parser.add_argument("--version", action="version", version=f"semsim {__version__}")
-    verbosity = parser.add_mutually_exclusive_group()
-    verbosity.add_argument("-q", "--quiet", action="store_true",
-                           help="log warnings and errors only")
-    verbosity.add_argument("-v", "--verbose", action="store_true",
-                           help="log debugging detail too (TensorFlow's C++ log included)")
+    _add_verbosity(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"semsim.cli.{name}").register(subparsers)
+    for command in subparsers.choices.values():  # also after the command: semsim run F -q
+        _add_verbosity(command, default=argparse.SUPPRESS)
     return parser
 
 
+def _add_verbosity(parser: argparse.ArgumentParser, default) -> None:
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", default=default,
+                           help="log warnings and errors only")
+    verbosity.add_argument("-v", "--verbose", action="store_true", default=default,
+                           help="log debugging detail too (TensorFlow's C++ log included)")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def configure_logging(quiet: bool, verbose: bool) -> None:
-    """Level of the ``semsim`` logger (and a stderr handler on the root logger)."""
+    """Level of the ``semsim`` logger, with one plain stderr handler of its own."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(format="%(message)s", stream=sys.stderr)
-    logging.getLogger("semsim").setLevel(level)
+    logger = logging.getLogger("semsim")
+    logger.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import keras
 import tensorflow as tf
 
 from semsim.phy.channel import make_channel
@@ -28,7 +29,7 @@ from semsim.phy.csi import make_csi
 from semsim.phy.detection import LMMSEDetector, ZFDetector
 from semsim.phy.layer import PhyLayer
 from semsim.phy.power import PowerNormalization
-from semsim.phy.spec import LinkSpec
+from semsim.phy.spec import LinkSpec, link_from_config, link_to_config
 
 
 class ChannelState(NamedTuple):
@@ -56,6 +57,7 @@ class Transmission(NamedTuple):
     sent_reals: tf.Tensor
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class AnalogLink(PhyLayer):
     """Power normalization -> MIMO channel -> CSI estimation -> linear detection.
 
@@ -115,6 +117,15 @@ class AnalogLink(PhyLayer):
             x_hat = tf.reshape(x_hat, shape)
             no_eff = tf.reshape(no_eff, shape)
         return Transmission(x_hat, no_eff, no, 2.0 * tf.reduce_sum(sent, axis=[-2, -1]))
+
+    def get_config(self):
+        return {**super().get_config(), "link": link_to_config(self.link),
+                "power": self.symbol_energy}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(link_from_config(config.pop("link")), **config)
 
     def call(self, x, snr_db, sent_mask=None, h=None):
         """Both steps at once (no CSI feedback to the transmitter)."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import keras
 import tensorflow as tf
 from sionna.phy.channel import AWGN, GenerateFlatFadingChannel, KroneckerModel, exp_corr_mat
 
@@ -45,6 +46,7 @@ def _check_choice(name, value, allowed):
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class RayleighMIMOChannel(PhyLayer):
     """Flat-fading ``num_rx_ant x num_tx_ant`` Rayleigh MIMO channel with AWGN.
 
@@ -218,6 +220,7 @@ def _sent_mask(x: tf.Tensor, sent) -> tf.Tensor:
     return tf.broadcast_to(tf.cast(sent, tf.float32), tf.shape(x))
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class MultiUserUplinkChannel(RayleighMIMOChannel):
     """Uplink of ``num_users`` users with ``antennas_per_user`` antennas each to one
     ``num_rx_ant``-antenna receiver: the MIMO channel with ``Nt = K * A`` columns,

@@ -37,6 +37,7 @@ def _channel_energy(h: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.abs(h) ** 2, axis=tf.range(1, tf.rank(h)))
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class PerfectCSI(PhyLayer):
     """The receiver knows ``H`` exactly; ``snr_hat_db`` follows from ``H`` and ``no``."""
 
@@ -61,6 +62,7 @@ def orthogonal_pilots(num_tx_ant: int, num_pilots: int, pilot_power: float = 1.0
     return (np.sqrt(pilot_power) * rows).astype(np.complex64)
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class PilotLSEstimator(PhyLayer):
     """Least-squares channel estimation from orthogonal pilots.
 
@@ -128,6 +130,7 @@ class PilotLSEstimator(PhyLayer):
         }
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class NoisyCSI(PhyLayer):
     """``H_hat = H + dH`` with ``dH`` i.i.d. CN(0, sigma_e^2).
 

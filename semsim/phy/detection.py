@@ -18,6 +18,7 @@ Call ``(y, h_hat, no) -> (x_hat, no_eff)``:
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 from sionna.phy.mimo import lmmse_matrix
 from sionna.phy.utils import matrix_pinv
@@ -67,6 +68,7 @@ class _LinearDetector(PhyLayer):
         return {**super().get_config(), "symbol_energy": self.symbol_energy}
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class LMMSEDetector(_LinearDetector):
     """Linear MMSE detector.
 
@@ -103,6 +105,7 @@ class LMMSEDetector(_LinearDetector):
         return {**super().get_config(), "unbiased": self.unbiased}
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class ZFDetector(_LinearDetector):
     """Zero-forcing detector ``x_hat = H^+ y`` (needs ``Nr >= Nt``); ``no_eff`` is
     ``no * diag((H^H H)^-1)``."""

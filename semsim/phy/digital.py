@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 
+import keras
 import tensorflow as tf
 
 from semsim.phy import layout
@@ -56,6 +57,7 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class DigitalLink(PhyLayer):
     """Coded (or uncoded) QAM over a flat Rayleigh MIMO link with linear detection.
 

@@ -85,6 +85,7 @@ def _check_code(frame: str, rate: str) -> None:
         raise ValueError(f"(frame, rate) must be one of {sorted(CODES)}, got {(frame, rate)!r}")
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class DVBS2LDPCCodec(keras.layers.Layer):
     """DVB-S2 LDPC code: systematic IRA encoder and belief-propagation decoder.
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class LDPC5GCodec(keras.layers.Layer):
     """5G NR LDPC code with ``k`` information bits and ``n`` transmitted code bits.
 

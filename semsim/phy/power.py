@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 from semsim.phy.layer import PhyLayer
 from semsim.phy.utils import as_complex
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class PowerNormalization(PhyLayer):
     """Scale each example so that its sent symbols have average power ``power``.
 

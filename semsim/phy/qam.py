@@ -14,6 +14,7 @@ them directly.
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 from sionna.phy.mapping import Demapper, Mapper
 
@@ -43,6 +44,7 @@ def _parse_modulation(modulation: str) -> tuple[str, int]:
     return MODULATIONS[modulation]
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class QAMMapper(PhyLayer):
     """Bits -> unit-energy Gray constellation symbols.
 
@@ -78,6 +80,7 @@ class QAMMapper(PhyLayer):
         return {**super().get_config(), "modulation": self.modulation}
 
 
+@keras.saving.register_keras_serializable(package="semsim.phy")
 class QAMDemapper(PhyLayer):
     """Received symbols -> bit LLRs (or hard bits), for the constellation of :class:`QAMMapper`.
 

@@ -144,10 +144,22 @@ def test_malformed_set_is_a_usage_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("flag, level", [("-q", logging.WARNING), ("-v", logging.DEBUG),
                                          (None, logging.INFO)])
-def test_quiet_and_verbose_set_the_logging_level(tmp_path, flag, level, caplog):
+def test_quiet_and_verbose_set_the_logging_level(tmp_path, flag, level):
     argv = [flag] if flag else []
-    assert main([*argv, "validate", str(scenario(tmp_path))]) == 0
-    assert logging.getLogger("semsim").level == level
+    for args in ([*argv, "validate", str(scenario(tmp_path))],
+                 ["validate", str(scenario(tmp_path)), *argv]):
+        logging.getLogger("semsim").setLevel(logging.NOTSET)
+        assert main(args) == 0
+        assert logging.getLogger("semsim").level == level
+
+
+def test_quiet_hides_the_status_lines_of_ber(tmp_path, capsys):
+    argv = ["ber", "--fading", "none", "--snr-db", "6", "--bits", "2000",
+            "--out", str(tmp_path / "ber")]
+    assert main(argv) == 0
+    assert "wrote " in capsys.readouterr().err
+    assert main([*argv, "-q"]) == 0
+    assert "wrote " not in capsys.readouterr().err
 
 
 def _fit_one_epoch() -> None:
