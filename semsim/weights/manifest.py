@@ -7,16 +7,19 @@ SHA-256 (hex) of the canonical JSON (``sort_keys``, no spaces, ASCII) of
 weights of one system, namely
 
 * ``code_version``: :data:`semsim.weights.MODEL_CODE_VERSION`;
-* ``type`` and the resolved ``params`` (defaults filled in) without the keys of
-  :data:`NON_WEIGHT_PARAMS` (evaluation-only);
+* ``type`` and the resolved ``params`` without the keys of :data:`NON_WEIGHT_PARAMS`
+  (evaluation-only);
 * ``train_snr_db``: the system's training SNR range (its own, else ``snr.train_db``);
-* ``link``: the whole resolved link section (antennas, users, fading, correlations,
-  CSI, detector);
+* ``link``: the resolved link section (antennas, users, fading, correlations, SNR
+  definition, CSI, detector);
 * ``data``: ``source``, ``path``, ``image_size``, ``train_images``, ``augment``, ``labels``;
 * ``train``: the resolved train section without ``max_seconds`` (a safety budget; steps
   done are in the manifest) and ``jit_compile`` (same model with or without XLA);
 * ``seed``: the scenario seed;
 * ``variable_shapes``: the shapes of the built model's weights, in order.
+
+``params``, ``link``, ``data`` and ``train`` leave out every field at its schema default,
+so a new option whose default keeps the old behaviour does not change the hash.
 
 Validation PSNR
 ---------------
@@ -59,16 +62,20 @@ def hashed_config(resolved, name: str, system) -> dict[str, Any]:
     ``system``: the built system (its model gives ``variable_shapes``)."""
     scenario = resolved.scenario
     entry = scenario.system(name)
-    train = scenario.train.model_dump(mode="json", exclude={"max_seconds", "jit_compile"})
+    # Sections without the fields left at their defaults, so that a new option of the
+    # schema (default: the old behaviour) does not invalidate every shipped checkpoint.
+    train = scenario.train.model_dump(mode="json", exclude={"max_seconds", "jit_compile"},
+                                      exclude_defaults=True)
     data = scenario.data.model_dump(
-        mode="json",
+        mode="json", exclude_defaults=True,
         include={"source", "path", "image_size", "train_images", "augment", "labels"})
     return {
         "code_version": MODEL_CODE_VERSION,
         "type": entry.type,
-        "params": {k: v for k, v in entry.params.items() if k not in NON_WEIGHT_PARAMS},
+        "params": {k: v for k, v in resolved.params[name].model_dump(
+            mode="json", exclude_defaults=True).items() if k not in NON_WEIGHT_PARAMS},
         "train_snr_db": list(entry.train_snr_db or scenario.snr.train_db),
-        "link": scenario.link.model_dump(mode="json"),
+        "link": scenario.link.model_dump(mode="json", exclude_defaults=True),
         "data": data,
         "train": train,
         "seed": scenario.seed,
