@@ -30,6 +30,7 @@ import tensorflow as tf
 from sionna.phy.channel import AWGN, GenerateFlatFadingChannel, KroneckerModel, exp_corr_mat
 
 from semsim.phy.layer import PhyLayer
+from semsim.phy.tr38901 import TR38901FlatFading
 from semsim.phy.utils import db_to_linear, per_example
 
 FADING_MODES = ("block", "fast", "none")
@@ -55,6 +56,10 @@ class RayleighMIMOChannel(PhyLayer):
         Exponential correlation coefficients of the Kronecker model (0: i.i.d.).
     snr_mode : ``"realized"`` | ``"average"``
         Noise calibration, see the module docstring.
+    model : ``"rayleigh"`` or a TR 38.901 model (``"cdl-a"`` ... ``"tdl-e"``,
+        :mod:`semsim.phy.tr38901`; unit average power per entry, no extra correlation).
+    delay_spread_ns : float
+        RMS delay spread of a TR 38.901 model, in ns.
 
     Call
     ----
@@ -78,6 +83,8 @@ class RayleighMIMOChannel(PhyLayer):
         rx_correlation: float = 0.0,
         tx_correlation: float = 0.0,
         snr_mode: Literal["realized", "average"] = "realized",
+        model: str = "rayleigh",
+        delay_spread_ns: float = 100.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -109,7 +116,14 @@ class RayleighMIMOChannel(PhyLayer):
                 r_tx=exp_corr_mat(tx_correlation, num_tx_ant) if tx_correlation > 0 else None,
                 r_rx=exp_corr_mat(rx_correlation, num_rx_ant) if rx_correlation > 0 else None,
             )
-        self._generate = GenerateFlatFadingChannel(num_tx_ant, num_rx_ant, spatial_corr)
+        self.model, self.delay_spread_ns = model, float(delay_spread_ns)
+        if model == "rayleigh":
+            self._generate = GenerateFlatFadingChannel(num_tx_ant, num_rx_ant, spatial_corr)
+        else:
+            if spatial_corr is not None or fading == "none":
+                raise ValueError(f"model {model!r} brings its own spatial structure; it needs "
+                                 "rx/tx_correlation 0 and fading 'block' or 'fast'")
+            self._generate = TR38901FlatFading(model, num_rx_ant, num_tx_ant, delay_spread_ns)
         self._awgn = AWGN()
 
     def sample_channel(self, batch_size, num_symbols=None) -> tf.Tensor:
@@ -176,6 +190,8 @@ class RayleighMIMOChannel(PhyLayer):
             "rx_correlation": self.rx_correlation,
             "tx_correlation": self.tx_correlation,
             "snr_mode": self.snr_mode,
+            "model": self.model,
+            "delay_spread_ns": self.delay_spread_ns,
         }
 
 

@@ -32,6 +32,8 @@ class LinkSpec:
     ``fading``: ``"block"`` (one H per image), ``"fast"`` (one H per channel use)
     or ``"none"`` (AWGN, H = I). ``rx_correlation``/``tx_correlation``: exponential
     correlation coefficients (0 = uncorrelated). ``detector``: ``"lmmse"`` or ``"zf"``.
+    ``model``: ``"rayleigh"`` (i.i.d. CN(0, 1)) or a 3GPP TR 38.901 model ``"cdl-a"`` ...
+    ``"tdl-e"`` (:mod:`semsim.phy.tr38901`) with RMS delay spread ``delay_spread_ns`` (ns).
     """
 
     num_rx_ant: int = 2
@@ -42,6 +44,8 @@ class LinkSpec:
     tx_correlation: float = 0.0
     csi: CSISpec = dataclasses.field(default_factory=CSISpec)
     detector: Literal["lmmse", "zf"] = "lmmse"
+    model: str = "rayleigh"
+    delay_spread_ns: float = 100.0
 
     @property
     def num_tx_ant(self) -> int:

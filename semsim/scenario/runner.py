@@ -106,7 +106,8 @@ class SharedChannels:
         else:
             self._channel = RayleighMIMOChannel(
                 link.nr, link.nt, fading=link.fading, rx_correlation=link.rx_correlation,
-                tx_correlation=link.tx_correlation)
+                tx_correlation=link.tx_correlation, model=link.model,
+                delay_spread_ns=link.delay_spread_ns)
 
     def get(self, snr_index: int, batch_index: int, batch_size: int) -> np.ndarray | None:
         if self._fast:
