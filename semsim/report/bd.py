@@ -1,0 +1,85 @@
+"""Bjontegaard deltas of quality-vs-CBR curves (the ``bjontegaard`` package).
+
+A curve is a system's quality (PSNR in dB, or MS-SSIM in dB as ``-10 log10(1 - ms_ssim)``)
+at several channel bandwidth ratios (CBR: complex channel symbols per source real value,
+i.e. ``k / n``; any rate measure works as long as both curves use the same one).
+
+* :func:`bd_rate`: the average relative CBR difference (percent) of ``test`` against
+  ``anchor`` at equal quality, over the quality range the two curves share. Negative:
+  ``test`` needs that percentage less bandwidth ("saves" ``-bd_rate`` percent).
+* :func:`bd_quality`: the average quality difference (dB) at equal CBR (BD-PSNR when
+  the quality is PSNR). Positive: ``test`` is better.
+
+Both interpolate in log-rate with piecewise cubic Hermite (``pchip``) polynomials, the
+method the package recommends over the original cubic fit (monotone, no overshoot).
+"""
+
+from __future__ import annotations
+
+import bjontegaard
+import numpy as np
+
+METHODS = ("pchip", "akima", "cubic")
+
+
+def _curve(rate, quality, name: str) -> tuple[np.ndarray, np.ndarray]:
+    rate = np.asarray(rate, np.float64)
+    quality = np.asarray(quality, np.float64)
+    if rate.ndim != 1 or rate.shape != quality.shape:
+        raise ValueError(f"{name}: rate and quality must be 1-D of one length, "
+                         f"got {rate.shape} and {quality.shape}")
+    if rate.size < 2:
+        raise ValueError(f"{name}: a curve needs at least 2 points, got {rate.size}")
+    if not (np.all(np.isfinite(rate)) and np.all(rate > 0) and np.all(np.isfinite(quality))):
+        raise ValueError(f"{name}: rates must be finite and > 0, qualities finite")
+    order = np.argsort(rate)
+    if np.any(np.diff(quality[order]) <= 0):
+        raise ValueError(f"{name}: quality must increase strictly with rate "
+                         f"(got rate {rate[order].tolist()}, quality {quality[order].tolist()})")
+    return rate[order], quality[order]
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+
+
+def bd_rate(rate_anchor, quality_anchor, rate_test, quality_test, method: str = "pchip") -> float:
+    """BD-rate of ``test`` against ``anchor`` in percent (negative = ``test`` saves
+    bandwidth). Rates: CBR (linear, > 0); qualities in dB, increasing with rate."""
+    _check_method(method)
+    ra, qa = _curve(rate_anchor, quality_anchor, "anchor")
+    rt, qt = _curve(rate_test, quality_test, "test")
+    return float(bjontegaard.bd_rate(ra, qa, rt, qt, method=method, require_matching_points=False))
+
+
+def bd_quality(rate_anchor, quality_anchor, rate_test, quality_test,
+               method: str = "pchip") -> float:
+    """BD-PSNR (or BD of any dB quality) of ``test`` against ``anchor``, in dB
+    (positive = ``test`` better at equal CBR)."""
+    _check_method(method)
+    ra, qa = _curve(rate_anchor, quality_anchor, "anchor")
+    rt, qt = _curve(rate_test, quality_test, "test")
+    return float(bjontegaard.bd_psnr(ra, qa, rt, qt, method=method, require_matching_points=False))
+
+
+def ms_ssim_db(ms_ssim) -> np.ndarray:
+    """MS-SSIM in dB, ``-10 log10(1 - ms_ssim)`` (the usual scale for BD on MS-SSIM)."""
+    ms_ssim = np.asarray(ms_ssim, np.float64)
+    return -10.0 * np.log10(np.maximum(1.0 - ms_ssim, 1e-12))
+
+
+def bd_table(curves: dict[str, tuple], anchor: str, method: str = "pchip") -> dict[str, dict]:
+    """BD-rate (percent) and BD-quality (dB) of every curve against ``curves[anchor]``.
+
+    ``curves``: name -> ``(rates, qualities)``. Returns name -> ``{"bd_rate_percent",
+    "bd_quality_db"}`` for every name but the anchor.
+    """
+    if anchor not in curves:
+        raise ValueError(f"anchor {anchor!r} is not among the curves: {', '.join(curves)}")
+    ra, qa = curves[anchor]
+    return {
+        name: {"bd_rate_percent": bd_rate(ra, qa, rt, qt, method),
+               "bd_quality_db": bd_quality(ra, qa, rt, qt, method)}
+        for name, (rt, qt) in curves.items() if name != anchor
+    }
