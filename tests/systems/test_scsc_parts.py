@@ -134,5 +134,5 @@ def test_ppen_depends_on_qp_through_qa_layers():
     assert np.abs(s28 - s41).max() > 1e-3 and np.all((s28 > 0) & (s28 < 2))
     np.testing.assert_array_equal(plain(images, tf.constant(28.0)).numpy(),
                                   plain(images, tf.constant(41.0)).numpy())
-    fresh = PPEN(filters=8, depth=2)
-    np.testing.assert_allclose(fresh(images, tf.constant(31.0)).numpy(), images.numpy(), atol=1e-7)  # identity at start
+    fresh = PPEN(filters=8, depth=2)  # the identity before training
+    np.testing.assert_allclose(fresh(images, tf.constant(31.0)).numpy(), images.numpy(), atol=1e-7)
