@@ -29,6 +29,7 @@ SYSTEM_MODULES: tuple[str, ...] = (
     "semsim.systems.swinjscc",
     "semsim.systems.multiuser",
     "semsim.systems.reference",
+    "semsim.systems.scsc.system",
 )
 
 

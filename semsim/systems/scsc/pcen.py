@@ -125,7 +125,7 @@ class CombinerEnhancement(keras.layers.Layer):
 class PCEN(keras.Model):
     """PEN + CEN with the chain's hooks: :meth:`precode` and :meth:`combine_input`."""
 
-    def __init__(self, num_layers: int = 8, rho: float = 1.0, hidden: int = 64, **kwargs):
+    def __init__(self, num_layers: int = 8, rho: float = 0.1, hidden: int = 64, **kwargs):
         super().__init__(**kwargs)
         self.pen = UnfoldedADMMPrecoder(num_layers, rho)
         self.cen = CombinerEnhancement(hidden)
@@ -151,5 +151,8 @@ class PCEN(keras.Model):
         err = tf.abs(est - tf.cast(streams, tf.complex64)) ** 2 * on * used
         return tf.reduce_sum(err) / tf.maximum(tf.reduce_sum(on * used), 1.0)
 
-    def call(self, streams, h, snr_db, channel):
+    def call(self, streams, h, snr_db, channel=None):
+        """Same as :meth:`symbol_mse` (``channel`` by keyword)."""
+        if channel is None:
+            raise ValueError("PCEN needs channel= (the link's RayleighMIMOChannel)")
         return self.symbol_mse(streams, h, snr_db, channel)
