@@ -11,7 +11,7 @@ Training (:meth:`SCSCSystem.prepare`), in the order the method needs:
    on fresh batches (:attr:`SCSCSystem.proxy_report`, in the results as
    ``proxy_psnr_db``); below :data:`PROXY_MIN_PSNR_DB` a warning says the proxy does
    not track the chain.
-4. PPEN (``ppen: true``): ``train.steps`` steps of
+4. PPEN (``ppen: true``): ``ppen_steps`` (default ``train.steps``) steps of
 
        L = D + lambda1 R + lambda2 L_PCEN + lambda3 L_pre,
        lambda1 = lambda3 = 0.1, lambda2 = 0.5 (the published weights)
@@ -93,7 +93,7 @@ class SCSCSystem(System):
     def __init__(self, link: LinkSpec, qp: int = 34, rate: str = "1/2", ppen: bool = True,
                  pcen: bool = True, qa: bool = True, filters: int = 32, ppen_depth: int = 3,
                  admm_layers: int = 8, proxy_steps: int = 200, pcen_steps: int = 200,
-                 proxy_check_batches: int = 2):
+                 ppen_steps: int | None = None, proxy_check_batches: int = 2):
         check_qp_rate(qp, rate)
         self.link, self.qp, self.rate = link, qp, rate
         self.use_ppen, self.use_pcen, self.qa = ppen, pcen, qa
@@ -102,6 +102,7 @@ class SCSCSystem(System):
         self.proxy = ProxyNet(filters) if ppen else None
         self.pcen = PCEN(admm_layers) if pcen else None
         self.proxy_steps, self.pcen_steps = int(proxy_steps), int(pcen_steps)
+        self.ppen_steps = None if ppen_steps is None else int(ppen_steps)
         self.proxy_check_batches = int(proxy_check_batches)
         self.proxy_report: dict[float, float] = {}
         self._rng = np.random.default_rng(0)
@@ -226,8 +227,9 @@ class SCSCSystem(System):
                           RuntimeWarning, stacklevel=2)
 
     def _train_ppen(self, batches, train: TrainSpec) -> None:
-        opt = _optimizer(train, train.steps)
-        for _ in range(train.steps):
+        steps = train.steps if self.ppen_steps is None else self.ppen_steps
+        opt = _optimizer(train, steps)
+        for _ in range(steps):
             images = tf.constant(_images_of(next(batches)))
             qp, rate, snr = self._draw(int(images.shape[0]), train.snr_range_db)
             h = self.chain.channel.sample_channel(int(images.shape[0]))
@@ -274,6 +276,7 @@ class SCSCParams(pydantic.BaseModel):
     admm_layers: int = pydantic.Field(8, ge=1)
     proxy_steps: int = pydantic.Field(200, ge=1)
     pcen_steps: int = pydantic.Field(200, ge=1)
+    ppen_steps: int | None = pydantic.Field(None, ge=1)
     proxy_check_batches: int = pydantic.Field(2, ge=1)
 
 
