@@ -10,11 +10,24 @@ i.e. ``k / n``; any rate measure works as long as both curves use the same one).
 * :func:`bd_quality`: the average quality difference (dB) at equal CBR (BD-PSNR when
   the quality is PSNR). Positive: ``test`` is better.
 
+:func:`bd_from_results` reads a run's ``results.json``: systems named ``<family>_q<QP>``
+(e.g. ``chain_q28``, ``chain_q34``, ``chain_q41``) form one curve per family and SNR,
+``CBR = cr / 2`` (complex symbols per real source value) against ``psnr_db``. From the
+command line (writes ``bd.json`` beside ``results.json`` and prints it)::
+
+    python -m semsim.report.bd runs/scsc_2x2-quick/results.json --anchor chain
+
 Both interpolate in log-rate with piecewise cubic Hermite (``pchip``) polynomials, the
 method the package recommends over the original cubic fit (monotone, no overshoot).
 """
 
 from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
 
 import bjontegaard
 import numpy as np
@@ -83,3 +96,58 @@ def bd_table(curves: dict[str, tuple], anchor: str, method: str = "pchip") -> di
                "bd_quality_db": bd_quality(ra, qa, rt, qt, method)}
         for name, (rt, qt) in curves.items() if name != anchor
     }
+
+
+_FAMILY = re.compile(r"^(?P<family>.+)_q\d+$")
+
+
+def bd_from_results(results: dict, anchor: str, method: str = "pchip") -> dict:
+    """BD-rate/BD-PSNR of every family of ``results["systems"]`` against ``anchor``, per
+    SNR: ``{snr_db: {family: {"bd_rate_percent", "bd_quality_db"}}}`` (``snr_db`` as a
+    string key). Families with fewer than 2 systems are skipped; an SNR where a curve is
+    not strictly increasing in PSNR is reported as ``{"error": message}``."""
+    families: dict[str, list[str]] = {}
+    for name in results["systems"]:
+        match = _FAMILY.match(name)
+        if match:
+            families.setdefault(match["family"], []).append(name)
+    families = {f: names for f, names in families.items() if len(names) >= 2}
+    if anchor not in families:
+        raise ValueError(f"anchor family {anchor!r} has no 2 systems named {anchor}_q<QP>; "
+                         f"families: {', '.join(families) or 'none'}")
+    snrs = results["systems"][families[anchor][0]]["snr_db"]
+    table: dict[str, dict] = {}
+    for i, snr in enumerate(snrs):
+        curves = {f: ([results["systems"][n]["cr"][i] / 2 for n in names],
+                      [results["systems"][n]["psnr_db"][i] for n in names])
+                  for f, names in families.items()}
+        row = {}
+        ra, qa = curves[anchor]
+        for family, (rt, qt) in curves.items():
+            if family == anchor:
+                continue
+            try:
+                row[family] = {"bd_rate_percent": bd_rate(ra, qa, rt, qt, method),
+                               "bd_quality_db": bd_quality(ra, qa, rt, qt, method)}
+            except ValueError as err:
+                row[family] = {"error": str(err)}
+        table[str(snr)] = row
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m semsim.report.bd",
+                                     description="Bjontegaard deltas of a run's results.json")
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--anchor", required=True, help="family of the anchor curve")
+    parser.add_argument("--method", default="pchip", choices=METHODS)
+    args = parser.parse_args(argv)
+    table = bd_from_results(json.loads(args.results.read_text()), args.anchor, args.method)
+    text = json.dumps({"anchor": args.anchor, "method": args.method, "by_snr_db": table}, indent=2)
+    (args.results.parent / "bd.json").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

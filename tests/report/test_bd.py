@@ -1,9 +1,11 @@
 """Bjontegaard deltas against curves with a known shift."""
 
+import json
+
 import numpy as np
 import pytest
 
-from semsim.report.bd import bd_quality, bd_rate, bd_table, ms_ssim_db
+from semsim.report.bd import bd_from_results, bd_quality, bd_rate, bd_table, main, ms_ssim_db
 
 CBR = np.array([1 / 48, 1 / 24, 1 / 12, 1 / 6])
 PSNR = np.array([22.0, 25.5, 28.0, 31.5])
@@ -43,3 +45,25 @@ def test_bad_curves_are_rejected():
         bd_table({"a": (CBR, PSNR)}, anchor="b")
     with pytest.raises(ValueError, match="method"):
         bd_rate(CBR, PSNR, CBR, PSNR, method="linear")
+
+
+def _system(cbr, psnr):
+    return {"snr_db": [6.0], "cr": [2 * cbr], "psnr_db": [psnr]}
+
+
+@pytest.mark.filterwarnings("ignore:Insufficient curve overlap")  # BD-PSNR overlap is 72 %
+def test_bd_from_results_groups_families_and_writes_bd_json(tmp_path):
+    systems = {f"chain_q{q}": _system(c, p) for q, c, p in zip((41, 34, 28), CBR[:3], PSNR[:3], strict=True)}
+    systems.update({f"scsc_q{q}": _system(0.8 * c, p)
+                    for q, c, p in zip((41, 34, 28), CBR[:3], PSNR[:3], strict=True)})
+    systems["deepjscc"] = _system(1 / 12, 25.0)  # a single point: no curve, skipped
+    results = {"systems": systems}
+    table = bd_from_results(results, anchor="chain")
+    assert set(table) == {"6.0"} and set(table["6.0"]) == {"scsc"}
+    assert table["6.0"]["scsc"]["bd_rate_percent"] == pytest.approx(-20.0, abs=1e-6)
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    assert main([str(path), "--anchor", "chain"]) == 0
+    assert json.loads((tmp_path / "bd.json").read_text())["by_snr_db"] == table
+    with pytest.raises(ValueError, match="anchor family"):
+        bd_from_results(results, anchor="deepjscc")
