@@ -57,13 +57,21 @@ def _check_method(method: str) -> None:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
 
 
+def _defined(value, axis: str) -> float:
+    """The library returns NaN (with a warning) when the curves share no interval."""
+    if not np.isfinite(value):
+        raise ValueError(f"the curves do not overlap in {axis}; the BD delta is undefined")
+    return float(value)
+
+
 def bd_rate(rate_anchor, quality_anchor, rate_test, quality_test, method: str = "pchip") -> float:
     """BD-rate of ``test`` against ``anchor`` in percent (negative = ``test`` saves
     bandwidth). Rates: CBR (linear, > 0); qualities in dB, increasing with rate."""
     _check_method(method)
     ra, qa = _curve(rate_anchor, quality_anchor, "anchor")
     rt, qt = _curve(rate_test, quality_test, "test")
-    return float(bjontegaard.bd_rate(ra, qa, rt, qt, method=method, require_matching_points=False))
+    return _defined(bjontegaard.bd_rate(ra, qa, rt, qt, method=method,
+                                        require_matching_points=False), "quality")
 
 
 def bd_quality(rate_anchor, quality_anchor, rate_test, quality_test,
@@ -73,7 +81,8 @@ def bd_quality(rate_anchor, quality_anchor, rate_test, quality_test,
     _check_method(method)
     ra, qa = _curve(rate_anchor, quality_anchor, "anchor")
     rt, qt = _curve(rate_test, quality_test, "test")
-    return float(bjontegaard.bd_psnr(ra, qa, rt, qt, method=method, require_matching_points=False))
+    return _defined(bjontegaard.bd_psnr(ra, qa, rt, qt, method=method,
+                                        require_matching_points=False), "rate")
 
 
 def ms_ssim_db(ms_ssim) -> np.ndarray:

@@ -43,6 +43,8 @@ def test_bad_curves_are_rejected():
         bd_rate([0.1], [20.0], CBR, PSNR)
     with pytest.raises(ValueError, match="anchor"):
         bd_table({"a": (CBR, PSNR)}, anchor="b")
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="do not overlap in quality"):
+        bd_rate(CBR, PSNR, CBR, PSNR + 20.0)
     with pytest.raises(ValueError, match="method"):
         bd_rate(CBR, PSNR, CBR, PSNR, method="linear")
 

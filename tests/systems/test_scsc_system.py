@@ -83,3 +83,14 @@ def test_registered_with_params():
     assert stype.params is SCSCParams
     with pytest.raises(ValueError):
         SCSCParams(qp=30)
+
+
+def test_max_seconds_stops_every_stage(tmp_path):
+    set_seed(4)
+    system = SCSCSystem(LINK, qp=41, **TINY)
+    train = TrainSpec(steps=50, batch_size=2, max_seconds=1e-9)
+    with pytest.warns(RuntimeWarning, match="does not track"):
+        system.prepare(_data(), train, tmp_path, resume=False)
+    images = next(iter(_data())).numpy()
+    np.testing.assert_array_equal(system.ppen(images, tf.constant(41.0)).numpy(), images)
+    assert all(np.all(w == 0) for w in (system.pcen.pen.theta.numpy(), system.pcen.pen.gamma.numpy()))

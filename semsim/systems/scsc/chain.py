@@ -92,7 +92,9 @@ class StandardChain:
         self.mapper, self.demapper = QAMMapper("qpsk"), QAMDemapper("qpsk")
         self.ldpc = {r: LDPC5GCodec(int(v * CODEWORD_BITS), CODEWORD_BITS, num_iter=num_iter)
                      for r, v in RATES.items()}
-        self._decode = {r: tf.function(c.decode, reduce_retracing=True) for r, c in self.ldpc.items()}
+        # One trace per code whatever the number of codewords.
+        spec = [tf.TensorSpec([None, CODEWORD_BITS], tf.float32)]
+        self._decode = {r: tf.function(c.decode, input_signature=spec) for r, c in self.ldpc.items()}
         self.fallback: np.ndarray | None = None
 
     def noise_variance(self, snr_db) -> np.ndarray:

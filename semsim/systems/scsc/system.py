@@ -27,6 +27,8 @@ Training (:meth:`SCSCSystem.prepare`), in the order the method needs:
 Training SNRs are drawn from ``train.snr_range_db`` (the scenarios use the paper's
 [2, 12] dB); the optimizer is AdamW with polynomial learning-rate decay (power 0.9) to
 zero over each stage. The forward pass of every PPEN step runs the real chain eagerly.
+``train.max_seconds`` bounds the whole of ``prepare``: every stage stops once it is spent
+(the proxy check still runs).
 
 Evaluation: ``PPEN(x)`` (when enabled) -> chain at the system's (QP, rate) with PCEN's
 PEN/CEN hooks (when enabled). CR = ``2 cbr`` (real symbols entering the channel per
@@ -38,6 +40,7 @@ QP only: one PPEN per QP). ``ppen: false, pcen: false`` is the standard chain al
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -106,6 +109,11 @@ class SCSCSystem(System):
         self.proxy_check_batches = int(proxy_check_batches)
         self.proxy_report: dict[float, float] = {}
         self._rng = np.random.default_rng(0)
+        self._deadline: float | None = None
+
+    def _out_of_time(self) -> bool:
+        """``train.max_seconds`` spent (checked before every step of every stage)."""
+        return self._deadline is not None and time.monotonic() > self._deadline
 
     # -- chain hooks --------------------------------------------------------------------
     def _hooks(self) -> dict:
@@ -126,7 +134,7 @@ class SCSCSystem(System):
     # -- training -----------------------------------------------------------------------
     def prepare(self, train_data: Any, train: TrainSpec, workdir: Path, resume: bool) -> None:
         self._rng = np.random.default_rng(train.seed)
-        shape = None
+        self._deadline = None if train.max_seconds is None else time.monotonic() + train.max_seconds
         batches = iter(train_data)
         first = _images_of(next(batches))
         shape = first.shape[1:3]
@@ -181,6 +189,8 @@ class SCSCSystem(System):
             opt.apply(grads, self.pcen.trainable_weights)
 
         for _ in range(self.pcen_steps):
+            if self._out_of_time():
+                break
             bits = self._rng.integers(0, 2, size=(train.batch_size, s, _PCEN_SYMBOLS, 2))
             streams = tf.constant(((2 * bits[..., 0] - 1) + 1j * (2 * bits[..., 1] - 1))
                                   / np.sqrt(2), tf.complex64)
@@ -191,18 +201,25 @@ class SCSCSystem(System):
 
     def _train_proxy(self, batches, train: TrainSpec) -> None:
         opt = _optimizer(train, self.proxy_steps)
+
+        @tf.function(reduce_retracing=True)
+        def step(pre, qp, rate, snr, h, real):
+            with tf.GradientTape() as tape:
+                approx = self.proxy(pre, qp, rate, snr, h, training=True)
+                loss = tf.reduce_mean((approx - real) ** 2)
+            grads = tape.gradient(loss, self.proxy.trainable_weights)
+            opt.apply(grads, self.proxy.trainable_weights)
+
         for _ in range(self.proxy_steps):
+            if self._out_of_time():
+                break
             images = _images_of(next(batches))
             pre = images if self.ppen is None else self.ppen(images, tf.constant(float(self.qp)))
             qp, rate, snr = self._draw(len(images), train.snr_range_db)
             h = self.chain.channel.sample_channel(len(images))
             real = self._send(np.asarray(pre), qp, rate, snr, h).images_hat
-            with tf.GradientTape() as tape:
-                approx = self.proxy(pre, tf.constant(float(qp)), tf.constant(RATES[rate]),
-                                    tf.constant(snr), h, training=True)
-                loss = tf.reduce_mean((approx - real) ** 2)
-            grads = tape.gradient(loss, self.proxy.trainable_weights)
-            opt.apply(grads, self.proxy.trainable_weights)
+            step(tf.constant(pre), tf.constant(float(qp)), tf.constant(RATES[rate]),
+                 tf.constant(snr), h, tf.constant(real))
         self.proxy.trainable = False
 
     def _check_proxy(self, batches, train: TrainSpec) -> None:
@@ -230,6 +247,8 @@ class SCSCSystem(System):
         steps = train.steps if self.ppen_steps is None else self.ppen_steps
         opt = _optimizer(train, steps)
         for _ in range(steps):
+            if self._out_of_time():
+                break
             images = tf.constant(_images_of(next(batches)))
             qp, rate, snr = self._draw(int(images.shape[0]), train.snr_range_db)
             h = self.chain.channel.sample_channel(int(images.shape[0]))
