@@ -113,8 +113,9 @@ _FAMILY = re.compile(r"^(?P<family>.+)_q\d+$")
 def bd_from_results(results: dict, anchor: str, method: str = "pchip") -> dict:
     """BD-rate/BD-PSNR of every family of ``results["systems"]`` against ``anchor``, per
     SNR: ``{snr_db: {family: {"bd_rate_percent", "bd_quality_db"}}}`` (``snr_db`` as a
-    string key). Families with fewer than 2 systems are skipped; an SNR where a curve is
-    not strictly increasing in PSNR is reported as ``{"error": message}``."""
+    string key). Families with fewer than 2 systems are skipped; a delta that cannot be
+    computed (a curve not strictly increasing in PSNR, curves that do not overlap) is
+    ``None`` with the reason under ``"errors"``."""
     families: dict[str, list[str]] = {}
     for name in results["systems"]:
         match = _FAMILY.match(name)
@@ -135,11 +136,14 @@ def bd_from_results(results: dict, anchor: str, method: str = "pchip") -> dict:
         for family, (rt, qt) in curves.items():
             if family == anchor:
                 continue
-            try:
-                row[family] = {"bd_rate_percent": bd_rate(ra, qa, rt, qt, method),
-                               "bd_quality_db": bd_quality(ra, qa, rt, qt, method)}
-            except ValueError as err:
-                row[family] = {"error": str(err)}
+            entry: dict = {}
+            for key, fn in (("bd_rate_percent", bd_rate), ("bd_quality_db", bd_quality)):
+                try:
+                    entry[key] = fn(ra, qa, rt, qt, method)
+                except ValueError as err:
+                    entry[key] = None
+                    entry.setdefault("errors", []).append(f"{key}: {err}")
+            row[family] = entry
         table[str(snr)] = row
     return table
 

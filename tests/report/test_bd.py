@@ -67,5 +67,9 @@ def test_bd_from_results_groups_families_and_writes_bd_json(tmp_path):
     path.write_text(json.dumps(results))
     assert main([str(path), "--anchor", "chain"]) == 0
     assert json.loads((tmp_path / "bd.json").read_text())["by_snr_db"] == table
+    results["systems"]["scsc_q28"]["psnr_db"] = [10.0]  # no longer increasing with CBR
+    bad = bd_from_results(results, anchor="chain")["6.0"]["scsc"]
+    assert bad["bd_rate_percent"] is None and bad["bd_quality_db"] is None
+    assert "increase strictly" in bad["errors"][0]
     with pytest.raises(ValueError, match="anchor family"):
         bd_from_results(results, anchor="deepjscc")
