@@ -82,3 +82,14 @@ def test_channel_layer_uses_model_and_rejects_bad_combinations():
         LinkConfig(nr=2, users=2, model="cdl-a")
     with pytest.raises(ValueError, match="single-user"):
         LinkConfig(nr=2, nt=2, fading="fast", model="cdl-a")
+
+
+def test_scenario_runner_shares_the_models_channels():
+    """The runner's shared realizations follow link.model: CDL-D's line of sight makes
+    the two receive antennas' gains strongly correlated (i.i.d. Rayleigh: 0)."""
+    from semsim.scenario.runner import SharedChannels
+
+    h = SharedChannels(LinkConfig(nr=2, nt=2, model="cdl-d"), seed=0).get(0, 0, 400)
+    assert h.shape == (400, 2, 2)
+    assert np.mean(np.abs(h) ** 2) == pytest.approx(1.0, abs=TOL)
+    assert abs(np.mean(h[:, 0, 0] * np.conj(h[:, 1, 0]))) > 0.7
