@@ -6,11 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from semsim.scenario.loader import SCENARIOS_DIR, ScenarioError, read_yaml
-from semsim.systems.registry import system_types
+from semsim.scenario import SCENARIOS_DIR
 
 
 def register(subparsers) -> None:
@@ -24,6 +20,12 @@ def register(subparsers) -> None:
 
 
 def list_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from semsim.scenario.loader import ScenarioError, read_yaml
+    from semsim.systems.registry import system_types
+
     if not args.dir.is_dir():
         print(f"error: no scenario directory at {args.dir}; pass --dir", file=sys.stderr)
         return 2

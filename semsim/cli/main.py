@@ -2,7 +2,12 @@
 
 Each sub-command lives in its own module of :mod:`semsim.cli` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (a callable
-taking the parsed namespace and returning the exit code).
+taking the parsed namespace and returning the exit code). Registering must stay
+cheap: TensorFlow, Keras, Sionna and matplotlib are imported inside ``func`` only, so
+``semsim --help`` answers at once.
+
+``-q`` / ``-v`` set the level of the standard :mod:`logging` module (``semsim`` logger:
+WARNING / DEBUG; default INFO); status lines go to stderr through it, results to stdout.
 
 Exit codes: 0 success, 1 run-time failure, 2 invalid input (bad arguments or
 scenario file), 130 interrupted (Ctrl-C; a run can be resumed with ``--resume``).
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
@@ -31,16 +37,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Link-level simulation of semantic communication over wireless MIMO links.",
     )
     parser.add_argument("--version", action="version", version=f"semsim {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true",
+                           help="log warnings and errors only")
+    verbosity.add_argument("-v", "--verbose", action="store_true",
+                           help="log debugging detail too (TensorFlow's C++ log included)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"semsim.cli.{name}").register(subparsers)
     return parser
 
 
+def configure_logging(quiet: bool, verbose: bool) -> None:
+    """Level of the ``semsim`` logger (and a stderr handler on the root logger)."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(format="%(message)s", stream=sys.stderr)
+    logging.getLogger("semsim").setLevel(level)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+
+
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.quiet, args.verbose)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

@@ -9,14 +9,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import pydantic
-
-from semsim.report.markdown import write_report
-from semsim.report.plots import plot_results
-from semsim.report.results import ResultsFile
-from semsim.scenario.loader import problems_from_validation
-from semsim.scenario.runner import sample_grids
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -29,6 +21,14 @@ def register(subparsers) -> None:
 
 
 def plot_command(args: argparse.Namespace) -> int:
+    import pydantic
+
+    from semsim.report.markdown import write_report
+    from semsim.report.plots import plot_results
+    from semsim.report.results import ResultsFile
+    from semsim.scenario.loader import problems_from_validation
+    from semsim.scenario.runner import sample_grids
+
     try:
         results = ResultsFile.read(args.results)
     except pydantic.ValidationError as err:

@@ -1,5 +1,11 @@
 """``semsim run FILE``: train (or resume) the systems of a scenario, evaluate, report.
 
+``--set KEY=VALUE`` (repeatable) changes one field after the profile is applied, without
+editing the file: ``--set train.steps=2000 --set link.nr=8``; values are read as YAML
+(``8``, ``1e-3``, ``[0, 25]``), validated like the file, and errors name the key.
+``systems.<name>.params.<field>`` reaches a system's parameters. ``--seed N`` is
+``--set seed=N``.
+
 Exit codes: 0 done, 1 run-time failure, 2 invalid scenario or arguments,
 130 interrupted (the run directory is left resumable: rerun with ``--resume``).
 """
@@ -7,18 +13,12 @@ Exit codes: 0 done, 1 run-time failure, 2 invalid scenario or arguments,
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from semsim.report.results import ResultsFile
-from semsim.scenario.loader import ResolvedScenario, ScenarioError, load_scenario
-from semsim.scenario.runner import RunError, RunOptions, run_scenario
-from semsim.scenario.schema import PROFILE_NAMES
-
 EXIT_OK, EXIT_USAGE = 0, 2
+log = logging.getLogger("semsim")
 
 
 def system_names(text: str) -> tuple[str, ...]:
@@ -29,19 +29,51 @@ def system_names(text: str) -> tuple[str, ...]:
     return names
 
 
+def override(text: str) -> tuple[str, object]:
+    """``--set train.steps=2000`` -> ``("train.steps", 2000)``."""
+    from semsim.scenario.loader import parse_override
+
+    try:
+        return parse_override(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from err
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", metavar="FILE", type=Path, help="scenario YAML file")
     parser.add_argument("--profile", metavar="NAME",
-                        help="profile to apply, e.g. " + ", ".join(PROFILE_NAMES)
-                             + " (default: the file's `profile:` key)")
+                        help="profile to apply, any name the file defines (shipped: quick, "
+                             "standard, paper; default: the file's `profile:` key)")
+    parser.add_argument("--set", dest="overrides", type=override, action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="set a scenario field after the profile, e.g. train.steps=2000 "
+                             "or systems.NAME.params.C=8 (repeatable; value read as YAML)")
+    parser.add_argument("--seed", type=_non_negative_int, metavar="N",
+                        help="the scenario seed (same as --set seed=N)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="run directory (default: the scenario's output_dir, "
                              "else runs/<name>[-<profile>])")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the interrupted run in the run directory")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true",
+                          help="continue the interrupted run in the run directory")
+    existing.add_argument("--overwrite", action="store_true",
+                          help="delete the run already in the run directory and start afresh")
     parser.add_argument("--systems", type=system_names, metavar="A,B",
                         help="run only these systems of the scenario")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide progress bars (semsim's and Keras's)")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard logs (checkpoints/<system>/tensorboard)")
 
 
 def register(subparsers) -> None:
@@ -55,15 +87,19 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run_command)
 
 
-def default_out_dir(resolved: ResolvedScenario, suffix: str = "") -> Path:
+def default_out_dir(resolved, suffix: str = "") -> Path:
+    """The run directory of a :class:`~semsim.scenario.loader.ResolvedScenario`."""
     if resolved.scenario.output_dir:
         return Path(resolved.scenario.output_dir + suffix)
     profile = f"-{resolved.profile}" if resolved.profile else ""
     return Path("runs") / f"{resolved.scenario.name}{profile}{suffix}"
 
 
-def summary_table(results: ResultsFile) -> Table:
-    """PSNR (dB) and CR per system and SNR."""
+def summary_table(results):
+    """Headline PSNR (dB, mean of 8-bit per-image PSNR) ± its 95 % half-width and CR per
+    system and SNR of a results file, as a rich table; under-trained systems are marked."""
+    from rich.table import Table
+
     snrs = sorted({s for system in results.systems.values() for s in system.snr_db})
     table = Table(title=f"{results.scenario.get('name')}: PSNR dB (CR)")
     table.add_column("system")
@@ -74,32 +110,54 @@ def summary_table(results: ResultsFile) -> Table:
         cells = []
         for snr in snrs:
             i = system.snr_db.index(snr) if snr in system.snr_db else None
-            cells.append("" if i is None else f"{system.psnr_db[i]:.2f} ({system.cr[i]:.3f})")
-        table.add_row(name, system.type, *cells)
+            cells.append("" if i is None else f"{system.psnr_db[i]:.2f}±{system.psnr_ci95_db[i]:.2f}"
+                                              f" ({system.cr[i]:.3f})")
+        mark = (f" (UNDER-TRAINED: {system.steps_done}/{system.steps_planned} steps)"
+                if system.under_trained else "")
+        table.add_row(name + mark, system.type, *cells)
     return table
+
+
+def overrides_of(args: argparse.Namespace) -> dict[str, object]:
+    """``--set`` and ``--seed`` as one mapping of dotted keys (the last one of a key wins)."""
+    values = dict(args.overrides)
+    if args.seed is not None:
+        values["seed"] = args.seed
+    return values
 
 
 def execute(args: argparse.Namespace, checkpoints: Path | None, out_suffix: str) -> int:
     """Shared by ``run`` and ``eval``."""
+    from rich.console import Console
+
+    from semsim.scenario.loader import ScenarioError, load_scenario
+    from semsim.scenario.runner import RunError, RunFailure, RunOptions, run_scenario
+
     try:
-        resolved = load_scenario(args.scenario, args.profile)
+        resolved = load_scenario(args.scenario, args.profile, overrides_of(args))
     except ScenarioError as err:
         print("\n".join(err.lines()), file=sys.stderr)
         return EXIT_USAGE
     out = args.out or default_out_dir(resolved, out_suffix)
-    options = RunOptions(out_dir=out, resume=args.resume, systems=args.systems,
-                         checkpoints=checkpoints, progress=not args.no_progress)
+    if args.no_progress:
+        import keras
+
+        keras.utils.disable_interactive_logging()
+    options = RunOptions(out_dir=out, resume=args.resume, overwrite=args.overwrite,
+                         systems=args.systems, checkpoints=checkpoints,
+                         progress=not args.no_progress,
+                         tensorboard=getattr(args, "tensorboard", False))
     try:
         results = run_scenario(resolved, options)
     except RunError as err:
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return 1 if isinstance(err, RunFailure) else EXIT_USAGE
     except KeyboardInterrupt:
         print(f"\nrun left resumable in {out}; continue with: semsim {args.command} "
               f"{args.scenario} --out {out} --resume", file=sys.stderr)
         raise
     Console().print(summary_table(results))
-    print(f"results in {out} (report.md, results.json, results.csv)")
+    log.info("results in %s (report.md, results.json, results.csv)", out)
     return EXIT_OK
 
 

@@ -8,8 +8,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from semsim.scenario.loader import load_scenario, validate_file
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -21,6 +19,8 @@ def register(subparsers) -> None:
 
 
 def validate_command(args: argparse.Namespace) -> int:
+    from semsim.scenario.loader import load_scenario, validate_file
+
     status = 0
     for path in args.scenarios:
         problems, profiles = validate_file(path)

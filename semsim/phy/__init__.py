@@ -5,8 +5,8 @@ the per-receive-antenna average SNR (see :mod:`semsim.phy.channel` for its exact
 calibration); noise variances ``no`` are per complex sample, linear.
 """
 
-from semsim.phy.analog import AnalogLink, ChannelState
-from semsim.phy.channel import MultiUserUplinkChannel, RayleighMIMOChannel
+from semsim.phy.analog import AnalogLink, ChannelState, Transmission
+from semsim.phy.channel import MultiUserUplinkChannel, RayleighMIMOChannel, make_channel
 from semsim.phy.csi import NoisyCSI, PerfectCSI, PilotLSEstimator, make_csi, orthogonal_pilots
 from semsim.phy.detection import LMMSEDetector, ZFDetector
 from semsim.phy.power import PowerNormalization
@@ -16,6 +16,8 @@ from semsim.phy.utils import complex_to_reals, reals_to_complex
 __all__ = [
     "AnalogLink",
     "ChannelState",
+    "Transmission",
+    "make_channel",
     "CSISpec",
     "LinkSpec",
     "RayleighMIMOChannel",

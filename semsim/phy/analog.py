@@ -5,11 +5,16 @@ to the channel state that the receiver feeds back before the data are sent:
 
 1. ``state = link.observe(batch_size, snr_db, h=None)``: draw (or reuse) ``H`` and
    estimate it as the scenario's CSI mode says, with pilots at the same SNR.
-2. ``x_hat, no_eff, no = link.transmit(x, state, snr_db, mask)``: normalize the sent
-   symbols' power, pass them through ``state.h`` and detect with ``state.h_hat``.
+2. ``x_hat, no_eff, no, sent_reals = link.transmit(x, state, snr_db, mask)``: normalize the
+   sent symbols' power, pass them through ``state.h`` and detect with ``state.h_hat``.
 
 Shapes: single user ``x`` ``[B, Nt, L]``; multi-user ``x`` ``[B, K, A, L]`` (one power
-constraint per user); ``x_hat`` and ``no_eff`` have the shape of ``x``.
+constraint per user); ``x_hat`` and ``no_eff`` have the shape of ``x``. Systems lay their
+symbols out with :mod:`semsim.phy.layout` (the one symbol-to-antenna mapping).
+
+Rate accounting: ``sent_reals`` counts the real symbols that entered the channel layer
+(2 per sent complex entry of ``mask``), per example ``[B]`` (multi-user: per user,
+``[B, K]``); systems report their CR from it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from semsim.phy.channel import MultiUserUplinkChannel, RayleighMIMOChannel
+from semsim.phy.channel import make_channel
 from semsim.phy.csi import make_csi
 from semsim.phy.detection import LMMSEDetector, ZFDetector
 from semsim.phy.layer import PhyLayer
@@ -40,35 +45,35 @@ class ChannelState(NamedTuple):
     no_pilot: tf.Tensor
 
 
+class Transmission(NamedTuple):
+    """What :meth:`AnalogLink.transmit` returns: ``x_hat`` and ``no_eff`` shaped like ``x``;
+    ``no`` float32 ``[B]``, the data's noise variance; ``sent_reals`` float32 ``[B]``
+    (multi-user ``[B, K]``), the real symbols that entered the channel."""
+
+    x_hat: tf.Tensor
+    no_eff: tf.Tensor
+    no: tf.Tensor
+    sent_reals: tf.Tensor
+
+
 class AnalogLink(PhyLayer):
     """Power normalization -> MIMO channel -> CSI estimation -> linear detection.
 
     Parameters
     ----------
     link : LinkSpec
-        Antennas, users, fading, correlation, CSI mode and detector.
-    snr_mode : ``"realized"`` | ``"average"``
-        Noise calibration of the channel (see :mod:`semsim.phy.channel`).
+        Antennas, users, fading, correlation, SNR definition (``link.snr``), CSI mode and
+        detector; the channel comes from :func:`semsim.phy.channel.make_channel`.
     power : float
         Average energy per sent complex symbol (per user for multi-user links).
     """
 
-    def __init__(self, link: LinkSpec, snr_mode: str = "realized", power: float = 1.0, **kwargs):
+    def __init__(self, link: LinkSpec, power: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.link = link
-        self.snr_mode = snr_mode
         self.multi_user = link.users > 1
-        common = dict(fading=link.fading, rx_correlation=link.rx_correlation, snr_mode=snr_mode)
-        if self.multi_user:
-            self.channel = MultiUserUplinkChannel(
-                link.users, link.num_rx_ant, link.antennas_per_user, **common
-            )
-            self.power = PowerNormalization(power, axes=(2, 3))
-        else:
-            self.channel = RayleighMIMOChannel(
-                link.num_rx_ant, link.num_tx_ant, tx_correlation=link.tx_correlation, **common
-            )
-            self.power = PowerNormalization(power)
+        self.channel = make_channel(link, symbol_energy=power)
+        self.power = PowerNormalization(power, axes=(2, 3) if self.multi_user else None)
         self.csi = make_csi(link.csi.mode, link.num_tx_ant, link.csi.pilots, link.csi.error_var)
         if link.detector == "lmmse":
             self.detector = LMMSEDetector(symbol_energy=power)
@@ -93,17 +98,23 @@ class AnalogLink(PhyLayer):
         h_hat, snr_hat_db = self.csi(h, no_pilot)
         return ChannelState(h, h_hat, snr_hat_db, no_pilot)
 
-    def transmit(self, x, state: ChannelState, snr_db, mask=None):
-        """Send ``x`` (see module docstring) over ``state``; returns ``(x_hat, no_eff,
-        no)`` with ``no`` ``[B]`` the data's noise variance."""
-        x = self.power(x, sent_mask=mask)
-        y, _, no = self.channel(x, snr_db, h=state.h)
+    def transmit(self, x, state: ChannelState, snr_db, mask=None,
+                 normalize: bool = True) -> Transmission:
+        """Send ``x`` (see module docstring) over ``state``. ``mask`` (0/1, shape of ``x``
+        or broadcastable; ``None``: every entry) marks the entries sent; the others are
+        forced to zero. ``normalize=False`` sends ``x`` at its own power (e.g. unit-energy
+        QAM) instead of normalizing it to ``power``."""
+        x = tf.cast(x, tf.complex64)
+        sent = tf.ones(tf.shape(x), tf.float32) if mask is None else tf.broadcast_to(
+            tf.cast(mask, tf.float32), tf.shape(x))
+        x = self.power(x, sent_mask=sent) if normalize else x * tf.cast(sent, tf.complex64)
+        y, _, no = self.channel(x, snr_db, h=state.h, sent=sent)
         x_hat, no_eff = self.detector(y, state.h_hat, no)
         if self.multi_user:
             shape = tf.shape(x)
             x_hat = tf.reshape(x_hat, shape)
             no_eff = tf.reshape(no_eff, shape)
-        return x_hat, no_eff, no
+        return Transmission(x_hat, no_eff, no, 2.0 * tf.reduce_sum(sent, axis=[-2, -1]))
 
     def call(self, x, snr_db, sent_mask=None, h=None):
         """Both steps at once (no CSI feedback to the transmitter)."""

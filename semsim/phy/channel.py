@@ -7,19 +7,22 @@ spatially correlated by the Kronecker model with exponential correlation matrice
 
 SNR definition
 --------------
-``snr_db`` is the per-receive-antenna average SNR. Two calibrations of the noise
-variance ``no`` (per complex receive sample) are offered:
+``snr_db`` is the per-receive-antenna SNR. The link declares how the noise variance ``no``
+(per complex receive sample) follows from it (``LinkSpec.snr``, the scenario's
+``link: {snr: ...}``; one definition for every system of a scenario):
 
-* ``snr_mode="realized"`` (the seed papers): ``no = ||H X||_F^2 / (||H X||_0 * snr)``:
-  the received power averaged over the nonzero received entries of this very
-  transmission, so pruned (zero) symbols do not count.
-* ``snr_mode="average"`` (classic BER curves): ``no = ||X||_F^2 / (n_sent * snr)`` with
-  ``n_sent`` the number of channel uses carrying at least one nonzero symbol: the
-  average received power per antenna when ``E|h_ij|^2 = 1``, independent of the
-  realization of ``H`` (so fading is not normalized away).
-
-Without fading (``fading="none"``, ``H = I``) both are the same: the mean power of the
-nonzero received entries.
+* ``snr_mode="average"`` (default; classic BER curves and capacity): ``no = G Es / snr``,
+  the *average* received power per receive antenna over ``no``: ``Es`` is the energy per
+  sent complex symbol (``symbol_energy``, what :class:`~semsim.phy.PowerNormalization`
+  sets), ``G`` the average channel gain per receive antenna, ``G = A`` with fading
+  (``E|h_ij|^2 = 1`` summed over the sender's ``A`` antennas: ``Nt`` for a single user,
+  ``antennas_per_user`` per user of an uplink) and ``G = 1`` without (``H = I``). It depends
+  neither on the realization of ``H`` (fading is not normalized away) nor on what the
+  system sends: the same ``h``, SNR and transmit power give every system the same ``no``.
+* ``snr_mode="realized"`` (the seed papers): ``no = ||H X||_F^2 / (||H X||_0 snr)``: the
+  received power averaged over the received entries that carry a sent symbol of this very
+  transmission (``||H X||_0`` counts them from the ``sent`` mask, so a symbol that happens
+  to be zero still counts and unsent positions do not).
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ import tensorflow as tf
 from sionna.phy.channel import AWGN, GenerateFlatFadingChannel, KroneckerModel, exp_corr_mat
 
 from semsim.phy.layer import PhyLayer
+from semsim.phy.spec import LinkSpec
 from semsim.phy.tr38901 import TR38901FlatFading
 from semsim.phy.utils import db_to_linear, per_example
 
 FADING_MODES = ("block", "fast", "none")
-SNR_MODES = ("realized", "average")
+SNR_MODES = ("average", "realized")
 
 
 def _check_choice(name, value, allowed):
@@ -45,6 +49,8 @@ def _check_choice(name, value, allowed):
 class RayleighMIMOChannel(PhyLayer):
     """Flat-fading ``num_rx_ant x num_tx_ant`` Rayleigh MIMO channel with AWGN.
 
+    Build it from a scenario's link with :func:`make_channel` (the one channel factory).
+
     Parameters
     ----------
     num_rx_ant, num_tx_ant : int
@@ -54,8 +60,10 @@ class RayleighMIMOChannel(PhyLayer):
         channel use, ``none``: AWGN only (``H = I``, needs ``Nr == Nt``).
     rx_correlation, tx_correlation : float in [0, 1)
         Exponential correlation coefficients of the Kronecker model (0: i.i.d.).
-    snr_mode : ``"realized"`` | ``"average"``
+    snr_mode : ``"average"`` | ``"realized"``
         Noise calibration, see the module docstring.
+    symbol_energy : float
+        ``Es``, energy per sent complex symbol (linear) that ``"average"`` refers to.
     model : ``"rayleigh"`` or a TR 38.901 model (``"cdl-a"`` ... ``"tdl-e"``,
         :mod:`semsim.phy.tr38901`; unit average power per entry, no extra correlation).
     delay_spread_ns : float
@@ -63,10 +71,12 @@ class RayleighMIMOChannel(PhyLayer):
 
     Call
     ----
-    x : complex64 ``[B, Nt, L]``; zero entries are symbols not sent.
+    x : complex64 ``[B, Nt, L]``.
     snr_db : float32 scalar or ``[B]``, per-receive-antenna SNR in dB.
     h : optional complex64 channel to reuse instead of drawing one
         (``[B, Nr, Nt]``, or ``[B, L, Nr, Nt]`` for fast fading).
+    sent : optional ``[B, Nt, L]`` 0/1 mask of the entries actually sent (default: the
+        nonzero entries of ``x``); only ``"realized"`` uses it.
 
     Returns
     -------
@@ -82,7 +92,8 @@ class RayleighMIMOChannel(PhyLayer):
         fading: Literal["block", "fast", "none"] = "block",
         rx_correlation: float = 0.0,
         tx_correlation: float = 0.0,
-        snr_mode: Literal["realized", "average"] = "realized",
+        snr_mode: Literal["average", "realized"] = "average",
+        symbol_energy: float = 1.0,
         model: str = "rayleigh",
         delay_spread_ns: float = 100.0,
         **kwargs,
@@ -96,6 +107,8 @@ class RayleighMIMOChannel(PhyLayer):
         for name, value in (("rx_correlation", rx_correlation), ("tx_correlation", tx_correlation)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        if not symbol_energy > 0:
+            raise ValueError(f"symbol_energy must be positive, got {symbol_energy!r}")
         if fading == "none" and num_rx_ant != num_tx_ant:
             raise ValueError(
                 f"fading='none' (AWGN, H = I) needs num_rx_ant == num_tx_ant, "
@@ -107,9 +120,7 @@ class RayleighMIMOChannel(PhyLayer):
         self.rx_correlation = float(rx_correlation)
         self.tx_correlation = float(tx_correlation)
         self.snr_mode = snr_mode
-        # With H = I both calibrations are the received power per antenna; "realized"
-        # computes it exactly (each antenna receives only its own stream).
-        self._calibration = "realized" if fading == "none" else snr_mode
+        self.symbol_energy = float(symbol_energy)
         spatial_corr = None
         if rx_correlation > 0 or tx_correlation > 0:
             spatial_corr = KroneckerModel(
@@ -125,6 +136,17 @@ class RayleighMIMOChannel(PhyLayer):
                                  "rx/tx_correlation 0 and fading 'block' or 'fast'")
             self._generate = TR38901FlatFading(model, num_rx_ant, num_tx_ant, delay_spread_ns)
         self._awgn = AWGN()
+
+    @property
+    def sender_antennas(self) -> int:
+        """``A``: antennas of one sender (``Nt`` for a single user)."""
+        return self.num_tx_ant
+
+    @property
+    def average_gain(self) -> float:
+        """``G``: average received power per receive antenna per unit symbol energy (``A``
+        with fading, 1 for ``H = I``)."""
+        return 1.0 if self.fading == "none" else float(self.sender_antennas)
 
     def sample_channel(self, batch_size, num_symbols=None) -> tf.Tensor:
         """Draw a channel: ``[B, Nr, Nt]`` (block, none) or ``[B, L, Nr, Nt]`` (fast,
@@ -146,39 +168,48 @@ class RayleighMIMOChannel(PhyLayer):
             return tf.transpose(hx, [0, 2, 1])
         return tf.matmul(h, x)
 
-    def noise_variance(self, h, snr_db, x=None, symbol_energy: float = 1.0) -> tf.Tensor:
-        """Noise variance ``no`` ``[B]`` for ``snr_db``.
+    def _nominal(self, batch, snr, symbol_energy=None) -> tf.Tensor:
+        """``"average"``: ``G Es / snr`` ``[B]``."""
+        es = self.symbol_energy if symbol_energy is None else float(symbol_energy)
+        return tf.fill([batch], self.average_gain * es) / snr
 
-        With ``x`` (``[B, Nt, L]``) it follows ``snr_mode`` exactly as :meth:`call`
-        does. Without ``x`` it is the expectation over i.i.d. symbols of energy
-        ``symbol_energy`` on every stream: ``realized`` gives
-        ``||H||_F^2 Es / (Nr snr)``, ``average`` gives ``Nt Es / snr``. Used for
-        pilots, which are sent before the data exist.
+    def noise_variance(self, h, snr_db, x=None, symbol_energy: float | None = None,
+                       sent=None) -> tf.Tensor:
+        """Noise variance ``no`` ``[B]`` for ``snr_db``, as :meth:`call` draws it.
+
+        ``"average"``: ``G Es / snr`` (``symbol_energy`` overrides ``Es``). ``"realized"``
+        with ``x`` (``[B, Nt, L]``, ``sent`` as in :meth:`call`): the received power of
+        ``x``; without ``x`` its expectation over i.i.d. symbols of energy ``Es`` on
+        every stream, ``||H||_F^2 Es / Nr`` (used for pilots, sent before the data).
         """
         h = tf.cast(h, tf.complex64)
         batch = tf.shape(h)[0]
         snr = db_to_linear(per_example(snr_db, batch, "snr_db"))
+        if self.snr_mode == "average":
+            return self._nominal(batch, snr, symbol_energy)
         if x is None:
-            if self._calibration == "average":
-                power = tf.fill([batch], self.num_tx_ant * float(symbol_energy))
-            else:
-                gains = tf.reduce_sum(tf.abs(h) ** 2, axis=tf.range(1, tf.rank(h)))
-                per_use = tf.cast(tf.reduce_prod(tf.shape(h)[1:-2]), tf.float32)
-                power = gains * float(symbol_energy) / (self.num_rx_ant * per_use)
-            return power / snr
+            es = self.symbol_energy if symbol_energy is None else float(symbol_energy)
+            gains = tf.reduce_sum(tf.abs(h) ** 2, axis=tf.range(1, tf.rank(h)))
+            per_use = tf.cast(tf.reduce_prod(tf.shape(h)[1:-2]), tf.float32)
+            return gains * es / (self.num_rx_ant * per_use) / snr
         x = tf.cast(x, tf.complex64)
-        return _received_power(x, self.apply_channel(x, h), self._calibration) / snr
+        return self._realized_power(x, h, _sent_mask(x, sent)) / snr
 
-    def call(self, x, snr_db, h=None):
+    def _realized_power(self, x, h, sent) -> tf.Tensor:
+        """``||H X||_F^2 / ||H X||_0`` ``[B]``, the support counted from ``sent``."""
+        support = self.apply_channel(tf.cast(sent, tf.complex64), tf.cast(tf.abs(h), tf.complex64))
+        count = tf.reduce_sum(tf.cast(tf.abs(support) > 0, tf.float32), axis=[1, 2])
+        power = tf.reduce_sum(tf.abs(self.apply_channel(x, h)) ** 2, axis=[1, 2])
+        return tf.math.divide_no_nan(power, count)
+
+    def call(self, x, snr_db, h=None, sent=None):
         x = tf.cast(x, tf.complex64)
         batch = tf.shape(x)[0]
         if h is None:
             h = self.sample_channel(batch, tf.shape(x)[-1] if self.fading == "fast" else None)
         h = tf.cast(h, tf.complex64)
-        hx = self.apply_channel(x, h)
-        snr = db_to_linear(per_example(snr_db, batch, "snr_db"))
-        no = _received_power(x, hx, self._calibration) / snr
-        y = self._awgn(hx, no)
+        no = self.noise_variance(h, snr_db, x, sent=sent)
+        y = self._awgn(self.apply_channel(x, h), no)
         return y, h, no
 
     def get_config(self):
@@ -190,29 +221,17 @@ class RayleighMIMOChannel(PhyLayer):
             "rx_correlation": self.rx_correlation,
             "tx_correlation": self.tx_correlation,
             "snr_mode": self.snr_mode,
+            "symbol_energy": self.symbol_energy,
             "model": self.model,
             "delay_spread_ns": self.delay_spread_ns,
         }
 
 
-def _received_power(x: tf.Tensor, hx: tf.Tensor, snr_mode: str) -> tf.Tensor:
-    """Received power per antenna that ``snr`` refers to, ``[B]`` (see module docstring).
-
-    ``x`` ``[B, Nt, L]``, ``hx`` ``[B, Nr, L]`` complex64.
-    """
-    if snr_mode == "realized":
-        return _mean_power_over_nonzero(hx)
-    sent = tf.cast(tf.reduce_any(tf.not_equal(x, 0), axis=1), tf.float32)
-    energy = tf.reduce_sum(tf.abs(x) ** 2, axis=[1, 2])
-    return tf.math.divide_no_nan(energy, tf.reduce_sum(sent, axis=1))
-
-
-def _mean_power_over_nonzero(z: tf.Tensor) -> tf.Tensor:
-    """``||z||_F^2 / ||z||_0`` per example, ``z`` ``[B, ...]`` complex -> ``[B]``."""
-    axes = tf.range(1, tf.rank(z))
-    power = tf.abs(z) ** 2
-    count = tf.reduce_sum(tf.cast(power > 0, tf.float32), axis=axes)
-    return tf.math.divide_no_nan(tf.reduce_sum(power, axis=axes), count)
+def _sent_mask(x: tf.Tensor, sent) -> tf.Tensor:
+    """float32 0/1 mask of the sent entries of ``x`` (``sent`` given, else ``x != 0``)."""
+    if sent is None:
+        return tf.cast(tf.not_equal(x, 0), tf.float32)
+    return tf.broadcast_to(tf.cast(sent, tf.float32), tf.shape(x))
 
 
 class MultiUserUplinkChannel(RayleighMIMOChannel):
@@ -220,16 +239,17 @@ class MultiUserUplinkChannel(RayleighMIMOChannel):
     ``num_rx_ant``-antenna receiver: the MIMO channel with ``Nt = K * A`` columns,
     user ``k`` owning columns ``k*A:(k+1)*A``.
 
-    The SNR is per user: ``no`` is the mean over users of each user's received power
-    per antenna (as :class:`RayleighMIMOChannel` defines it for that user alone,
-    ``snr_mode`` included) divided by ``snr``. Spatial correlation applies at the
-    receiver only (users are not co-located).
+    The SNR is per user: ``"average"``: ``no = G Es / snr`` with ``G = A`` (each user's
+    average received power per antenna); ``"realized"``: the mean over users of each
+    user's received power per antenna (as :class:`RayleighMIMOChannel` defines it for that
+    user alone) over ``snr``. Spatial correlation applies at the receiver only (users are
+    not co-located).
 
     Call
     ----
     x : complex64 ``[B, K, A, L]``, each user power-normalized on its own
         (``PowerNormalization(axes=(2, 3))``).
-    snr_db : scalar or ``[B]``; h : optional ``[B, M, K*A]``.
+    snr_db : scalar or ``[B]``; h : optional ``[B, M, K*A]``; sent : optional ``[B, K, A, L]``.
 
     Returns ``y`` ``[B, M, L]``, ``h`` ``[B, M, K*A]`` (or ``[B, L, M, K*A]`` fast),
     ``no`` ``[B]``.
@@ -242,7 +262,8 @@ class MultiUserUplinkChannel(RayleighMIMOChannel):
         antennas_per_user: int = 1,
         fading: Literal["block", "fast", "none"] = "block",
         rx_correlation: float = 0.0,
-        snr_mode: Literal["realized", "average"] = "realized",
+        snr_mode: Literal["average", "realized"] = "average",
+        symbol_energy: float = 1.0,
         **kwargs,
     ):
         kwargs.pop("num_tx_ant", None)
@@ -252,46 +273,50 @@ class MultiUserUplinkChannel(RayleighMIMOChannel):
         if int(antennas_per_user) != antennas_per_user or antennas_per_user < 1:
             raise ValueError(f"antennas_per_user must be a positive integer, got {antennas_per_user!r}")
         super().__init__(
-            num_rx_ant, num_users * antennas_per_user, fading, rx_correlation, 0.0, snr_mode, **kwargs
+            num_rx_ant, num_users * antennas_per_user, fading, rx_correlation, 0.0, snr_mode,
+            symbol_energy, **kwargs
         )
         self.num_users = int(num_users)
         self.antennas_per_user = int(antennas_per_user)
 
+    @property
+    def sender_antennas(self) -> int:
+        return self.antennas_per_user
+
     def _per_user(self, x):
         """``[B, K, A, L]`` -> ``[B, K*A, L]``."""
-        x = tf.cast(x, tf.complex64)
+        x = tf.convert_to_tensor(x)
         if x.shape.rank != 4:
             raise ValueError(f"multi-user x must have shape [B, K, A, L], got {x.shape}")
         return tf.reshape(x, [tf.shape(x)[0], self.num_tx_ant, -1])
 
-    def _user_powers(self, x, h):
-        """Received power per antenna of each user alone, ``[B, K]``."""
+    def noise_variance(self, h, snr_db, x=None, symbol_energy: float | None = None,
+                       sent=None) -> tf.Tensor:
+        """As :meth:`RayleighMIMOChannel.noise_variance`, per user (``"realized"``:
+        averaged over users); ``x`` and ``sent`` are ``[B, K, A, L]``."""
+        h = tf.cast(h, tf.complex64)
+        if self.snr_mode == "average" or x is None:
+            # Without data each user's expected power is 1/K of all streams' together.
+            scale = 1.0 if self.snr_mode == "average" else 1.0 / self.num_users
+            return super().noise_variance(h, snr_db, None, symbol_energy) * scale
+        snr = db_to_linear(per_example(snr_db, tf.shape(h)[0], "snr_db"))
+        x = self._per_user(tf.cast(x, tf.complex64))
+        sent = _sent_mask(x, None if sent is None else self._per_user(sent))
         powers = []
         for k in range(self.num_users):
             cols = slice(k * self.antennas_per_user, (k + 1) * self.antennas_per_user)
-            xk = x[:, cols, :]
-            powers.append(_received_power(xk, self.apply_channel(xk, h[..., cols]), self._calibration))
-        return tf.stack(powers, axis=1)
+            powers.append(self._realized_power(x[:, cols], h[..., cols], sent[:, cols]))
+        return tf.reduce_mean(tf.stack(powers, axis=1), axis=1) / snr
 
-    def noise_variance(self, h, snr_db, x=None, symbol_energy: float = 1.0) -> tf.Tensor:
-        """As :meth:`RayleighMIMOChannel.noise_variance`, per user then averaged over
-        users; ``x`` is ``[B, K, A, L]``."""
-        h = tf.cast(h, tf.complex64)
-        if x is None:
-            # Each user's expected power is 1/K of all streams' together, in both modes.
-            return super().noise_variance(h, snr_db, None, symbol_energy) / self.num_users
-        snr = db_to_linear(per_example(snr_db, tf.shape(h)[0], "snr_db"))
-        return tf.reduce_mean(self._user_powers(self._per_user(x), h), axis=1) / snr
-
-    def call(self, x, snr_db, h=None):
-        x = self._per_user(x)
-        batch = tf.shape(x)[0]
+    def call(self, x, snr_db, h=None, sent=None):
+        x = tf.cast(x, tf.complex64)
+        flat = self._per_user(x)
+        batch = tf.shape(flat)[0]
         if h is None:
-            h = self.sample_channel(batch, tf.shape(x)[-1] if self.fading == "fast" else None)
+            h = self.sample_channel(batch, tf.shape(flat)[-1] if self.fading == "fast" else None)
         h = tf.cast(h, tf.complex64)
-        snr = db_to_linear(per_example(snr_db, batch, "snr_db"))
-        no = tf.reduce_mean(self._user_powers(x, h), axis=1) / snr
-        y = self._awgn(self.apply_channel(x, h), no)
+        no = self.noise_variance(h, snr_db, x, sent=sent)
+        y = self._awgn(self.apply_channel(flat, h), no)
         return y, h, no
 
     def get_config(self):
@@ -303,3 +328,23 @@ class MultiUserUplinkChannel(RayleighMIMOChannel):
             "num_users": self.num_users,
             "antennas_per_user": self.antennas_per_user,
         }
+
+
+def make_channel(link: LinkSpec, symbol_energy: float = 1.0) -> RayleighMIMOChannel:
+    """The one channel factory: the channel layer of ``link`` (antennas, users, fading,
+    correlation, channel model ``link.model`` and SNR definition ``link.snr``), a
+    :class:`MultiUserUplinkChannel` when ``link.users > 1``. ``symbol_energy``: ``Es`` of
+    ``"average"`` (linear)."""
+    if link.snr not in SNR_MODES:
+        raise ValueError(f"link.snr must be one of {SNR_MODES}, got {link.snr!r}")
+    common = dict(fading=link.fading, rx_correlation=link.rx_correlation, snr_mode=link.snr,
+                  symbol_energy=symbol_energy)
+    if link.model != "rayleigh":
+        if link.users > 1:
+            raise ValueError(f"link.model {link.model!r} is single-user; got users={link.users}")
+        common.update(model=link.model, delay_spread_ns=link.delay_spread_ns)
+    if link.users > 1:
+        return MultiUserUplinkChannel(link.users, link.num_rx_ant, link.antennas_per_user,
+                                      **common)
+    return RayleighMIMOChannel(link.num_rx_ant, link.num_tx_ant,
+                               tx_correlation=link.tx_correlation, **common)

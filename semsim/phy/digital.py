@@ -3,20 +3,20 @@
 Chain (one codeword per example)::
 
     bits [B, k] -> encode [B, n] -> QAM [B, S] -> streams [B, Nt, L]
-        -> RayleighMIMOChannel (snr_mode="average") -> CSI estimate -> LMMSE/ZF (unbiased)
+        -> the link's channel (make_channel) -> CSI estimate -> LMMSE/ZF (unbiased)
         -> soft demapping with the per-stream no_eff -> decode -> bits_hat [B, k]
 
-Stream mapping: symbol ``j`` of a codeword is sent on stream ``j mod Nt`` in channel use
-``j // Nt``, so ``L = ceil(S / Nt)`` channel uses carry ``S = ceil(n / m)`` symbols (``m`` bits
-per symbol). Missing code bits of the last symbol and missing symbols of the last channel use
-are zero padding: padded bits are 0 and ignored at the receiver, padded symbols are not sent
-(``x = 0``; the channel's ``"average"`` calibration still counts that channel use, so when
-padding occurs the noise variance is at most ``(Nt - 1) / (Nt L)`` below nominal).
+Stream mapping (:mod:`semsim.phy.layout`, the one layout of every system): symbol ``j`` of a
+codeword is sent on stream ``j mod Nt`` in channel use ``j // Nt``, so ``L = ceil(S / Nt)``
+channel uses carry ``S = ceil(n / m)`` symbols (``m`` bits per symbol). Missing code bits of
+the last symbol are zero padding (ignored at the receiver); the ``Nt L - S`` trailing slots of
+the last channel use are not sent.
 
 SNR convention
 --------------
-``snr_db`` is the per-receive-antenna average SNR of :class:`~semsim.phy.RayleighMIMOChannel`
-with ``snr_mode="average"``: average received symbol energy per receive antenna over ``N0``
+``snr_db`` is the per-receive-antenna SNR of the link's definition (``snr``, default
+``"average"``, see :mod:`semsim.phy.channel`): average received symbol energy per receive
+antenna over ``N0``
 (noise variance per complex receive sample). Every stream carries unit-energy symbols and
 ``E|h_ij|^2 = 1``, so with fading ``snr = Nt Es / N0``: for a single stream (SISO, or
 ``Nt = 1``) it is exactly Es/N0, and each of ``Nt`` streams sees ``Es/N0 = snr / Nt`` before
@@ -34,7 +34,8 @@ import math
 
 import tensorflow as tf
 
-from semsim.phy.channel import FADING_MODES, MultiUserUplinkChannel, RayleighMIMOChannel
+from semsim.phy import layout
+from semsim.phy.channel import FADING_MODES, make_channel
 from semsim.phy.csi import make_csi
 from semsim.phy.detection import LMMSEDetector, ZFDetector
 from semsim.phy.dvbs2 import CODES as DVBS2_CODES
@@ -42,6 +43,7 @@ from semsim.phy.dvbs2 import DVBS2LDPCCodec
 from semsim.phy.layer import PhyLayer
 from semsim.phy.ldpc import LDPC5GCodec
 from semsim.phy.qam import QAMDemapper, QAMMapper, bits_per_symbol
+from semsim.phy.spec import CSISpec, LinkSpec
 
 CODES = ("none", "ldpc5g", "dvbs2")
 DETECTORS = ("lmmse", "zf")
@@ -74,6 +76,8 @@ class DigitalLink(PhyLayer):
     csi : ``"perfect"`` | ``"ls"`` | ``"noisy"``, with ``pilots`` (LS pilot length) and
         ``csi_error_var`` (noisy CSI error variance, ``None`` = noise variance).
     detector : ``"lmmse"`` (unbiased, bias-corrected) | ``"zf"``
+    snr : ``"average"`` | ``"realized"``
+        The link's SNR definition (:mod:`semsim.phy.channel`).
     num_iter : int | None
         BP iterations (default 20 for 5G, 50 for DVB-S2).
     demapping : ``"app"`` | ``"maxlog"``
@@ -93,7 +97,8 @@ class DigitalLink(PhyLayer):
                  fading: str = "block", csi: str = "perfect", pilots: int | None = None,
                  csi_error_var: float | None = None, detector: str = "lmmse",
                  num_iter: int | None = None, demapping: str = "app",
-                 rx_correlation: float = 0.0, tx_correlation: float = 0.0, **kwargs):
+                 rx_correlation: float = 0.0, tx_correlation: float = 0.0,
+                 snr: str = "average", **kwargs):
         super().__init__(**kwargs)
         m = bits_per_symbol(modulation)
         if code not in CODES:
@@ -125,7 +130,8 @@ class DigitalLink(PhyLayer):
                             antennas_per_user=antennas_per_user, fading=fading, csi=csi,
                             pilots=pilots, csi_error_var=csi_error_var, detector=detector,
                             num_iter=num_iter, demapping=demapping,
-                            rx_correlation=rx_correlation, tx_correlation=tx_correlation)
+                            rx_correlation=rx_correlation, tx_correlation=tx_correlation,
+                            snr=snr)
 
         self.codec = self._make_codec(code, k, n, frame, num_iter)
         self.k = self.codec.k if self.codec is not None else self._uncoded_k(k, n)
@@ -135,12 +141,10 @@ class DigitalLink(PhyLayer):
 
         self.mapper = QAMMapper(modulation)
         self.demapper = QAMDemapper(modulation, method=demapping)
-        common = dict(fading=fading, rx_correlation=rx_correlation, snr_mode="average")
-        if users > 1:
-            self.channel = MultiUserUplinkChannel(users, num_rx_ant, antennas_per_user, **common)
-        else:
-            self.channel = RayleighMIMOChannel(num_rx_ant, num_tx_ant,
-                                               tx_correlation=tx_correlation, **common)
+        self.channel = make_channel(LinkSpec(
+            num_rx_ant=num_rx_ant, users=users, antennas_per_user=antennas_per_user,
+            fading=fading, rx_correlation=rx_correlation, tx_correlation=tx_correlation,
+            csi=CSISpec(csi, pilots, csi_error_var), detector=detector, snr=snr))
         if csi == "ls" and fading == "fast":
             raise ValueError("csi 'ls' (pilots) cannot follow fading 'fast'; "
                              "use csi 'perfect' or 'noisy'")
@@ -160,7 +164,7 @@ class DigitalLink(PhyLayer):
                    fading=link.fading, csi=link.csi.mode, pilots=link.csi.pilots,
                    csi_error_var=link.csi.error_var, detector=link.detector,
                    rx_correlation=link.rx_correlation, tx_correlation=link.tx_correlation,
-                   **kwargs)
+                   snr=link.snr, **kwargs)
 
     @staticmethod
     def _make_codec(code, k, n, frame, num_iter):
@@ -220,21 +224,33 @@ class DigitalLink(PhyLayer):
         return self.codec.decode(llr)
 
     def _to_streams(self, c):
-        """Code bits ``[B, n]`` -> symbols on streams ``[B, A, L]`` complex64 (zero padded)."""
-        m, a, length = self.bits_per_symbol, self.antennas_per_user, self.num_channel_uses
-        pad_bits = self.num_symbols * m - self.n
+        """Code bits ``[B, n]`` -> symbols on streams ``[B, A, L]`` complex64 and their sent
+        mask (:func:`semsim.phy.layout.place`)."""
+        pad_bits = self.num_symbols * self.bits_per_symbol - self.n
         if pad_bits:
             c = tf.pad(c, [[0, 0], [0, pad_bits]])
-        s = self.mapper(c)  # [B, S]
-        pad_symbols = a * length - self.num_symbols
-        if pad_symbols:
-            s = tf.pad(s, [[0, 0], [0, pad_symbols]])
-        return tf.transpose(tf.reshape(s, [-1, length, a]), [0, 2, 1])
+        return layout.place(self.mapper(c), self.antennas_per_user)
 
     def _from_streams(self, z):
-        """``[B, A, L]`` -> ``[B, S]`` (drops padded symbols)."""
-        z = tf.reshape(tf.transpose(z, [0, 2, 1]), [tf.shape(z)[0], -1])
-        return z[:, : self.num_symbols]
+        """``[B, A, L]`` -> ``[B, S]`` (drops the unsent slots)."""
+        return layout.unplace(z, self.num_symbols)
+
+    def send(self, x, snr_db, h=None, sent=None):
+        """Symbols on streams through the channel, CSI estimation and detection.
+
+        ``x`` complex64 ``[B, Nt, L]`` (multi-user ``[B, K, A, L]``), ``sent`` its 0/1 mask
+        (``None``: all), ``snr_db`` scalar or ``[B]``, ``h`` optional realization. Returns
+        ``(x_hat, no_eff, sent_reals)``: detected symbols and effective noise variances,
+        ``[B, Nt, L]`` (``[B, K A, L]``), and the real symbols that entered the channel
+        ``[B]`` (multi-user ``[B, K]``).
+        """
+        x = tf.cast(x, tf.complex64)
+        sent = tf.ones(tf.shape(x), tf.float32) if sent is None else tf.cast(sent, tf.float32)
+        snr_db = tf.cast(snr_db, tf.float32)
+        y, h, no = self.channel(x * tf.cast(sent, tf.complex64), snr_db, h=h, sent=sent)
+        h_hat, _ = self.csi(h, self.channel.noise_variance(h, snr_db))
+        x_hat, no_eff = self.detector(y, h_hat, no)
+        return x_hat, no_eff, 2.0 * tf.reduce_sum(sent, axis=[-2, -1])
 
     def call(self, bits, snr_db, h=None):
         bits = tf.convert_to_tensor(bits)
@@ -246,13 +262,11 @@ class DigitalLink(PhyLayer):
             raise ValueError(f"bits must have shape {want}, got {bits.shape}")
         batch = tf.shape(bits)[0]
         c = self.encode(tf.reshape(bits, [-1, self.k]))  # [B*K, n]
-        x = self._to_streams(c)  # [B*K, A, L]
+        x, sent = self._to_streams(c)  # [B*K, A, L]
         if multi:
             x = tf.reshape(x, [batch, self.users, self.antennas_per_user, -1])
-        snr_db = tf.cast(snr_db, tf.float32)
-        y, h, no = self.channel(x, snr_db, h=h)
-        h_hat, _ = self.csi(h, self.channel.noise_variance(h, snr_db))
-        x_hat, no_eff = self.detector(y, h_hat, no)  # [B, Nt, L]
+            sent = tf.reshape(sent, tf.shape(x))
+        x_hat, no_eff, _ = self.send(x, snr_db, h=h, sent=sent)  # [B, Nt, L]
         x_hat = tf.reshape(x_hat, [-1, self.antennas_per_user, self.num_channel_uses])
         no_eff = tf.reshape(no_eff, [-1, self.antennas_per_user, self.num_channel_uses])
         llr = self.demapper(self._from_streams(x_hat), self._from_streams(no_eff))

@@ -32,6 +32,10 @@ class LinkSpec:
     ``fading``: ``"block"`` (one H per image), ``"fast"`` (one H per channel use)
     or ``"none"`` (AWGN, H = I). ``rx_correlation``/``tx_correlation``: exponential
     correlation coefficients (0 = uncorrelated). ``detector``: ``"lmmse"`` or ``"zf"``.
+    ``snr``: how the SNR sets the noise variance, for every system of the scenario:
+    ``"average"`` (per-receive-antenna average SNR, ``no = A Es / snr`` with fading) or
+    ``"realized"`` (the papers' ``||HX||^2 / (||HX||_0 sigma^2)``); see
+    :mod:`semsim.phy.channel`.
     ``model``: ``"rayleigh"`` (i.i.d. CN(0, 1)) or a 3GPP TR 38.901 model ``"cdl-a"`` ...
     ``"tdl-e"`` (:mod:`semsim.phy.tr38901`) with RMS delay spread ``delay_spread_ns`` (ns).
     """
@@ -44,6 +48,7 @@ class LinkSpec:
     tx_correlation: float = 0.0
     csi: CSISpec = dataclasses.field(default_factory=CSISpec)
     detector: Literal["lmmse", "zf"] = "lmmse"
+    snr: Literal["average", "realized"] = "average"
     model: str = "rayleigh"
     delay_spread_ns: float = 100.0
 

@@ -1,32 +1,76 @@
-"""``report.md``: the run summary (table of PSNR/CR per SNR) embedding the figures."""
+"""``report.md``: the run summary (headline PSNR with its 95 % interval and CR per SNR,
+SSIM / MS-SSIM, training status) embedding the figures."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from semsim.report.results import ResultsFile
+from semsim.atomic import write_text
+from semsim.report.results import ResultsFile, SystemResults
 
 
-def _table(results: ResultsFile) -> list[str]:
-    snrs = sorted({s for system in results.systems.values() for s in system.snr_db})
-    lines = ["| system | type | " + " | ".join(f"{s:g} dB" for s in snrs) + " |",
-             "|---|---|" + "---|" * len(snrs)]
+def training_status(system: SystemResults) -> str:
+    """``"600/2000 steps, UNDER-TRAINED"``, ``"2000 steps"``, or ``"-"`` (no training)."""
+    if system.steps_done is None:
+        return "-"
+    if system.under_trained:
+        return f"{system.steps_done}/{system.steps_planned} steps, UNDER-TRAINED"
+    return f"{system.steps_done} steps"
+
+
+def _snrs(results: ResultsFile) -> list[float]:
+    return sorted({s for system in results.systems.values() for s in system.snr_db})
+
+
+def _table(results: ResultsFile, cell, with_training: bool) -> list[str]:
+    snrs = _snrs(results)
+    training = "training | " if with_training else ""
+    lines = [f"| system | type | {training}" + " | ".join(f"{s:g} dB" for s in snrs) + " |",
+             "|---|---|" + ("---|" if with_training else "") + "---|" * len(snrs)]
     for name, system in results.systems.items():
-        cells = []
-        for snr in snrs:
-            if snr in system.snr_db:
-                i = system.snr_db.index(snr)
-                cells.append(f"{system.psnr_db[i]:.2f} dB / CR {system.cr[i]:.4f}")
-            else:
-                cells.append("")
-        lines.append(f"| {name} | {system.type} | " + " | ".join(cells) + " |")
+        cells = [cell(system, system.snr_db.index(s)) if s in system.snr_db else ""
+                 for s in snrs]
+        status = f"{training_status(system)} | " if with_training else ""
+        lines.append(f"| {name} | {system.type} | {status}" + " | ".join(cells) + " |")
+    return lines
+
+
+def _psnr_cell(system: SystemResults, i: int) -> str:
+    exact = f" ({system.exact_images[i]} exact)" if system.exact_images[i] else ""
+    return (f"{system.psnr_db[i]:.2f} ± {system.psnr_ci95_db[i]:.2f} dB{exact} / "
+            f"CR {system.cr[i]:.4f}")
+
+
+def _ssim_cell(system: SystemResults, i: int) -> str:
+    return (f"{system.ssim[i]:.3f} ± {system.ssim_ci95[i]:.3f} / "
+            f"{system.ms_ssim[i]:.3f} ± {system.ms_ssim_ci95[i]:.3f}")
+
+
+def _metric_notes(results: ResultsFile) -> list[str]:
+    metrics = results.metrics
+    lines = ["PSNR: mean over the test images of the per-image PSNR of 8-bit images "
+             "(originals and reconstructions rounded to 0..255), ± the half-width of its "
+             "95 % confidence interval (Student t); CR counts real channel symbols per 3HW."]
+    if "psnr_cap_db" in metrics:
+        lines.append(f"An exact reconstruction (MSE = 0) is counted at "
+                     f"{metrics['psnr_cap_db']:.2f} dB, the PSNR of the smallest non-zero "
+                     "8-bit MSE; cells say how many images were exact.")
     return lines
 
 
 def write_report(results: ResultsFile, figures: list[Path], path: str | Path) -> Path:
-    """Write ``report.md`` at ``path``; ``figures`` are embedded relative to it."""
+    """Write ``report.md`` at ``path`` (atomically); ``figures`` are embedded relative
+    to it."""
     path = Path(path)
     scenario = results.scenario
+    under = [name for name, s in results.systems.items() if s.under_trained]
+    warning = [] if not under else [
+        f"**Warning: under-trained: {', '.join(under)}** (training stopped by the "
+        "wall-clock budget `train.max_seconds` before its planned steps; continue it with "
+        "`--resume`).", ""]
+    ms = results.metrics.get("ms_ssim")
+    ms_note = "" if not ms else (f" MS-SSIM: {ms['scales']} scales, {ms['filter_size']}x"
+                                 f"{ms['filter_size']} window, weights {ms['weights']}.")
     lines = [
         f"# {scenario.get('name', 'semsim run')}",
         "",
@@ -36,12 +80,19 @@ def write_report(results: ResultsFile, figures: list[Path], path: str | Path) ->
         f"- data: {results.data}",
         f"- created: {results.created} (semsim {results.semsim_version})",
         "",
+        *warning,
         "## PSNR / CR per SNR",
         "",
-        "PSNR is the mean over test images of the per-image PSNR; CR counts real channel "
-        "symbols per 3HW.",
+        *_metric_notes(results),
         "",
-        *_table(results),
+        *_table(results, _psnr_cell, with_training=True),
+        "",
+        "## SSIM / MS-SSIM per SNR",
+        "",
+        "Mean over test images ± the 95 % confidence half-width, on 8-bit images "
+        "(`tf.image.ssim` / `tf.image.ssim_multiscale`)." + ms_note,
+        "",
+        *_table(results, _ssim_cell, with_training=False),
         "",
         "## Figures",
         "",
@@ -49,5 +100,5 @@ def write_report(results: ResultsFile, figures: list[Path], path: str | Path) ->
     for figure in figures:
         rel = Path(figure).resolve().relative_to(path.parent.resolve())
         lines += [f"![{rel.stem}]({rel.as_posix()})", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    write_text(path, "\n".join(lines))
     return path

@@ -1,23 +1,34 @@
 """The ``results.json`` schema (versioned) and its CSV export.
 
-``results.json``::
+``results.json`` (``schema_version`` 2; metric definitions in ``docs/metrics.md``)::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,
       "semsim_version": "0.1.0",
       "created": "2025-01-01T12:00:00+00:00",
       "profile": "quick",                      # profile applied, or null
       "data": "builtin: 32x32 patches ...",    # what the images were
+      "metrics": {...},                        # how the figures below were computed
       "scenario": {...},                       # the resolved scenario
       "systems": {
         "<system name>": {
           "type": "reference",
           "snr_db": [0.0, 10.0],               # evaluation SNRs (dB)
-          "psnr_db": [...], "psnr_std_db": [...],  # mean / std over images of per-image PSNR
-          "psnr_of_mean_mse_db": [...],        # PSNR of the MSE averaged over images
+          "psnr_db": [...],                    # HEADLINE: mean over images of the
+                                               # per-image PSNR of 8-bit images (dB)
+          "psnr_ci95_db": [...],               # half-width of its 95 % t-interval
+          "psnr_std_db": [...],                # std over images of per-image PSNR
+          "psnr_of_mean_mse_db": [...],        # PSNR of the 8-bit MSE averaged over images
+          "exact_images": [...],               # images reconstructed exactly (MSE = 0),
+                                               # counted at metrics.psnr_cap_db
+          "ssim": [...], "ssim_ci95": [...],   # mean SSIM and its 95 % half-width
+          "ms_ssim": [...], "ms_ssim_ci95": [...],
           "cr": [...],                         # mean CR (real symbols / 3HW)
           "n_images": [...],
           "train_seconds": 12.3, "eval_seconds": 4.5,
+          "steps_done": 600, "steps_planned": 2000,  # optimizer steps (learned systems;
+                                               # null otherwise): done < planned means
+                                               # under-trained (wall-clock budget)
           "<extra>": [...]                     # per-SNR mean of each TransmitResult.extras
         }                                      # entry (e.g. kept_maps, side_info_bits,
       }                                        # failed = failure rate; target_cr for
@@ -29,6 +40,7 @@ Every list of a system is aligned with its ``snr_db``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -36,9 +48,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 1
-#: Per-SNR lists every system has.
-CORE_LISTS = ("snr_db", "psnr_db", "psnr_std_db", "cr", "n_images")
+from semsim.atomic import write_text
+
+SCHEMA_VERSION = 2
+#: Per-SNR lists every system has (in CSV column order).
+CORE_LISTS = ("snr_db", "psnr_db", "psnr_ci95_db", "psnr_std_db", "psnr_of_mean_mse_db",
+              "exact_images", "ssim", "ssim_ci95", "ms_ssim", "ms_ssim_ci95", "cr", "n_images")
+#: Per-system training figures (one value per system).
+TRAINING_FIELDS = ("steps_done", "steps_planned")
 
 
 class SystemResults(BaseModel):
@@ -49,11 +66,20 @@ class SystemResults(BaseModel):
     type: str
     snr_db: list[float]
     psnr_db: list[float]
+    psnr_ci95_db: list[float]
     psnr_std_db: list[float]
+    psnr_of_mean_mse_db: list[float]
+    exact_images: list[int]
+    ssim: list[float]
+    ssim_ci95: list[float]
+    ms_ssim: list[float]
+    ms_ssim_ci95: list[float]
     cr: list[float]
     n_images: list[int]
     train_seconds: float | None = None
     eval_seconds: float | None = None
+    steps_done: int | None = None
+    steps_planned: int | None = None
 
     @model_validator(mode="after")
     def _aligned(self) -> SystemResults:
@@ -69,7 +95,14 @@ class SystemResults(BaseModel):
         for key in (*CORE_LISTS, *(self.model_extra or {})):
             if not all(math.isfinite(v) for v in getattr(self, key)):
                 raise ValueError(f"{key} holds a non-finite value")
+        if (self.steps_done is None) != (self.steps_planned is None):
+            raise ValueError("steps_done and steps_planned: give both or neither")
         return self
+
+    @property
+    def under_trained(self) -> bool:
+        """Training stopped before its planned steps (wall-clock budget)."""
+        return self.steps_done is not None and self.steps_done < self.steps_planned
 
     def extras(self) -> dict[str, list[float]]:
         """The system-specific per-SNR lists."""
@@ -79,18 +112,19 @@ class SystemResults(BaseModel):
 class ResultsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     semsim_version: str
     created: str
     profile: str | None = None
     data: str
+    metrics: dict[str, Any] = Field(default_factory=dict)
     scenario: dict[str, Any]
     systems: dict[str, SystemResults] = Field(min_length=1)
 
     def write(self, path: str | Path) -> None:
-        """Write as JSON (strict: no NaN/inf)."""
+        """Write as JSON (strict: no NaN/inf), atomically."""
         text = json.dumps(self.model_dump(mode="json"), indent=2, allow_nan=False)
-        Path(path).write_text(text + "\n", encoding="utf-8")
+        write_text(path, text + "\n")
 
     @classmethod
     def read(cls, path: str | Path) -> ResultsFile:
@@ -102,20 +136,25 @@ class ResultsFile(BaseModel):
         version = data.get("schema_version") if isinstance(data, dict) else None
         if version != SCHEMA_VERSION:
             raise ValueError(f"{path}: schema_version {version!r} is not supported "
-                             f"(this semsim reads version {SCHEMA_VERSION})")
+                             f"(this semsim reads version {SCHEMA_VERSION}; regenerate it with "
+                             "`semsim eval --checkpoint RUN_DIR`)")
         return cls.model_validate(data)
 
 
 def write_csv(results: ResultsFile, path: str | Path) -> None:
-    """One row per (system, SNR): core columns, then every extra (blank where a system
-    has none)."""
+    """One row per (system, SNR): system, type, the training figures (blank for systems
+    without training), core columns, then every extra (blank where a system has none).
+    Written atomically."""
     extras = sorted({k for s in results.systems.values() for k in s.extras()})
-    with Path(path).open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["system", "type", *CORE_LISTS, *extras])
-        for name, system in results.systems.items():
-            own = system.extras()
-            for i in range(len(system.snr_db)):
-                core = [getattr(system, key)[i] for key in CORE_LISTS]
-                writer.writerow([name, system.type, *core,
-                                 *(own[k][i] if k in own else "" for k in extras)])
+    handle = io.StringIO()
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(["system", "type", *TRAINING_FIELDS, *CORE_LISTS, *extras])
+    for name, system in results.systems.items():
+        own = system.extras()
+        training = ["" if getattr(system, k) is None else getattr(system, k)
+                    for k in TRAINING_FIELDS]
+        for i in range(len(system.snr_db)):
+            core = [getattr(system, key)[i] for key in CORE_LISTS]
+            writer.writerow([name, system.type, *training, *core,
+                             *(own[k][i] if k in own else "" for k in extras)])
+    write_text(path, handle.getvalue())

@@ -32,3 +32,8 @@ errors everywhere)::
 :mod:`.schema` holds the models, :mod:`.loader` reads and validates files (every
 problem on its own line), :mod:`.runner` runs a resolved scenario.
 """
+
+from pathlib import Path
+
+#: The scenario files shipped with semsim (``scenarios/`` of the source tree).
+SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"

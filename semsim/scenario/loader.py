@@ -17,14 +17,13 @@ from typing import Any
 import pydantic
 import yaml
 
+from semsim.scenario import SCENARIOS_DIR as SCENARIOS_DIR  # re-exported
 from semsim.scenario.schema import (
     Scenario,
     ScenarioFileHeader,
 )
 from semsim.systems.registry import system_types
 
-#: The scenario files shipped with semsim (``scenarios/`` of the source tree).
-SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.DOTALL)
 _UNION_TAGS = {"int", "float", "str", "bool", "none", "dict", "list", "tuple"}
 
@@ -283,27 +282,113 @@ def _header(raw: dict, source: Path) -> ScenarioFileHeader:
         raise ScenarioError(source, problems_from_validation(err, ScenarioFileHeader)) from None
 
 
-def load_scenario(path: str | Path, profile: str | None = None) -> ResolvedScenario:
-    """Read, resolve and validate a scenario file.
+def _read_source(source: dict | str | Path) -> tuple[dict, Path]:
+    """``(raw mapping, source path)`` of a scenario given as a mapping, YAML text (a
+    string holding a newline) or a file path."""
+    if isinstance(source, dict):
+        return copy.deepcopy(source), Path("<dict>")
+    if isinstance(source, str) and "\n" in source:
+        try:
+            data = yaml.safe_load(source)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise ScenarioError("<text>", [Problem("", f"YAML syntax error: {where}{problem}")]) \
+                from err
+        if not isinstance(data, dict):
+            raise ScenarioError("<text>", [Problem("", "the text must hold a mapping of scenario "
+                                                       f"keys, got {type(data).__name__}")])
+        return data, Path("<text>")
+    if isinstance(source, str | Path):
+        return read_yaml(source), Path(source)
+    raise TypeError(f"a scenario is a mapping, YAML text or a file path, got "
+                    f"{type(source).__name__}")
 
-    ``profile``: the profile to apply (any name the file defines); ``None`` applies the
-    file's own ``profile:`` key, if any. Raises :class:`ScenarioError`.
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.steps=2000"`` -> ``("train.steps", 2000)``: the value is read as a YAML
+    scalar or flow collection (``8``, ``1e-3``, ``true``, ``[0, 5]``, ``{mode: ls}``).
+    Raises ``ValueError`` naming the override."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*", key):
+        raise ValueError(f"--set {text!r}: expected KEY=VALUE with a dotted key, "
+                         "e.g. train.steps=2000")
+    try:
+        return key, yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as err:
+        raise ValueError(f"--set {key}: cannot read the value {value!r} as YAML") from err
+
+
+def apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:
+    """A copy of the scenario mapping ``raw`` with each dotted ``key: value`` of
+    ``overrides`` set. ``systems.<name>.<field>`` addresses the system named ``<name>``;
+    setting ``train.steps`` (``train.epochs``) drops the other budget, as a profile does. Raises
+    :class:`ScenarioError` (path = the key) when a key cannot be placed; the values are
+    validated with the rest of the scenario."""
+    data = copy.deepcopy(raw)
+    problems = []
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node: Any = data
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                named = [e for e in node if isinstance(e, dict) and e.get("name") == part]
+                if not named:
+                    names = ", ".join(str(e.get("name")) for e in node if isinstance(e, dict))
+                    problems.append(Problem(key, f"no entry named {part!r} under "
+                                                 f"{'.'.join(parts[:i])} (names: {names})"))
+                    break
+                node = named[0]
+            else:
+                child = node.get(part)
+                if child is None:
+                    child = node[part] = {}
+                if not isinstance(child, dict | list):
+                    problems.append(Problem(key, f"{'.'.join(parts[:i + 1])} is "
+                                                 f"{type(child).__name__}, not a mapping"))
+                    break
+                node = child
+        else:
+            if isinstance(node, list):
+                problems.append(Problem(key, "name a system: systems.<name>.<field>"))
+                continue
+            if parts == ["train", "steps"]:
+                node.pop("epochs", None)
+            elif parts == ["train", "epochs"]:
+                node.pop("steps", None)
+            node[parts[-1]] = value
+    if problems:
+        raise ScenarioError("--set", problems)
+    return data
+
+
+def load_scenario(source: dict | str | Path, profile: str | None = None,
+                  overrides: dict[str, Any] | None = None) -> ResolvedScenario:
+    """Read, resolve and validate a scenario.
+
+    ``source``: a mapping (as a YAML file would give), YAML text (a string holding a
+    newline) or a file path. ``profile``: the profile to apply (any name the file defines);
+    ``None`` applies the file's own ``profile:`` key, if any. ``overrides``: dotted keys
+    set after the profile (:func:`apply_overrides`; the ``--set`` of the command line).
+    Raises :class:`ScenarioError`.
     """
-    source = Path(path)
-    raw = read_yaml(source)
+    raw, source = _read_source(source)
     header = _header(raw, source)
     chosen = profile if profile is not None else header.profile
-    if chosen is None:
-        return _resolve(raw, source, None)
-    if chosen not in header.profiles:
-        defined = ", ".join(header.profiles) or "none"
-        raise ScenarioError(source, [Problem(
-            "profile", f"profile {chosen!r} is not defined in this file (profiles: {defined}; "
-                       "names: letters, digits, '_' and '-')")])
-    data, problems = _apply_profile(raw, chosen, header)
-    if problems:
-        raise ScenarioError(source, problems)
-    return _resolve(data, source, chosen)
+    if chosen is not None:
+        if chosen not in header.profiles:
+            defined = ", ".join(header.profiles) or "none"
+            raise ScenarioError(source, [Problem(
+                "profile", f"profile {chosen!r} is not defined in this file (profiles: {defined}; "
+                           "names: letters, digits, '_' and '-')")])
+        raw, problems = _apply_profile(raw, chosen, header)
+        if problems:
+            raise ScenarioError(source, problems)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    return _resolve(raw, source, chosen)
 
 
 def validate_file(path: str | Path) -> tuple[list[Problem], list[str]]:

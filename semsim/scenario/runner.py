@@ -4,11 +4,16 @@ Run directory layout (``RunOptions.out_dir``)::
 
     scenario.resolved.yaml      the resolved scenario (profile applied)
     run_state.json              what this directory holds (checked by --resume)
-    checkpoints/<system>/       each system's ``prepare`` workdir
+    checkpoints/<system>/       each system's ``prepare`` workdir (learned systems:
+                                backup/, final.weights.h5, history.csv, tensorboard/)
     eval/<system>/snr_XX.npz    per-image results of one (system, SNR) point
-    eval/<system>/timing.json   seconds spent training
+    eval/<system>/timing.json   seconds spent training and evaluating, steps done/planned
     eval/originals.npy          the test images shown in the sample grids
     results.json, results.csv, *.png, report.md
+
+Every file is written atomically (temporary file in the same directory, then
+``os.replace``): a failed write (disk full, permissions) stops the run with a one-line
+:class:`RunFailure` and leaves the previous file intact.
 
 Reproducibility: before each system's ``prepare`` every global generator (Python,
 numpy, TensorFlow/Keras, Sionna) is seeded with the scenario seed; channels are drawn
@@ -19,6 +24,17 @@ before each ``transmit`` the generators are seeded from (SNR index, batch index)
 noise draws are common to all systems and identical on a rerun. Evaluation results
 are saved per (system, SNR) point, so an interrupted run resumed with ``resume=True``
 recomputes only unfinished points and gives the same ``results.json``.
+
+Training honesty: a learned system whose training the wall-clock budget cut short is
+evaluated as it is and marked under-trained (``steps_done < steps_planned`` in the
+results); ``resume=True`` continues its training and evaluates it again (with the
+systems matching its CR). A non-finite loss stops the run with a :class:`RunFailure`
+naming the system and the step; its last good checkpoint stays, and the run can be
+resumed with a smaller ``train.learning_rate`` (the one scenario change, with
+``train.max_seconds``, that ``resume`` accepts).
+
+Validation: :func:`~semsim.scenario.evaluation.validation_split` holds out training
+images (never test images) on which learned systems log their PSNR every epoch.
 """
 
 from __future__ import annotations
@@ -26,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,24 +52,37 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from semsim import __version__
+from semsim.atomic import atomic_path, write_text
 from semsim.data.pipeline import ImageData, eval_batches, load_data, train_dataset
-from semsim.metrics import psnr_per_image
 from semsim.report.markdown import write_report
 from semsim.report.plots import plot_results, plot_samples
 from semsim.report.results import CORE_LISTS, ResultsFile, SystemResults, write_csv
+from semsim.scenario.evaluation import (
+    image_quality,
+    metrics_description,
+    system_results,
+    validation_split,
+)
 from semsim.scenario.loader import ResolvedScenario
 from semsim.scenario.schema import SystemConfig, evaluation_order
 from semsim.seeding import set_seed
-from semsim.systems.base import System, TransmitResult
+from semsim.systems.base import System, TrainReport, TransmitResult
+from semsim.systems.keras_system import NonFiniteTrainingError
 from semsim.systems.registry import get_system_type
 
-#: PSNR of a perfect reconstruction is capped here (MSE floored at 1e-10).
-PSNR_CAP_DB = 100.0
 STATE_FILE = "run_state.json"
+#: Scenario keys a resumed run may change (``train`` section): a diverged run continues
+#: with a smaller learning rate, an under-trained one with another budget.
+RESUME_MAY_CHANGE = ("learning_rate", "max_seconds")
 
 
 class RunError(RuntimeError):
     """The run cannot start as requested (bad output directory, selection...)."""
+
+
+class RunFailure(RunError):
+    """The run started but failed (training diverged, a file could not be written);
+    the run directory stays resumable."""
 
 
 @dataclasses.dataclass
@@ -63,14 +93,18 @@ class RunOptions:
     training into ``out_dir/checkpoints``. ``progress``: show progress bars.
     ``on_event(kind, info)``: called after each evaluation batch (``kind ==
     "eval_batch"``, ``info`` with ``system``, ``snr_index``, ``batch``) and after each
-    system's ``prepare`` (``"prepared"``); tests use it to interrupt a run."""
+    system's ``prepare`` (``"prepared"``); tests use it to interrupt a run.
+    ``tensorboard``: learned systems also write TensorBoard logs in their checkpoint
+    directory."""
 
     out_dir: Path
     resume: bool = False
+    overwrite: bool = False
     systems: tuple[str, ...] | None = None
     checkpoints: Path | None = None
     progress: bool = True
     on_event: Callable[[str, dict[str, Any]], None] | None = None
+    tensorboard: bool = False
 
 
 def derive_seed(seed: int, *keys: int) -> int:
@@ -78,36 +112,17 @@ def derive_seed(seed: int, *keys: int) -> int:
     return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0] % (2**31 - 1))
 
 
-def psnr_db(images: np.ndarray, images_hat: np.ndarray) -> np.ndarray:
-    """Per-image PSNR (dB, MAX = 255) of ``[B, H, W, 3]`` images in ``[0, 1]``: ``[B]``
-    float64, capped at :data:`PSNR_CAP_DB` (a perfectly decoded flat patch would be inf)."""
-    return np.minimum(psnr_per_image(images, images_hat), PSNR_CAP_DB)
-
-
-def psnr_of_mean_mse_db(psnr: np.ndarray) -> float:
-    """PSNR (dB) of the MSE averaged over images, from per-image PSNRs (dB)."""
-    return float(-10.0 * np.log10(np.mean(10.0 ** (-np.asarray(psnr, np.float64) / 10.0))))
-
-
 class SharedChannels:
     """Channel realizations drawn once per (SNR index, batch index) and shared by all
     systems: ``[b, Nr, Nt]`` complex64, or ``None`` with fast fading."""
 
     def __init__(self, link, seed: int):
-        from semsim.phy.channel import MultiUserUplinkChannel, RayleighMIMOChannel
+        from semsim.phy.channel import make_channel
 
         self._seed = seed
         self._cache: dict[tuple[int, int], np.ndarray | None] = {}
         self._fast = link.fading == "fast"
-        if link.users > 1:
-            self._channel = MultiUserUplinkChannel(
-                link.users, link.nr, link.antennas_per_user, fading=link.fading,
-                rx_correlation=link.rx_correlation)
-        else:
-            self._channel = RayleighMIMOChannel(
-                link.nr, link.nt, fading=link.fading, rx_correlation=link.rx_correlation,
-                tx_correlation=link.tx_correlation, model=link.model,
-                delay_spread_ns=link.delay_spread_ns)
+        self._channel = make_channel(link.to_spec())
 
     def get(self, snr_index: int, batch_index: int, batch_size: int) -> np.ndarray | None:
         if self._fast:
@@ -120,9 +135,18 @@ class SharedChannels:
 
 
 def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
+
+
+def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        np.save(tmp, array)
+
+
+def _without_resumable(scenario: dict) -> dict:
+    train = {k: v for k, v in scenario.get("train", {}).items() if k not in RESUME_MAY_CHANGE}
+    return {**scenario, "train": train}
 
 
 def _check_result(name: str, result: TransmitResult, images: np.ndarray) -> None:
@@ -136,7 +160,8 @@ def _check_result(name: str, result: TransmitResult, images: np.ndarray) -> None
         raise ValueError(f"system {name!r}: cr has shape {np.shape(result.cr)}, "
                          f"expected ({len(images)},)")
     for key, value in result.extras.items():
-        if key in CORE_LISTS or key in ("type", "target_cr", "train_seconds", "eval_seconds"):
+        if key in CORE_LISTS or key in ("type", "target_cr", "train_seconds", "eval_seconds",
+                                        "steps_done", "steps_planned"):
             raise ValueError(f"system {name!r}: extras key {key!r} clashes with a results field")
         if np.shape(value) != (len(images),):
             raise ValueError(f"system {name!r}: extras[{key!r}] has shape {np.shape(value)}, "
@@ -150,6 +175,8 @@ class _Run:
         self.options = options
         self.out = Path(options.out_dir)
         self.selected = self._selection()
+        #: systems (re)trained or (re)evaluated in this process
+        self.redone: set[str] = set()
 
     # ---- set-up -------------------------------------------------------------------
     def _selection(self) -> list[SystemConfig]:
@@ -171,21 +198,24 @@ class _Run:
     def _prepare_directory(self) -> None:
         state_path = self.out / STATE_FILE
         state = {"scenario": self.resolved.to_dict(), "profile": self.resolved.profile}
+        if state_path.exists() and self.options.overwrite:
+            shutil.rmtree(self.out)
         if state_path.exists():
             if not self.options.resume:
-                raise RunError(f"{self.out} already holds a run; pass --resume to continue it "
-                               "or choose another --out")
+                raise RunError(f"{self.out} already holds a run; pass --resume to continue it, "
+                               "--overwrite to replace it, or choose another --out")
             previous = json.loads(state_path.read_text(encoding="utf-8"))
-            if previous != json.loads(json.dumps(state)):
-                changed = sorted(k for k in set(previous["scenario"]) | set(state["scenario"])
-                                 if previous["scenario"].get(k) != state["scenario"].get(k))
+            current = json.loads(json.dumps(state))
+            old, new = (_without_resumable(s["scenario"]) for s in (previous, current))
+            if old != new or previous.get("profile") != current["profile"]:
+                changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                 if previous.get("profile") != state["profile"]:
                     changed.append("profile")
                 raise RunError(f"--resume: the run in {self.out} was made with a different "
                                f"scenario (changed: {', '.join(changed)}); use another --out")
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "scenario.resolved.yaml").write_text(self.resolved.to_yaml(), encoding="utf-8")
-        state_path.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        write_text(self.out / "scenario.resolved.yaml", self.resolved.to_yaml())
+        write_text(state_path, json.dumps(state, indent=2))
 
     def _workdir(self, name: str, trainable: bool) -> Path:
         if self.options.checkpoints is None:
@@ -199,14 +229,18 @@ class _Run:
     def _build(self, entry: SystemConfig, data: ImageData) -> System:
         stype = get_system_type(entry.type)
         size = (data.image_size, data.image_size)
+        set_seed(self.scenario.seed)
         return stype.factory(self.resolved.params[entry.name], self.scenario.link.to_spec(),
                              size, self.scenario.seed)
 
-    def _prepare(self, entry: SystemConfig, system: System, data: ImageData) -> float:
+    def _prepare(self, entry: SystemConfig, system: System, data: ImageData,
+                 validation: np.ndarray) -> tuple[float, TrainReport | None]:
+        """Train (or load) one system: seconds spent and its :class:`TrainReport`."""
         cfg = self.scenario.train
-        train_spec = cfg.to_spec(entry.train_snr_db or self.scenario.snr.train_db,
-                                 self.scenario.seed,
-                                 max(1, data.num_train // cfg.batch_size))
+        train_spec = dataclasses.replace(
+            cfg.to_spec(entry.train_snr_db or self.scenario.snr.train_db, self.scenario.seed,
+                        max(1, data.num_train // cfg.batch_size)),
+            validation_images=validation, tensorboard=self.options.tensorboard)
         stream = train_dataset(data, cfg.batch_size, self.scenario.seed,
                                augment=self.scenario.data.augment,
                                labels=self.scenario.data.labels)
@@ -215,14 +249,17 @@ class _Run:
         resume = self.options.resume or self.options.checkpoints is not None
         set_seed(self.scenario.seed)
         start = time.perf_counter()
-        system.prepare(stream, train_spec, workdir, resume)
-        return time.perf_counter() - start
+        try:
+            report = system.prepare(stream, train_spec, workdir, resume)
+        except NonFiniteTrainingError as err:
+            raise RunFailure(f"system {entry.name!r}: {err}") from err
+        return time.perf_counter() - start, report if isinstance(report, TrainReport) else None
 
     def _evaluate_point(self, entry: SystemConfig, system: System, snr_index: int,
                         batches: list[np.ndarray], channels: SharedChannels,
                         target_cr: float | None, bar) -> dict[str, np.ndarray]:
         snr = float(self.scenario.snr.eval_db[snr_index])
-        psnr, cr, extras, samples = [], [], {}, []
+        quality, cr, extras, samples = {}, [], {}, []
         n_samples = min(self.scenario.eval.samples, sum(len(b) for b in batches))
         for b, images in enumerate(batches):
             h = channels.get(snr_index, b, len(images))
@@ -230,7 +267,8 @@ class _Run:
             result = system.transmit(images, snr, h=h, target_cr=target_cr)
             _check_result(entry.name, result, images)
             images_hat = np.asarray(result.images_hat, np.float32)
-            psnr.append(psnr_db(images, images_hat))
+            for key, value in image_quality(images, images_hat).items():
+                quality.setdefault(key, []).append(value)
             cr.append(np.asarray(result.cr, np.float64))
             for key, value in result.extras.items():
                 extras.setdefault(key, []).append(np.asarray(value, np.float64))
@@ -240,8 +278,9 @@ class _Run:
             if self.options.on_event:
                 self.options.on_event("eval_batch", {"system": entry.name,
                                                      "snr_index": snr_index, "batch": b})
-        point = {"snr_db": np.float64(snr), "psnr": np.concatenate(psnr),
-                 "cr": np.concatenate(cr),
+        point = {"snr_db": np.float64(snr), "cr": np.concatenate(cr),
+                 "image_size": np.asarray(batches[0].shape[1:], np.int64),
+                 **{key: np.concatenate(values) for key, values in quality.items()},
                  "samples": np.concatenate(samples)[:n_samples]}
         if target_cr is not None:
             point["target_cr"] = np.float64(target_cr)
@@ -254,8 +293,8 @@ class _Run:
             point[f"extra__{key}"] = np.full(len(point["psnr"]), float(value))
         return point
 
-    def _run_system(self, entry: SystemConfig, data: ImageData, batches, channels,
-                    points: dict[str, list[dict]]) -> SystemResults:
+    def _run_system(self, entry: SystemConfig, data: ImageData, validation: np.ndarray,
+                    batches, channels, points: dict[str, list[dict]]) -> SystemResults:
         eval_dir = self.out / "eval" / entry.name
         eval_dir.mkdir(parents=True, exist_ok=True)
         snrs = self.scenario.snr.eval_db
@@ -263,13 +302,20 @@ class _Run:
         timing_file = eval_dir / "timing.json"
         timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
         loaded = [dict(np.load(f)) if f.exists() else None for f in files]
+        if timing.get("steps_done", 0) < timing.get("steps_planned", 0) or \
+                entry.match_cr_of in self.redone:
+            # under-trained (budget) or matching a system evaluated again: not finished
+            loaded = [None] * len(files)
         eval_start = time.perf_counter()
         if any(p is None for p in loaded):
+            self.redone.add(entry.name)
             system = self._build(entry, data)
             print(f"preparing {entry.name} ({entry.type})", flush=True)
-            timing["train_seconds"] = timing.get("train_seconds", 0.0) + \
-                self._prepare(entry, system, data)
-            timing_file.write_text(json.dumps(timing))
+            seconds, report = self._prepare(entry, system, data, validation)
+            timing["train_seconds"] = timing.get("train_seconds", 0.0) + seconds
+            if report is not None:
+                timing.update(steps_done=report.steps_done, steps_planned=report.steps_planned)
+            write_text(timing_file, json.dumps(timing))
             if self.options.on_event:
                 self.options.on_event("prepared", {"system": entry.name})
             todo = sum(p is None for p in loaded) * len(batches)
@@ -286,55 +332,53 @@ class _Run:
                                                      target, bar)
                     _atomic_save_npz(file, **loaded[i])
         timing["eval_seconds"] = timing.get("eval_seconds", 0.0) + time.perf_counter() - eval_start
-        timing_file.write_text(json.dumps(timing))
+        write_text(timing_file, json.dumps(timing))
         points[entry.name] = loaded
-        return _system_results(entry.type, loaded, timing)
+        return system_results(entry.type, loaded, timing)
 
     # ---- whole run -------------------------------------------------------------------
     def run(self) -> ResultsFile:
-        self._prepare_directory()
-        data = load_data(self.scenario.data)
+        try:
+            return self._run()
+        except OSError as err:
+            what = f" {err.filename}" if err.filename else ""
+            raise RunFailure(f"cannot write or read{what}: {err.strerror or err} (the files "
+                             f"already in {self.out} are left as they were)") from err
+
+    def _run(self) -> ResultsFile:
+        try:  # before the run directory exists, so a data error never blocks a retry
+            data = load_data(self.scenario.data)
+        except (OSError, ValueError) as err:
+            raise RunError(f"data: {err}") from err
         users = self.scenario.link.users
         if len(data.test) % users:
             raise RunError(f"the test set has {len(data.test)} images, not a multiple of "
                            f"link.users ({users}); set data.test_images")
+        if len(data.test) < 2:
+            raise RunError(f"the test set has {len(data.test)} image; at least 2 are needed "
+                           "for confidence intervals")
+        self._prepare_directory()
+        data, validation = validation_split(data, users)
         batches = eval_batches(data, self.scenario.eval.batch_size)
         originals = data.test[: self.scenario.eval.samples]
         (self.out / "eval").mkdir(exist_ok=True)
-        np.save(self.out / "eval" / "originals.npy", originals)
+        _atomic_save_npy(self.out / "eval" / "originals.npy", originals)
         channels = SharedChannels(self.scenario.link, self.scenario.seed)
         points: dict[str, list[dict]] = {}
         systems = {}
         for entry in self.selected:
-            systems[entry.name] = self._run_system(entry, data, batches, channels, points)
+            systems[entry.name] = self._run_system(entry, data, validation, batches, channels,
+                                                   points)
         results = ResultsFile(
             semsim_version=__version__,
             created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             profile=self.resolved.profile, data=data.description,
+            metrics=metrics_description(*data.test_shape),
             scenario=self.resolved.to_dict(),
             systems={e.name: systems[e.name] for e in self.scenario.systems if e.name in systems},
         )
         write_outputs(results, self.out)
         return results
-
-
-def _system_results(type_name: str, points: list[dict], timing: dict) -> SystemResults:
-    values: dict[str, Any] = {
-        "type": type_name,
-        "snr_db": [float(p["snr_db"]) for p in points],
-        "psnr_db": [float(np.mean(p["psnr"])) for p in points],
-        "psnr_std_db": [float(np.std(p["psnr"])) for p in points],
-        "psnr_of_mean_mse_db": [psnr_of_mean_mse_db(p["psnr"]) for p in points],
-        "cr": [float(np.mean(p["cr"])) for p in points],
-        "n_images": [int(len(p["psnr"])) for p in points],
-        "train_seconds": timing.get("train_seconds"),
-        "eval_seconds": timing.get("eval_seconds"),
-    }
-    if "target_cr" in points[0]:
-        values["target_cr"] = [float(p["target_cr"]) for p in points]
-    for key in sorted(k for k in points[0] if k.startswith("extra__")):
-        values[key.removeprefix("extra__")] = [float(np.mean(p[key])) for p in points]
-    return SystemResults(**values)
 
 
 def sample_grids(run_dir: Path, results: ResultsFile, out_dir: Path) -> list[Path]:

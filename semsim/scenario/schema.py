@@ -76,6 +76,9 @@ class LinkConfig(Strict):
 
     Single user: ``nt`` transmit antennas to ``nr`` receive antennas. Multi-user
     uplink: ``users`` (K) users with ``antennas_per_user`` antennas each (default 1)
+    to ``nr`` (M) receive antennas; ``nt`` is then not given. ``snr``: the SNR definition
+    every system of the scenario uses (``average``: per-receive-antenna average SNR, the
+    default; ``realized``: the papers' ``||HX||^2 / (||HX||_0 sigma^2)``), see docs/phy.md.
     to ``nr`` (M) receive antennas; ``nt`` is then not given. ``model``: ``rayleigh``
     (i.i.d.) or a 3GPP TR 38.901 model (``cdl-a`` ... ``tdl-e``, single user, block fading,
     no extra correlation) with RMS delay spread ``delay_spread_ns`` in ns.
@@ -90,6 +93,7 @@ class LinkConfig(Strict):
     tx_correlation: Correlation = 0.0
     csi: CSIConfig = Field(default_factory=CSIConfig)
     detector: Literal["lmmse", "zf"] = "lmmse"
+    snr: Literal["average", "realized"] = "average"
     model: Literal["rayleigh", "cdl-a", "cdl-b", "cdl-c", "cdl-d", "cdl-e",
                    "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e"] = "rayleigh"
     delay_spread_ns: Annotated[float, Field(gt=0.0)] = 100.0
@@ -146,6 +150,7 @@ class LinkConfig(Strict):
             tx_correlation=self.tx_correlation,
             csi=self.csi.to_spec(),
             detector=self.detector,
+            snr=self.snr,
             model=self.model,
             delay_spread_ns=self.delay_spread_ns,
         )
@@ -182,16 +187,17 @@ class SNRConfig(Strict):
 class DataConfig(Strict):
     """Image data (see :mod:`semsim.data`).
 
-    ``source``: ``builtin`` (natural images shipped with scikit-image, cut into
-    patches; no download; not CIFAR-10), ``cifar10`` (Keras's loader, or a local
+    ``source``: ``builtin`` (natural colour photographs bundled with installed
+    packages: random crops for training, tiles of held-out photographs for testing; no
+    download; not CIFAR-10; see docs/data.md), ``cifar10`` (Keras's loader, or a local
     ``cifar-10-batches-py`` directory given as ``path``) or ``folder`` (PNG/JPEG files
     under ``path``; ``train_glob``/``test_glob`` select the splits, default
     ``train/*`` and ``test/*``; ``test_crop``: ``center`` crop of ``image_size`` or the
     ``full`` images, which must then all have one size).
     ``image_size``: patch/crop size (pixels, square). ``train_images``/``test_images``
-    cap the number of images used (``None``: all). ``augment``: random horizontal
-    flips in training. ``labels``: hand ``(images, labels)`` pairs to training
-    (cifar10 only).
+    cap the number of images used (training photographs for ``builtin``; ``None``:
+    all). ``augment``: random horizontal flips in training. ``labels``: hand
+    ``(images, labels)`` pairs to training (cifar10 only).
     """
 
     source: Literal["builtin", "cifar10", "folder"] = "builtin"

@@ -12,8 +12,9 @@ gradients back to the logits.
   gradient of the soft sample).
 * Evaluation: ``y = one_hot(argmax(logits))``, deterministic, no noise.
 
-``tau`` is annealed during training by :class:`TemperatureAnnealing` following
-:func:`annealed_temperature`.
+``tau`` is set during training by :class:`TemperatureAnnealing` following
+:func:`annealed_temperature`: constant (the reference paper's tau = 5) or, as an option,
+annealed exponentially or linearly.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def annealed_temperature(
     initial: float,
     final: float,
     anneal_steps: int,
-    schedule: Schedule = "exponential",
+    schedule: Schedule = "constant",
 ) -> tf.Tensor:
     """Gumbel-Softmax temperature after ``step`` optimizer steps (float32 scalar).
 
@@ -183,7 +184,7 @@ class TemperatureAnnealing(keras.callbacks.Callback):
         initial: float,
         final: float,
         anneal_steps: int,
-        schedule: Schedule = "exponential",
+        schedule: Schedule = "constant",
         attribute: str = "temperature",
     ):
         super().__init__()

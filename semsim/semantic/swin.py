@@ -471,8 +471,8 @@ class SwinDecoder(_SwinStack):
 
     Linear(``dims[0]``) -> stage 0 -> for each further stage ``i``:
     ``PatchReverseMerging(dims[i])`` -> stage ``i`` -> ``PatchReverseMerging(3, patch_size)``
-    -> sigmoid. For the mirror of the default encoder use ``dims=(128, 96)``,
-    ``depths=(4, 2)``, ``heads=(8, 6)``.
+    -> sigmoid. The defaults are the reference paper's decoder: stage 1 (at the coarse
+    grid) 2 blocks x 8 heads at width 128, stage 2 4 blocks x 6 heads at width 96.
 
     ``call(z, c=None)``: ``z`` ``[B, h, w, C]`` ``float32``; ``c`` ``[B, cond_dim]`` (required iff
     ``conditioned``). Returns ``[B, f h, f w, 3]`` ``float32`` in ``(0, 1)``,
@@ -482,7 +482,7 @@ class SwinDecoder(_SwinStack):
     def __init__(
         self,
         dims: Sequence[int] = (128, 96),
-        depths: Sequence[int] = (4, 2),
+        depths: Sequence[int] = (2, 4),
         heads: Sequence[int] = (8, 6),
         window_size: int = 4,
         patch_size: int = 2,

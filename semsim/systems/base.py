@@ -15,22 +15,47 @@ Conventions
   ``[batch, num_rx_ant, num_tx_ant]`` ``complex64`` (block fading). When given,
   the system must use it instead of drawing its own, so that every system of a
   scenario sees the same channels.
-* CR (compression ratio) is the number of **real** channel symbols actually sent
-  divided by ``3 * height * width``.
+* CR (compression ratio) is the number of **real** channel symbols that entered the
+  channel layer (counted there: ``sent_reals`` of :class:`semsim.phy.Transmission` or
+  :meth:`semsim.phy.DigitalLink.send`) divided by ``3 * height * width``. Everything that
+  crosses the channel counts (e.g. the multi-user system's index symbols); pilots do not.
+* Side information is what a system assumes the receiver knows for free (not sent, so
+  not in CR): e.g. the reference system's cut-off pair, SwinJSCC's channel mask. Every
+  such system reports it as ``side_info_bits`` per image with one definition,
+  :func:`side_info_bits`: the empirical entropy of those per-image decisions over the
+  test set at one SNR (the cost of entropy-coding them), computed in
+  :meth:`System.summarize`. A system that reports none assumes none.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from semsim.metrics import empirical_entropy_bits
 from semsim.phy.spec import CSISpec, LinkSpec
 
-__all__ = ["CSISpec", "LinkSpec", "TrainSpec", "TransmitResult", "System"]
+__all__ = ["CSISpec", "LinkSpec", "TrainReport", "TrainSpec", "TransmitResult", "System", "side_info_bits",
+           "side_info_summary"]
+
+
+def side_info_bits(extras: dict[str, np.ndarray], keys: tuple[str, ...]) -> float:
+    """Side information per image (bits): the empirical entropy of the joint per-image
+    decisions ``extras[key]`` (``[num_images]`` integer-valued, rounded) over a test set."""
+    return empirical_entropy_bits(*(np.rint(np.asarray(extras[key], np.float64)) for key in keys))
+
+
+def side_info_summary(*keys: str) -> Callable[[dict[str, np.ndarray]], dict[str, float]]:
+    """A :meth:`System.summarize` that reports ``{"side_info_bits": side_info_bits(extras,
+    keys)}`` for the per-image decisions named ``keys``."""
+    if not keys:
+        raise ValueError("side_info_summary needs the names of the decisions' extras")
+    return lambda extras: {"side_info_bits": side_info_bits(extras, keys)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +65,9 @@ class TrainSpec:
     ``steps`` is the total number of optimizer steps (``epochs * steps_per_epoch``).
     ``snr_range_db``: training SNR drawn per image from ``U[lo, hi]`` dB.
     ``max_seconds``: optional wall-clock budget; training stops cleanly when reached.
+    ``validation_images``: held-out images (``float32 [V, H, W, 3]`` in ``[0, 1]``, never
+    the test set) on which learned systems log their PSNR after every epoch.
+    ``tensorboard``: also write TensorBoard logs under the workdir.
     """
 
     steps: int = 100
@@ -52,10 +80,27 @@ class TrainSpec:
     max_seconds: float | None = None
     jit_compile: bool = True
     seed: int = 0
+    validation_images: np.ndarray | None = dataclasses.field(default=None, compare=False,
+                                                             repr=False)
+    tensorboard: bool = False
 
     @property
     def epochs(self) -> int:
         return max(1, -(-self.steps // self.steps_per_epoch))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainReport:
+    """What ``prepare`` of a system trained by optimizer steps returns: ``steps_done``
+    (in total, over resumes) and ``steps_planned``; fewer done than planned means the
+    wall-clock budget stopped it (under-trained)."""
+
+    steps_done: int
+    steps_planned: int
+
+    @property
+    def complete(self) -> bool:
+        return self.steps_done >= self.steps_planned
 
 
 @dataclasses.dataclass
@@ -80,8 +125,10 @@ class System(abc.ABC):
     trainable: ClassVar[bool]
 
     @abc.abstractmethod
-    def prepare(self, train_data: Any, train: TrainSpec, workdir: Path, resume: bool) -> None:
-        """Train (learned systems) or fit statistics (classic ones) on ``train_data``.
+    def prepare(self, train_data: Any, train: TrainSpec, workdir: Path,
+                resume: bool) -> TrainReport | None:
+        """Train (learned systems) or fit statistics (classic ones) on ``train_data``;
+        systems trained by optimizer steps return a :class:`TrainReport`.
 
         ``train_data`` is a ``tf.data.Dataset`` of ``[batch, H, W, 3]`` images (or of
         ``(images, labels)`` pairs). Checkpoints go under ``workdir``; with

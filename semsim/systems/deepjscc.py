@@ -10,21 +10,24 @@ features, concatenated with the SNR in dB, through ``Dense(hidden, ReLU)`` and
 
 Channel mapping (:class:`LatentLink`)
     The latent ``[B, H/4, W/4, c]`` of each image is flattened (row-major) into ``2N``
-    reals, ``N = H W c / 32``, paired into ``N`` complex symbols
-    (:func:`semsim.phy.reals_to_complex`) and laid out on the ``A`` transmit antennas of
-    the image's sender as ``[A, L]``, ``L = ceil(N / A)`` (symbol ``n`` on antenna
-    ``n // L``, channel use ``n % L``); the ``A L - N`` trailing slots are not sent (zero,
-    masked). Single user: ``A = Nt``, the block is ``[B, Nt, L]``. Multi-user uplink
-    (``K`` users of ``A`` antennas): image ``n`` is sent by user ``n % K`` in channel
-    realization ``n // K`` (:mod:`semsim.systems.users`), so the block is
-    ``[B/K, K, A, L]``, every user sending its own image at the same CR, with one power
-    constraint per user. :class:`semsim.phy.AnalogLink` normalizes the power per image
-    over the sent symbols, applies the channel (the given ``h`` of each realization or a
-    fresh draw) and detects all users jointly with the scenario's CSI and detector
-    (LMMSE). The ADJSCC receiver and transmitter use the fed-back SNR estimate of the
-    image's realization (``ChannelState.snr_hat_db``).
+    reals, ``N = H W c / 32``, and laid out by :func:`semsim.phy.layout.pack_reals`, the
+    layout of every system: kept reals (all of them here; a ``sent`` mask selects them for
+    systems that drop some, e.g. SwinJSCC) are compacted, paired into complex symbols
+    (``z[2i] + j z[2i+1]``) and dealt over the ``A`` transmit antennas of the image's
+    sender, symbol ``n`` on antenna ``n mod A`` in channel use ``n // A``
+    (``L = ceil(N / A)``). Single user: ``A = Nt``, the block is ``[B, Nt, L]``.
+    Multi-user uplink (``K`` users of ``A`` antennas): image ``n`` is sent by user ``n % K``
+    in channel realization ``n // K`` (:mod:`semsim.systems.users`), so the block is
+    ``[B/K, K, A, L]``, every user sending its own image, with one power constraint per
+    user. :class:`semsim.phy.AnalogLink` normalizes the power per image over the sent
+    symbols, applies the channel (the given ``h`` of each realization or a fresh draw)
+    and detects all users jointly with the scenario's CSI and detector (LMMSE). The
+    ADJSCC receiver and transmitter use the fed-back SNR estimate of the image's
+    realization (``ChannelState.snr_hat_db``).
 
-CR = ``2N / (3HW) = c / 48`` exactly (real data symbols; pilots are not counted).
+CR = the real symbols that entered the channel layer (``sent_reals`` of
+:class:`semsim.phy.Transmission`) / ``3HW``; for Deep JSCC ``2N / (3HW) = c / 48``
+(pilots are not counted).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import keras
 import pydantic
 import tensorflow as tf
 
-from semsim.phy import AnalogLink, complex_to_reals, reals_to_complex
+from semsim.phy import AnalogLink, layout
 from semsim.phy.spec import LinkSpec, link_from_config, link_to_config
 from semsim.systems import users as users_lib
 from semsim.systems.keras_system import KerasSystem, LossModel
@@ -72,6 +75,7 @@ class LatentLink(keras.layers.Layer):
     optional complex64 ``[N, Nr, Nt]`` per image (multi-user: realization ``b`` uses
     ``h[b K]``); returns ``(z_hat, state)`` with ``z_hat`` like ``z`` and the
     :class:`semsim.phy.ChannelState` used (one entry per realization, ``N / K``).
+    :meth:`send` also returns the real symbols of each image that entered the channel.
     Use :meth:`observe` / :meth:`send` separately when the transmitter needs the state,
     and :meth:`image_snr_hat` for the fed-back SNR estimate of each image.
     """
@@ -88,7 +92,8 @@ class LatentLink(keras.layers.Layer):
         users = self.link.users
         num_symbols = None
         if self.link.fading == "fast":
-            num_symbols = -(-num_reals // 2 // self.link.antennas_per_user)
+            num_symbols = layout.num_channel_uses((num_reals + 1) // 2,
+                                                  self.link.antennas_per_user)
         snr = users_lib.realization_snr(snr_db, num_images, users)
         return self.analog.observe(tf.shape(snr)[0], snr, h=users_lib.realization_h(h, users),
                                    num_symbols=num_symbols)
@@ -99,37 +104,29 @@ class LatentLink(keras.layers.Layer):
 
     def send(self, z, state, snr_db, sent=None):
         """Send the reals ``z`` ``[N, *shape]``; ``sent`` optional ``[N, *shape]`` 0/1 mask
-        of the reals actually sent (pairs must agree); ``snr_db`` ``[N]`` or scalar (dB).
-        Returns ``z_hat`` like ``z``."""
+        of the reals actually sent; ``snr_db`` ``[N]`` or scalar (dB). Returns ``(z_hat,
+        sent_reals)``: ``z_hat`` like ``z`` (unsent reals 0) and the real symbols of each
+        image that entered the channel, ``[N]`` float32."""
         num_reals = _static_size(z)
-        if num_reals % 2:
-            raise ValueError(f"the latent must hold an even number of reals; got {num_reals}")
         shape = tf.shape(z)
         flat = tf.reshape(z, [shape[0], num_reals])
-        ant = self.link.antennas_per_user
-        n = num_reals // 2
-        length = -(-n // ant)
-        pad = [[0, 0], [0, ant * length - n]]
-        x = tf.pad(reals_to_complex(flat), pad)
-        mask = tf.pad(tf.ones([shape[0], n]), pad)
-        if sent is not None:
-            mask = mask * tf.pad(tf.reshape(sent, [shape[0], n, 2])[..., 0], pad)
-        x = tf.reshape(x, [-1, ant, length])
-        mask = tf.reshape(mask, [-1, ant, length])
+        keep = None if sent is None else tf.reshape(tf.cast(sent, tf.float32), [shape[0], num_reals])
+        x, mask = layout.pack_reals(flat, self.link.antennas_per_user, keep)  # [N, A, L]
         users = self.link.users
         if users > 1:
             x, mask = users_lib.group(x, users), users_lib.group(mask, users)
         snr = users_lib.realization_snr(snr_db, shape[0], users)
-        x_hat, _, _ = self.analog.transmit(x, state, snr, mask=mask)
-        x_hat = tf.reshape(x_hat, [shape[0], ant * length])[:, :n]
-        return tf.reshape(complex_to_reals(x_hat), shape)
+        x_hat, _, _, sent_reals = self.analog.transmit(x, state, snr, mask=mask)
+        x_hat = tf.reshape(x_hat, [shape[0], self.link.antennas_per_user, -1])
+        z_hat = layout.unpack_reals(x_hat, num_reals, keep)
+        return tf.reshape(z_hat, shape), tf.reshape(sent_reals, [shape[0]])
 
     def build(self, input_shape):
         self.built = True  # the analog link has no weights
 
     def call(self, z, snr_db, h=None):
         state = self.observe(tf.shape(z)[0], snr_db, h=h, num_reals=_static_size(z))
-        return self.send(z, state, snr_db), state
+        return self.send(z, state, snr_db)[0], state
 
 
 def build_for_users(model: keras.Model, link: LinkSpec, image_size) -> None:
@@ -282,10 +279,9 @@ class DeepJSCC(MSEModel):
         state = self.latent_link.observe(batch, snr_db, h=inputs.get("h"), num_reals=num_reals)
         snr_hat = self.latent_link.image_snr_hat(state)
         z = self.encode(image, snr_hat)
-        z_hat = self.latent_link.send(z, state, snr_db)
+        z_hat, sent_reals = self.latent_link.send(z, state, snr_db)
         image_hat = self.decode(z_hat, snr_hat)
-        cr = tf.fill([batch], tf.constant(num_reals / (3 * height * width), tf.float32))
-        return {"image_hat": image_hat, "cr": cr}
+        return {"image_hat": image_hat, "cr": sent_reals / float(3 * height * width)}
 
     def get_config(self):
         return {

@@ -16,29 +16,54 @@ Training (``prepare``)
 ----------------------
 The batched image data set gets a training SNR per image, drawn from
 ``U[snr_range_db]`` with a stateless generator keyed on the global batch index, so the
-stream of training inputs is a pure function of the seed. After every epoch the
-weights, the optimizer state and Sionna's random generator state are written under
-``workdir/backup``; an interrupted run (Ctrl-C, crash, wall-clock budget) resumed with
-``resume=True`` restores them, skips the batches already seen and continues with the
-same inputs it would have had. A finished run leaves ``workdir/final.weights.h5``,
-which ``resume=True`` loads instead of training again.
+stream of training inputs is a pure function of the seed. After every complete epoch
+the weights, the optimizer state and Sionna's random generator state are written
+(atomically) under ``workdir/backup``; an interrupted run (Ctrl-C, crash, wall-clock
+budget, non-finite loss) resumed with ``resume=True`` restores them, skips the batches
+already seen and continues with the same inputs it would have had (with the learning
+rate of the resumed ``TrainSpec``, so a diverged run can continue with a smaller one).
+Only a run that did all its planned steps leaves ``workdir/final.weights.h5`` (and
+``final.json`` with its step counts), which ``resume=True`` loads instead of training
+again; a run stopped by the wall-clock budget ``max_seconds`` logs a warning, returns
+``steps_done < steps_planned`` and is continued by the next ``resume=True``.
+
+History: every epoch appends a row to ``workdir/history.csv`` (Keras ``CSVLogger``,
+kept across resumes): the training metrics, ``step`` (optimizer steps so far) and, when
+``TrainSpec.validation_images`` is given, ``val_psnr_db``: the headline PSNR
+(:func:`semsim.metrics.mean_psnr`, 8-bit) of those images at the middle of the training
+SNR range, with channel and noise drawn from a fixed seed (the same draws every epoch;
+training's random streams are left untouched). ``TrainSpec.tensorboard`` adds
+TensorBoard logs in ``workdir/tensorboard``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import numpy as np
+import sionna.phy
 import tensorflow as tf
 
+from semsim.atomic import atomic_path, write_text
+from semsim.metrics import mean_psnr
 from semsim.seeding import restore_sionna_rng_state, set_seed, sionna_rng_state
-from semsim.systems.base import System, TrainSpec, TransmitResult
+from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
 
 FINAL_WEIGHTS = "final.weights.h5"
+FINAL_STATE = "final.json"
+HISTORY = "history.csv"
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteTrainingError(RuntimeError):
+    """Training produced a NaN or Inf loss or weights (the last good backup is kept)."""
 
 
 def make_optimizer(train: TrainSpec) -> keras.optimizers.Optimizer:
@@ -88,37 +113,127 @@ class LossModel(keras.Model):
         return self._loss(data, training=False)[1]
 
 
-class _EpochBackup(keras.callbacks.Callback):
-    """Writes weights + optimizer state, Sionna's RNG state and the epoch after each
-    epoch, so that a resumed run continues exactly."""
+class _Progress(keras.callbacks.Callback):
+    """Counts optimizer steps (``steps``, over resumes) and the batches of the current
+    epoch, stops training once ``max_seconds`` have passed (checked per batch) and adds
+    ``step`` to the epoch logs."""
 
-    def __init__(self, backup_dir: Path):
+    def __init__(self, steps_done: int, steps_per_epoch: int, max_seconds: float | None):
         super().__init__()
-        self.backup_dir = backup_dir
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
-        self.model.save_weights(self.backup_dir / "state.weights.h5", overwrite=True)
-        np.save(self.backup_dir / "sionna_rng.npy", sionna_rng_state())
-        (self.backup_dir / "progress.json").write_text(json.dumps({"epochs_done": epoch + 1}))
-
-
-class _WallClockBudget(keras.callbacks.Callback):
-    """Stops training cleanly once ``max_seconds`` have passed (checked per batch)."""
-
-    def __init__(self, max_seconds: float):
-        super().__init__()
+        self.steps = steps_done
+        self.steps_per_epoch = steps_per_epoch
         self.max_seconds = max_seconds
+        self.epoch_batches = 0
         self.start = 0.0
-        self.exhausted = False
+        self.budget_hit = False
+
+    @property
+    def epoch_complete(self) -> bool:
+        return self.epoch_batches == self.steps_per_epoch
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_batches = 0
+
     def on_train_batch_end(self, batch, logs=None):
-        if time.monotonic() - self.start > self.max_seconds:
-            self.exhausted = True
+        self.steps += 1
+        self.epoch_batches += 1
+        if self.max_seconds and time.monotonic() - self.start > self.max_seconds:
+            self.budget_hit = True
             self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["step"] = self.steps
+
+
+class _FiniteCheck(keras.callbacks.Callback):
+    """Raises :class:`NonFiniteTrainingError` on a NaN/Inf loss (every batch) or NaN/Inf
+    weights (every epoch end, before the backup is written)."""
+
+    def __init__(self, progress: _Progress, learning_rate: float, backup_dir: Path):
+        super().__init__()
+        self.progress = progress
+        self.learning_rate = learning_rate
+        self.backup_dir = backup_dir
+
+    def _fail(self, what: str):
+        progress_file = self.backup_dir / "progress.json"
+        kept = (f"the last good checkpoint ({self.backup_dir}, after epoch "
+                f"{json.loads(progress_file.read_text())['epochs_done']}) is kept"
+                if progress_file.exists() else "no checkpoint was written yet")
+        raise NonFiniteTrainingError(
+            f"training diverged at step {self.progress.steps}: {what}; likely cause: a "
+            f"learning rate too high for this model (train.learning_rate = "
+            f"{self.learning_rate:g}) or exploding gradients; {kept}: continue with --resume "
+            f"and a smaller rate, e.g. --set train.learning_rate={self.learning_rate / 10:g}")
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(np.asarray(loss))):
+            self._fail(f"the loss is {float(np.asarray(loss))}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        finite = all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in self.model.weights
+                     if tf.as_dtype(w.dtype).is_floating)
+        if not finite:
+            self._fail("the weights are not finite (a NaN or Inf gradient)")
+
+
+class _ValidationPSNR(keras.callbacks.Callback):
+    """Adds ``val_psnr_db`` (8-bit mean PSNR of held-out images at ``snr_db``) to the
+    epoch logs; channel and noise come from Sionna's generator reset to ``seed`` and the
+    training generator state is restored afterwards."""
+
+    def __init__(self, system: KerasSystem, images: np.ndarray, snr_db: float, seed: int):
+        super().__init__()
+        self.system, self.images, self.snr_db, self.seed = system, images, snr_db, seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = sionna_rng_state()
+        sionna.phy.config.tf_rng.reset_from_seed(self.seed)
+        try:
+            result = self.system.transmit(self.images, self.snr_db)
+        finally:
+            restore_sionna_rng_state(state)
+        if logs is not None:
+            logs["val_psnr_db"] = mean_psnr(self.images, result.images_hat)
+
+
+class _EpochBackup(keras.callbacks.Callback):
+    """Writes weights + optimizer state, Sionna's RNG state and the epoch after each
+    complete epoch (atomically; not after one cut short by the budget), so that a
+    resumed run continues exactly."""
+
+    def __init__(self, backup_dir: Path, progress: _Progress):
+        super().__init__()
+        self.backup_dir = backup_dir
+        self.progress = progress
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.progress.epoch_complete:
+            return
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.backup_dir / "state.weights.h5") as tmp:
+            self.model.save_weights(tmp)
+        with atomic_path(self.backup_dir / "sionna_rng.npy") as tmp:
+            np.save(tmp, sionna_rng_state())
+        write_text(self.backup_dir / "progress.json", json.dumps({"epochs_done": epoch + 1}))
+
+
+class _History(keras.callbacks.CSVLogger):
+    """``CSVLogger`` appending to the history across resumes; an epoch cut short by the
+    budget is not logged (it is redone by the resumed run)."""
+
+    def __init__(self, path: Path, progress: _Progress):
+        super().__init__(str(path), append=True)
+        self.progress = progress
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.progress.epoch_complete:
+            super().on_epoch_end(epoch, logs)
 
 
 class KerasSystem(System):
@@ -170,42 +285,79 @@ class KerasSystem(System):
         if not self.model.built:
             self.model({k: v[:1] for k, v in example.items()}, training=False)
 
-    def prepare(self, train_data, train: TrainSpec, workdir: Path, resume: bool) -> None:
+    def prepare(self, train_data, train: TrainSpec, workdir: Path, resume: bool) -> TrainReport:
         workdir = Path(workdir)
         set_seed(train.seed)
         data = training_inputs(train_data, self.snr_range_db or train.snr_range_db, train.seed)
         example = next(iter(data.take(1)))
         self._build(example)
+        planned = train.epochs * train.steps_per_epoch
         final = workdir / FINAL_WEIGHTS
         if resume and final.exists():
             self.model.load_weights(final)
-            return
+            state = workdir / FINAL_STATE
+            if state.exists():
+                return TrainReport(**json.loads(state.read_text()))
+            return TrainReport(planned, planned)
         self.model.compile(optimizer=make_optimizer(train), jit_compile=train.jit_compile)
         backup = workdir / "backup"
         initial_epoch = 0
         if resume and (backup / "progress.json").exists():
             self.model.optimizer.build(self.model.trainable_variables)
             self.model.load_weights(backup / "state.weights.h5")
+            # The weights file holds the old learning rate; the resumed spec's wins.
+            self.model.optimizer.learning_rate.assign(train.learning_rate)
             restore_sionna_rng_state(np.load(backup / "sionna_rng.npy"))
             initial_epoch = json.loads((backup / "progress.json").read_text())["epochs_done"]
-        data = data.skip(initial_epoch * train.steps_per_epoch).prefetch(tf.data.AUTOTUNE)
-        callbacks = [_EpochBackup(backup)]
+        progress = self._fit(data, train, workdir, initial_epoch)
+        report = TrainReport(progress.steps, planned)
+        if report.complete:
+            with atomic_path(final) as tmp:
+                self.model.save_weights(tmp)
+            write_text(workdir / FINAL_STATE, json.dumps(dataclasses.asdict(report)))
+        else:
+            logger.warning(
+                "%s: training stopped by the wall-clock budget (train.max_seconds = %g) after "
+                "%d of %d steps: the system is UNDER-TRAINED; raise train.max_seconds or "
+                "continue with --resume", self.type_name, train.max_seconds or 0.0,
+                report.steps_done, report.steps_planned)
+        return report
+
+    def _callbacks(self, train: TrainSpec, workdir: Path, progress: _Progress) -> list:
+        backup = workdir / "backup"
+        callbacks = [progress, _FiniteCheck(progress, train.learning_rate, backup)]
+        if train.validation_images is not None and len(train.validation_images):
+            lo, hi = self.snr_range_db or train.snr_range_db
+            callbacks.append(_ValidationPSNR(self, np.asarray(train.validation_images, np.float32),
+                                             (float(lo) + float(hi)) / 2.0, train.seed))
+        callbacks += [_EpochBackup(backup, progress), _History(workdir / HISTORY, progress)]
+        if train.tensorboard:
+            try:
+                import tensorboard  # noqa: F401
+            except ImportError as err:
+                raise RuntimeError("TensorBoard logs need the tensorboard package: pip install "
+                                   "'semsim[tensorboard]'") from err
+            callbacks.append(keras.callbacks.TensorBoard(str(workdir / "tensorboard")))
         if hasattr(self.model, "training_callbacks"):
             callbacks += list(self.model.training_callbacks(train.steps_per_epoch))
-        budget = _WallClockBudget(train.max_seconds) if train.max_seconds else None
-        if budget:
-            callbacks.append(budget)
+        return callbacks + self.callbacks
+
+    def _fit(self, data, train: TrainSpec, workdir: Path, initial_epoch: int) -> _Progress:
+        """Run ``fit`` from ``initial_epoch``; returns the step counter."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        progress = _Progress(initial_epoch * train.steps_per_epoch, train.steps_per_epoch,
+                             train.max_seconds)
         if initial_epoch < train.epochs:
+            data = data.skip(initial_epoch * train.steps_per_epoch).prefetch(tf.data.AUTOTUNE)
             self.model.fit(
                 data,
                 epochs=train.epochs,
                 initial_epoch=initial_epoch,
                 steps_per_epoch=train.steps_per_epoch,
-                callbacks=callbacks + self.callbacks,
+                callbacks=self._callbacks(train, workdir, progress),
                 verbose=self.verbose,
             )
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.model.save_weights(final, overwrite=True)
+        return progress
 
     def _forward_fn(self):
         if self._forward is None:

@@ -26,24 +26,24 @@ Transmitter of user ``k`` (weights per user, or shared with ``share_weights``)
   channel-condition adaptive module ``z' = z + CCAM(z, c) = z * s + b + z`` (the paper's
   residual form; ``s, b`` from two MLPs on ``[GAP(z), c]``, :class:`~semsim.semantic.ccam.CCAM`)],
   then conv 3x3 to ``C = num_maps`` real maps ``Z0`` of ``L = HW/16`` values;
-* 2D entropy of every map (:func:`semsim.semantic.entropy.entropy_2d`, exact, no gradient),
-  softmax-normalized over the ``C`` maps;
-* pairing: complex map ``j`` = real map ``2j`` + i real map ``2j+1`` (``C/2`` complex maps of
-  ``L`` complex symbols = ``2L`` reals);
-* P1 (map selection, :class:`~semsim.semantic.policy.CountPolicy`): features = the ``C/2``
-  rows of ``2L`` reals averaged over rows, concatenated with the ``C/2`` normalized map-pair
-  entropies (kept per map: their mean over maps is the constant ``2/C`` after the softmax,
-  so averaging that column as well would erase it), and ``c_k`` -> 2-layer MLP -> ``C/2 + 1``
-  logits over "send ``n`` maps", ``n = 0..C/2`` -> Gumbel-Softmax (straight-through) ->
-  thermometer mask (the first ``n`` complex maps are sent);
-* P2 (pruning ratio): the selected rows averaged (over the selected maps) and ``c_k`` ->
-  2-layer MLP -> one of ``T`` ratios ``r_t`` (Gumbel-Softmax, straight-through); in every
-  selected map the ``round(r_t L)`` symbols of smallest magnitude are pruned
-  (``l1`` rule; rounding half up, ``floor(r L + 1/2)``: 13, 19, 26, 32 of ``L = 64``; ties
-  in magnitude are broken by position, lower index pruned first).
+* pairing: complex map ``j`` = real map ``2j`` + i real map ``2j+1`` (``C/2`` complex maps,
+  each a row of ``2L`` reals: map ``2j``'s ``L`` values, then map ``2j+1``'s);
+* P1 (map selection, :class:`~semsim.semantic.policy.CountPolicy`; the paper's Fig. 9):
+  features = the row-wise averages of the ``C`` real maps (each map's mean over its ``L``
+  positions, ``[C]``) and ``c_k`` (``C + 2M + 1`` inputs) -> 2-layer MLP -> ``C/2 + 1``
+  logits over "send ``n`` complex maps", ``n = 0..C/2`` -> Gumbel-Softmax (straight-through)
+  -> thermometer mask (the first ``n`` complex maps are sent). With ``entropy_features``
+  (an option, not in the paper's figure) the ``C/2`` softmax-normalized 2D entropies of the
+  map pairs (:func:`semsim.semantic.entropy.entropy_2d`, no gradient) are appended;
+* P2 (pruning ratio; the paper's Fig. 11): the same ``C`` row-wise averages with the
+  unselected maps zeroed, and ``c_k`` (``C + 2M + 1`` inputs) -> 2-layer MLP -> one of ``T``
+  ratios ``r_t`` (Gumbel-Softmax, straight-through); in every selected complex map the
+  ``round(r_t 2L)`` *real values* of smallest magnitude are pruned (``l1`` rule; rounding
+  half up, ``floor(r 2L + 1/2)``: 26, 38, 51, 64 of ``2L = 128``; ties in magnitude are
+  broken by position, lower index pruned first).
 
 **Gradients of the masks.** Both choices are hard one-hots in the forward pass with the
-soft Gumbel-Softmax sample's gradient (straight-through). The sent symbols are
+soft Gumbel-Softmax sample's gradient (straight-through). The sent values are
 ``x * m(P1) * sum_t y_t K_t`` with ``K_t`` the (constant) keep mask of ratio ``t``, so the
 reconstruction loss reaches P2's choice ``y_t`` through ``<dLoss/dx_sent, x K_t>`` and P1's
 through the thermometer code; the rate term (below) is linear in both choices. The PHY
@@ -55,36 +55,46 @@ positions the masks get the gradient of an error-free channel at the user's tran
 
 Channel use and the index side channel
 --------------------------------------
-The kept symbols of the selected maps are sent compactly (map by map, position order) and
-all users share the channel uses (user ``k``'s ``j``-th symbol interferes with the other
-users' ``j``-th). Power is normalized per user over its sent symbols. The receiver must
-know where the kept symbols go: the binary index row of every selected map (``L`` bits,
-1 = kept) is LDPC-coded (one 5G codeword per map, ``k = L``, ``n`` = the smallest multiple
-of the QAM bits per symbol with ``k / n <= index_code_rate``; 64-QAM, rate 3/4: ``L = 64``
--> ``n = 90``, ``L' = 15`` symbols), mapped to QAM and sent over the same channel (same
-``H``, joint LMMSE, its own channel uses, not power-rescaled). Ratio 0 needs no index
+The kept real values of the selected maps are sent compactly (map by map, position order),
+consecutive reals paired into one complex symbol (``ceil(kept / 2)`` channel uses per
+user), and all users share the channel uses (user ``k``'s ``j``-th symbol interferes with
+the other users' ``j``-th). Power is normalized per user over its sent symbols. The
+receiver must know where the kept values go: the binary index row of every selected
+complex map (``2L`` bits, 1 = kept; 128 bits for 32x32 images, as published) is
+LDPC-coded (one 5G codeword per map, ``k = 2L``, ``n`` = the smallest multiple of the QAM
+bits per symbol with ``k / n <= index_code_rate``; 64-QAM, rate 3/4: ``k = 128`` ->
+``n = 174``, ``L' = 29`` symbols; the exact rate 3/4 would need ``n = 170.7``), mapped to
+QAM and sent over the same channel (same ``H``, joint LMMSE, its own channel uses, not
+power-rescaled). Ratio 0 needs no index
 (``L' = 0``). The count of selected maps and the ratio choice are control information
-assumed known at the receiver (a few bits, not counted). At evaluation
+assumed known at the receiver (not sent, not in CR; reported as ``side_info_bits``, the
+entropy of the pair over the test set, :func:`semsim.systems.base.side_info_bits`; the
+index rows, which are sent, are the extra ``"index_bits"``). At evaluation
 (``training=False``) the receiver scatters the detected stream with the *decoded* index
 rows: a decoding error misplaces symbols and that is what the semantic decoder sees
 (``failed`` = some index bit of the image decoded wrongly). In training the digital side
 channel is taken as error-free (it carries no gradient) and not simulated.
 
-Rate, per user image: ``CPP_k = C_k (L_k + L'_k) / (2HW)`` complex channel uses per pixel
-with ``C_k = 2 n`` real maps sent, ``L_k`` kept complex symbols per selected complex map and
-``L'_k`` its index symbols (``"cpp"``); ``"cr"`` = real symbols (analog + index) / ``3HW`` =
+Rate, per user image: ``CPP_k = (ceil(n R_k / 2) + n L'_k) / (HW)`` complex channel uses
+per pixel with ``n`` complex maps (``C_k = 2 n`` real maps) sent, ``R_k`` kept reals per
+selected complex map and ``L'_k`` its index symbols (``"cpp"``); ``"cr"`` = real symbols
+(analog + index) that entered the channel layer (counted by :class:`semsim.phy.AnalogLink`;
+in training the index symbols, not simulated, are added as planned) / ``3HW`` =
 ``2 CPP / 3``. Pilots are not counted.
 
 Receiver, per user: zero-pad the pruned symbols and unselected maps, complex -> real maps,
 semantic decoder: MHSA (:mod:`semsim.semantic.mhsa`), conv 3x3 to ``filters[2]``,
-2 x [CCAM, ResBlock], transposed convs to ``filters[1]`` and ``filters[0]`` (stride 2),
+2 x [``z + CCAM(z, c)`` (the same residual form as the encoder), ResBlock], transposed
+convs to ``filters[1]`` and ``filters[0]`` (stride 2),
 conv 5x5 to 3, sigmoid.
 
 Loss (per image, averaged)::
 
-    MSE + alpha * ((L_k + L'_k) / (2L)) * sum(M_k) - beta * mean_i exp(H_soft(Z0_i))
+    MSE + alpha * ((R_k / 2 + L'_k) / (2L)) * sum(M_k) - beta * mean_i exp(H_soft(Z0_i))
 
-with ``sum(M_k) = C_k`` (real maps) and ``H_soft`` the differentiable 2D entropy
+with ``sum(M_k) = C_k`` (real maps; the rate term without the rounding of the channel-use
+count, so that it stays linear in the choices), the entropy term only with
+``use_entropy``, and ``H_soft`` the differentiable 2D entropy
 (:mod:`semsim.semantic.soft_entropy`, bits). Gumbel temperature ``tau_init *
 exp(-tau_decay * epoch)``.
 
@@ -114,6 +124,7 @@ import pydantic
 import tensorflow as tf
 
 from semsim.phy import AnalogLink, ChannelState
+from semsim.phy.layout import compact, expand
 from semsim.phy.ldpc import LDPC5GCodec
 from semsim.phy.qam import QAMDemapper, QAMMapper, bits_per_symbol
 from semsim.phy.spec import link_from_config, link_to_config
@@ -126,7 +137,7 @@ from semsim.semantic.policy import CountPolicy, gumbel_softmax, pruned_symbol_pr
 from semsim.semantic.resblock import ResBlock
 from semsim.semantic.soft_entropy import soft_entropy_2d
 from semsim.systems import users as users_lib
-from semsim.systems.base import LinkSpec
+from semsim.systems.base import LinkSpec, side_info_summary
 from semsim.systems.keras_system import KerasSystem, LossModel
 from semsim.systems.registry import register_system
 
@@ -157,7 +168,8 @@ def index_code_length(info_bits: int, rate: float, bits_per_sym: int) -> int:
 def magnitude_keep_masks(x: tf.Tensor, counts: tuple[int, ...]) -> tf.Tensor:
     """Keep masks of the ``l1`` pruning rule.
 
-    ``x`` complex64 ``[B, R, L]``; ``counts``: symbols to prune per row, one per ratio.
+    ``x`` float32 or complex64 ``[B, R, L]``; ``counts``: entries to prune per row, one per
+    ratio.
     Returns float32 ``[B, T, R, L]``, 1 = kept: in every row the ``counts[t]`` entries of
     smallest ``|x|`` are 0 (ties: lower index pruned first). No gradient.
     """
@@ -165,22 +177,6 @@ def magnitude_keep_masks(x: tf.Tensor, counts: tuple[int, ...]) -> tf.Tensor:
     rank = tf.argsort(tf.argsort(mag, axis=-1, stable=True), axis=-1, stable=True)
     counts_t = tf.constant(counts, tf.int32)[None, :, None, None]
     return tf.cast(rank[:, None] >= counts_t, tf.float32)
-
-
-def compact(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Move the entries of ``values`` ``[..., P]`` with ``mask`` (0/1, hard) 1 to the front,
-    in order; the tail holds the masked-out entries (zero when ``values`` is masked)."""
-    order = tf.argsort(tf.cast(1.0 - tf.stop_gradient(mask), tf.int32), axis=-1, stable=True)
-    return tf.gather(values, order, batch_dims=values.shape.rank - 1)
-
-
-def expand(stream: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Inverse of :func:`compact` as a receiver does it: the ``j``-th stream entry goes to the
-    ``j``-th position where ``mask`` ``[..., P]`` (hard 0/1) is 1; other positions are 0."""
-    mask = tf.stop_gradient(mask)
-    rank = tf.cast(tf.cumsum(mask, axis=-1), tf.int32) - 1
-    gathered = tf.gather(stream, tf.maximum(rank, 0), batch_dims=stream.shape.rank - 1)
-    return gathered * tf.cast(mask, gathered.dtype)
 
 
 @keras.saving.register_keras_serializable(package="semsim")
@@ -234,7 +230,8 @@ class AdaptiveEncoding(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="semsim")
 class SemanticDecoder(keras.layers.Layer):
     """``call(z [B, h, w, C], c [B, D]) -> [B, 4h, 4w, 3]`` in ``(0, 1)``: MHSA, conv 3x3,
-    2 x [CCAM, ResBlock], transposed convs 3x3 /2 to ``filters[1]`` and ``filters[0]``,
+    2 x [``z + CCAM(z, c)`` (the encoder's residual form), ResBlock], transposed convs 3x3 /2
+    to ``filters[1]`` and ``filters[0]``,
     conv 5x5 to 3, sigmoid."""
 
     def __init__(self, filters=(64, 128, 256), num_heads: int = 4, use_attention: bool = True,
@@ -256,7 +253,7 @@ class SemanticDecoder(keras.layers.Layer):
         x = self.mhsa(z) if self.use_attention else z
         x = self.inp_act(self.inp(x))
         for ccam, res in zip(self.ccam, self.res, strict=True):
-            x = res(ccam(x, c))
+            x = res(x + ccam(x, c))
         for up, act in zip(self.up, self.up_acts, strict=True):
             x = act(up(x))
         return self.out(x)
@@ -321,8 +318,12 @@ class MultiUserSemCom(LossModel):
     tau_init, tau_decay : float
         Gumbel temperature ``tau_init * exp(-tau_decay * epoch)``.
     use_entropy, use_attention, use_csi_feedback, use_pruning : bool
-        Ablation switches (entropy input and loss term; CBAM-CSI and MHSA; ``h_hat_k`` in the
-        condition; P2 and the index side channel).
+        Ablation switches (the entropy loss term, and the entropy features when
+        ``entropy_features``; CBAM-CSI and MHSA; ``h_hat_k`` in the condition; P2 and the
+        index side channel).
+    entropy_features : bool
+        Append the map pairs' normalized 2D entropies to P1's input (not in the paper's
+        Fig. 9, whose P1 takes ``C + 2M + 1`` inputs; needs ``use_entropy``).
     index_modulation : str
         QAM of the index side channel (:mod:`semsim.phy.qam`).
     index_code_rate : float
@@ -362,6 +363,7 @@ class MultiUserSemCom(LossModel):
         use_attention: bool = True,
         use_csi_feedback: bool = True,
         use_pruning: bool = True,
+        entropy_features: bool = False,
         index_modulation: str = "64qam",
         index_code_rate: float = 0.75,
         ldpc_iterations: int = 20,
@@ -386,9 +388,9 @@ class MultiUserSemCom(LossModel):
             raise ValueError(f"image_size must be two positive multiples of 4, got {image_size!r}")
         self.image_size = (height, width)
         self.length = height * width // DOWNSAMPLING**2
-        if use_pruning and self.length < 12:
-            raise ValueError(f"pruning needs maps of >= 12 symbols for the LDPC index code; "
-                             f"image_size {image_size!r} gives {self.length}")
+        if use_pruning and 2 * self.length < 12:
+            raise ValueError(f"pruning needs maps of >= 6 symbols (an index of >= 12 bits for "
+                             f"the LDPC code); image_size {image_size!r} gives {self.length}")
         if num_maps < 2 or num_maps % 2:
             raise ValueError(f"num_maps must be an even integer >= 2, got {num_maps}")
         if len(filters) != 3 or min(filters) < 1:
@@ -416,6 +418,10 @@ class MultiUserSemCom(LossModel):
         self.tau_init, self.tau_decay = float(tau_init), float(tau_decay)
         self.use_entropy, self.use_attention = bool(use_entropy), bool(use_attention)
         self.use_csi_feedback, self.use_pruning = bool(use_csi_feedback), bool(use_pruning)
+        if entropy_features and not use_entropy:
+            raise ValueError("entropy_features needs use_entropy (the entropy ablation removes "
+                             "both the loss term and the features)")
+        self.entropy_features = bool(entropy_features)
         self.index_modulation, self.index_code_rate = index_modulation, float(index_code_rate)
         self.ldpc_iterations = int(ldpc_iterations)
         self.staged = bool(staged)
@@ -442,8 +448,8 @@ class MultiUserSemCom(LossModel):
         self.demapper = QAMDemapper(index_modulation)
         self.codec = None
         if self.use_pruning:
-            n = index_code_length(self.length, self.index_code_rate, self._bps)
-            self.codec = LDPC5GCodec(self.length, n, num_iter=self.ldpc_iterations)
+            n = index_code_length(2 * self.length, self.index_code_rate, self._bps)
+            self.codec = LDPC5GCodec(2 * self.length, n, num_iter=self.ldpc_iterations)
         self.temperature = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.tau_init), trainable=False,
             name="temperature")
@@ -462,7 +468,7 @@ class MultiUserSemCom(LossModel):
     @property
     def index_symbols_per_map(self) -> int:
         """Index-side-channel QAM symbols ``L'`` per selected map with a ratio > 0."""
-        return index_code_length(self.length, self.index_code_rate, self._bps) // self._bps
+        return index_code_length(2 * self.length, self.index_code_rate, self._bps) // self._bps
 
     def _channel_shape(self, x):
         """``[B, K, P]`` -> what :class:`AnalogLink` expects (``[B, K, 1, P]`` multi-user,
@@ -470,27 +476,27 @@ class MultiUserSemCom(LossModel):
         return x[:, :, None, :] if self.num_users > 1 else x
 
     def _through_channel(self, x, mask, state: ChannelState, snr_db, normalize=True):
-        """Send user streams ``x`` ``[B, K, P]`` (``mask`` 0/1 of sent entries); returns the
-        detected streams and effective noise variances, both ``[B, K, P]``."""
+        """Send user streams ``x`` ``[B, K, P]`` (``mask`` 0/1 of sent entries; compacted, one
+        antenna per user, so stream entry ``j`` is channel use ``j``: the layout of
+        :mod:`semsim.phy.layout`); returns the detected streams and effective noise variances,
+        both ``[B, K, P]``, and the real symbols each user put into the channel ``[B, K]``."""
         shape = tf.shape(x)
-        if normalize:
-            x_hat, no_eff, _ = self.analog.transmit(
-                self._channel_shape(x), state, snr_db, mask=self._channel_shape(mask))
-        else:
-            x = x * tf.cast(mask, tf.complex64)
-            y, _, no = self.analog.channel(self._channel_shape(x), snr_db, h=state.h)
-            x_hat, no_eff = self.analog.detector(y, state.h_hat, no)
-        return tf.reshape(x_hat, shape), tf.reshape(no_eff, shape)
+        x_hat, no_eff, _, sent_reals = self.analog.transmit(
+            self._channel_shape(x), state, snr_db, mask=self._channel_shape(mask),
+            normalize=normalize)
+        return tf.reshape(x_hat, shape), tf.reshape(no_eff, shape), \
+            tf.reshape(sent_reals, [-1, self.num_users])
 
     def _probe(self, x_full, x_sent, mask):
-        """Zero-valued term whose gradient tells P1/P2 what pruned symbols would bring
+        """Zero-valued term whose gradient tells P1/P2 what pruned values would bring
         (:func:`~semsim.semantic.policy.pruned_symbol_probe`): ``x_full`` ``[B, K, P]`` the
-        unmasked symbols, ``x_sent`` the sent ones, ``mask`` their (straight-through) mask; the
-        probe uses ``x_full`` at each user's power-normalization scale (as the PHY applies it)."""
-        energy = tf.reduce_sum(tf.square(tf.abs(x_sent)), axis=-1, keepdims=True)
-        count = tf.reduce_sum(tf.stop_gradient(mask), axis=-1, keepdims=True)
+        unmasked real values, ``x_sent`` the sent ones, ``mask`` their (straight-through)
+        mask; the probe uses ``x_full`` at each user's power-normalization scale (as the PHY
+        applies it to the ``ceil(kept / 2)`` complex symbols the kept reals form)."""
+        energy = tf.reduce_sum(tf.square(x_sent), axis=-1, keepdims=True)
+        count = tf.math.ceil(tf.reduce_sum(tf.stop_gradient(mask), axis=-1, keepdims=True) / 2.0)
         scale = tf.sqrt(tf.math.divide_no_nan(count * self.analog.symbol_energy, energy))
-        return pruned_symbol_probe(x_full * tf.complex(scale, tf.zeros_like(scale)), mask)
+        return pruned_symbol_probe(x_full * scale, mask)
 
     def _pinned(self, decided, warmup):
         """The policy's decision, or ``warmup`` (send everything) while ``policy_on`` is 0;
@@ -506,7 +512,7 @@ class MultiUserSemCom(LossModel):
     def _forward(self, inputs, training):
         image = tf.convert_to_tensor(inputs["image"], tf.float32)
         height, width = image.shape[1], image.shape[2]
-        k_users, half = self.num_users, self.num_maps // 2
+        k_users = self.num_users
         if (height, width) != self.image_size:
             raise ValueError(f"images must be {self.image_size}, got shape {image.shape}")
         users_lib.check_batch(image, k_users)
@@ -518,7 +524,7 @@ class MultiUserSemCom(LossModel):
         if h is not None and h.shape.rank != 3:
             raise ValueError(f"h must be [N, M, K] per image (block fading), got shape {h.shape}")
         state = self.analog.observe(batch, snr_db, h=h)
-        counts = tuple(pruned_count(r, length) for r in self.ratios)
+        counts = tuple(pruned_count(r, 2 * length) for r in self.ratios)
         counts_f = tf.constant(counts, tf.float32)
         needs_index = tf.constant([r > 0 for r in self.ratios], tf.float32)
         idx_syms = float(self.index_symbols_per_map) if self.use_pruning else 0.0
@@ -530,21 +536,19 @@ class MultiUserSemCom(LossModel):
             cond = self._condition(state, snr_db, k)
             z0 = self.adaptive[u](self.cnn[u](groups[:, k]), cond)  # [B, h, w, C]
             rows = tf.transpose(tf.reshape(z0, [-1, length, self.num_maps]), [0, 2, 1])
-            x = tf.complex(rows[:, 0::2], rows[:, 1::2])  # [B, C/2, L]
-            pair_rows = tf.concat([rows[:, 0::2], rows[:, 1::2]], axis=-1)  # [B, C/2, 2L]
-            if self.use_entropy:
+            x = tf.concat([rows[:, 0::2], rows[:, 1::2]], axis=-1)  # [B, C/2, 2L] reals
+            map_means = tf.reduce_mean(rows, axis=2)  # [B, C]: row-wise averages
+            feats1 = map_means
+            if self.entropy_features:
                 ent = tf.nn.softmax(entropy_2d(z0, self.entropy_levels), axis=-1)
-                ent = ent[:, 0::2] + ent[:, 1::2]
-            else:
-                ent = tf.zeros([batch, half])
-            feats1 = tf.concat([tf.reduce_mean(pair_rows, axis=1), ent], axis=-1)
+                feats1 = tf.concat([feats1, ent[:, 0::2] + ent[:, 1::2]], axis=-1)
             map_mask, _ = self.p1[u](feats1, cond, self.temperature, training=training)
             if training:
                 map_mask = self._pinned(map_mask, tf.ones_like(map_mask))
             if self.use_pruning:
-                sel = tf.reduce_sum(map_mask[..., None] * pair_rows, axis=1)
-                sel = sel / tf.maximum(tf.reduce_sum(map_mask, axis=1, keepdims=True), 1.0)
-                choice = self.p2[u](sel, cond, self.temperature, training=training)
+                real_mask = tf.repeat(map_mask, 2, axis=1)  # [B, C]: both reals of a pair
+                choice = self.p2[u](map_means * real_mask, cond, self.temperature,
+                                    training=training)
                 if training:
                     choice = self._pinned(choice, tf.one_hot(tf.zeros([batch], tf.int32),
                                                              len(self.ratios)))
@@ -552,12 +556,11 @@ class MultiUserSemCom(LossModel):
                 pruned = tf.linalg.matvec(choice, counts_f)
                 index = tf.linalg.matvec(choice, needs_index)
             else:
-                keep = tf.ones_like(rows[:, 0::2])
+                keep = tf.ones_like(x)
                 pruned = tf.zeros([batch])
                 index = tf.zeros([batch])
-            mask = map_mask[..., None] * keep  # [B, C/2, L]; hard values, ST gradients
-            sent = x * tf.complex(mask, tf.zeros_like(mask))  # complex() passes real grads
-            tx["x"].append(tf.reshape(sent, [batch, -1]))
+            mask = map_mask[..., None] * keep  # [B, C/2, 2L]; hard values, ST gradients
+            tx["x"].append(tf.reshape(x * mask, [batch, -1]))
             tx["x_full"].append(tf.reshape(x, [batch, -1]))
             tx["mask"].append(tf.reshape(mask, [batch, -1]))
             for key, value in (("keep", keep), ("map_mask", map_mask), ("z0", z0),
@@ -565,45 +568,54 @@ class MultiUserSemCom(LossModel):
                                ("pruned", pruned), ("index", index)):
                 tx[key].append(value)
 
-        x_all = tf.stack(tx["x"], axis=1)  # [B, K, C/2 * L]
+        x_all = tf.stack(tx["x"], axis=1)  # [B, K, C L] reals
         mask_all = tf.stack(tx["mask"], axis=1)
         hard_mask = tf.stop_gradient(mask_all)
-        stream = compact(x_all, hard_mask)
-        x_hat, _ = self._through_channel(stream, compact(hard_mask, hard_mask), state, snr_db)
+        stream = compact(x_all, hard_mask)  # kept reals first, then zeros
+        stream_mask = compact(hard_mask, hard_mask)
+        x_hat, _, sent_reals = self._through_channel(
+            tf.complex(stream[..., 0::2], stream[..., 1::2]),
+            tf.maximum(stream_mask[..., 0::2], stream_mask[..., 1::2]), state, snr_db)
+        x_hat = tf.reshape(tf.stack([tf.math.real(x_hat), tf.math.imag(x_hat)], axis=-1),
+                           tf.shape(x_all))
         rx_mask, failed = hard_mask, tf.zeros([batch, k_users])
         if self.use_pruning and not training:
-            rx_mask, failed = self._index_side_channel(tx, state, snr_db)
-        z_hat = expand(x_hat, rx_mask)  # [B, K, C/2 * L]
+            rx_mask, failed, index_reals = self._index_side_channel(tx, state, snr_db)
+            sent_reals = sent_reals + index_reals
+        z_hat = expand(x_hat, rx_mask)  # [B, K, C L] reals
         if training:
             z_hat = z_hat + self._probe(tf.stack(tx["x_full"], axis=1), x_all, mask_all)
 
         images = []
         for k in range(k_users):
             u = 0 if self.share_weights else k
-            zc = tf.reshape(z_hat[:, k], [batch, half, length])
-            rows = tf.reshape(tf.stack([tf.math.real(zc), tf.math.imag(zc)], axis=2),
-                              [batch, self.num_maps, length])
+            rows = tf.reshape(z_hat[:, k], [batch, self.num_maps, length])
             maps = tf.reshape(tf.transpose(rows, [0, 2, 1]),
                               [batch, height // DOWNSAMPLING, width // DOWNSAMPLING,
                                self.num_maps])
             images.append(self.decoders[u](maps, tx["cond"][k]))
         per_image = lambda values: users_lib.ungroup(tf.stack(values, axis=1))  # [B*K]
         n_sel = per_image(tx["maps"])
-        kept_per_map = float(length) - per_image(tx["pruned"])
-        index_per_map = idx_syms * per_image(tx["index"])
-        channel_uses = n_sel * (kept_per_map + index_per_map)  # complex, per image
+        kept_reals = n_sel * (2.0 * length - per_image(tx["pruned"]))
+        index_uses = n_sel * idx_syms * per_image(tx["index"])
+        # Complex channel uses: the kept reals paired (the last one alone when odd).
+        channel_uses = tf.math.ceil(kept_reals / 2.0 - 1e-3) + index_uses
+        if training and self.use_pruning:  # the index side channel is not simulated
+            sent_reals = sent_reals + 2.0 * users_lib.group(index_uses, k_users)
         out = {
             "image_hat": users_lib.ungroup(tf.stack(images, axis=1)),
-            "cr": 2.0 * channel_uses / (3.0 * height * width),
+            "cr": users_lib.ungroup(sent_reals) / (3.0 * height * width),
             "cpp": channel_uses / float(height * width),
             "kept_maps": 2.0 * n_sel,
-            "kept_symbols": 2.0 * n_sel * kept_per_map,
-            "index_symbols": n_sel * index_per_map,
-            "side_info_bits": n_sel * float(length) * per_image(tx["index"]),
-            "prune_ratio": per_image(tx["pruned"]) / float(length),
+            "kept_symbols": kept_reals,
+            "index_symbols": index_uses,
+            "index_bits": n_sel * 2.0 * length * per_image(tx["index"]),
+            "prune_ratio": per_image(tx["pruned"]) / (2.0 * length),
             "failed": per_image(tf.unstack(failed, axis=1)),
         }
-        aux = {"z0": tf.concat(tx["z0"], axis=0), "rate": channel_uses / float(length),
+        # The loss's rate term: the same count without the rounding (linear in the choices).
+        aux = {"z0": tf.concat(tx["z0"], axis=0),
+               "rate": (kept_reals / 2.0 + index_uses) / float(length),
                "tx_mask": hard_mask, "rx_mask": rx_mask}
         return out, aux
 
@@ -614,7 +626,7 @@ class MultiUserSemCom(LossModel):
         codec, length = self.codec, self.length
         half = self.num_maps // 2
         batch = tf.shape(tx["keep"][0])[0]
-        bits = tf.stack(tx["keep"], axis=1)  # [B, K, C/2, L]
+        bits = tf.stack(tx["keep"], axis=1)  # [B, K, C/2, 2L]
         map_mask = tf.stack(tx["map_mask"], axis=1)  # [B, K, C/2]
         sends = map_mask * tf.stack(tx["index"], axis=1)[..., None]  # rows carrying an index
         symbols = self.mapper(codec.encode(bits))  # [B, K, C/2, L']
@@ -623,15 +635,15 @@ class MultiUserSemCom(LossModel):
         flat = lambda t: tf.reshape(t, [batch, self.num_users, half * l_idx])
         stream_mask = flat(row_mask)
         stream = compact(flat(symbols), stream_mask)
-        y_hat, no_eff = self._through_channel(stream, compact(stream_mask, stream_mask), state,
-                                              snr_db, normalize=False)
+        y_hat, no_eff, sent_reals = self._through_channel(
+            stream, compact(stream_mask, stream_mask), state, snr_db, normalize=False)
         y_rows = tf.reshape(expand(y_hat, stream_mask), tf.shape(symbols))
         no_rows = tf.reshape(expand(no_eff, stream_mask) + (1.0 - stream_mask),
                              tf.shape(symbols))
-        decoded = codec.decode(self.demapper(y_rows, no_rows))  # [B, K, C/2, L]
+        decoded = codec.decode(self.demapper(y_rows, no_rows))  # [B, K, C/2, 2L]
         wrong = tf.reduce_max(tf.abs(decoded - bits) * sends[..., None], axis=[2, 3])
         rows = tf.where(sends[..., None] > 0, decoded, 1.0) * map_mask[..., None]
-        return tf.reshape(rows, [batch, self.num_users, half * length]), wrong
+        return tf.reshape(rows, [batch, self.num_users, half * 2 * length]), wrong, sent_reals
 
     def build(self, input_shape=None):
         """Create every weight with one forward pass on ``K`` blank images."""
@@ -673,6 +685,7 @@ class MultiUserSemCom(LossModel):
             "num_heads": self.num_heads, "tau_init": self.tau_init, "tau_decay": self.tau_decay,
             "use_entropy": self.use_entropy, "use_attention": self.use_attention,
             "use_csi_feedback": self.use_csi_feedback, "use_pruning": self.use_pruning,
+            "entropy_features": self.entropy_features,
             "index_modulation": self.index_modulation, "index_code_rate": self.index_code_rate,
             "ldpc_iterations": self.ldpc_iterations, "staged": self.staged,
             "stage_fractions": list(self.stage_fractions),
@@ -800,6 +813,7 @@ class MultiUserParams(pydantic.BaseModel):
     use_attention: bool = True
     use_csi_feedback: bool = True
     use_pruning: bool = True
+    entropy_features: bool = False
     index_modulation: str = "64qam"
     index_code_rate: float = pydantic.Field(0.75, gt=0, lt=1)
     ldpc_iterations: int = pydantic.Field(20, ge=1)
@@ -824,4 +838,5 @@ def build_multiuser(params: MultiUserParams, link: LinkSpec, image_size, seed: i
     model({"image": tf.zeros([link.users, height, width, 3]),
            "snr_db": tf.fill([link.users], 10.0)}, training=False)
     return KerasSystem(model, "multiuser", snr_range_db=params.train_snr_db,
-                       eval_batch_size=params.eval_batch_size)
+                       eval_batch_size=params.eval_batch_size,
+                       summarize=side_info_summary("kept_maps", "kept_symbols"))

@@ -14,13 +14,13 @@ Data flow for one image ``X`` ``[H, W, 3]`` (``f = patch_size * 2**(stages - 1)`
    ``m1`` ``[C]`` (prefix of ones).
 5. Policy 2 (``N + 1`` choices) on ``concat(mean_i m1_i Z0_i, e)`` (mean over all ``C`` maps of
    the masked maps) -> symbol mask ``m2`` ``[N]``, shared by all maps. ``M[i, j] = m1[i] m2[j]``.
-6. Transmit arrangement: map ``i``'s reals ``(2t, 2t + 1)`` form complex symbol ``t`` (re, im;
-   a zero real is appended to odd ``N``); the ``C * ceil(N/2)`` complex symbols, map-major,
-   are dealt round-robin over the antennas: flat index ``u`` goes to antenna ``u % Nt`` at
-   channel use ``u // Nt`` (``L = ceil(C ceil(N/2) / Nt)``, trailing entries zero). A complex
-   entry is sent when either of its reals is kept; only sent entries count in the power
-   normalization. Detection is LMMSE (or ZF) with ``H_hat``; the receiver undoes the
-   arrangement and zero-pads the pruned positions (it knows ``M`` from the side information).
+6. Transmit arrangement (:mod:`semsim.phy.layout`, the layout of every system): the kept
+   reals of ``Z0 * M``, map-major, are compacted, paired into ``ceil(k1 k2 / 2)`` complex
+   symbols and dealt round-robin over the antennas (symbol ``u`` on antenna ``u % Nt`` at
+   channel use ``u // Nt``); pruned positions take no channel use, and only sent entries
+   count in the power normalization. Detection is LMMSE (or ZF) with ``H_hat``; the
+   receiver undoes the arrangement and zero-pads the pruned positions (it knows ``M`` from
+   the side information).
 7. Compensation slot (``"none"``: identity) -> :class:`SwinDecoder` (mirror, CCAM on ``c``)
    -> ``X_hat`` in ``(0, 1)``.
 
@@ -32,8 +32,10 @@ Both policies start biased towards keeping most symbols (``policy_prior_slope``)
 uniform start the untrained decoder makes extra symbols look harmful and the policies
 collapse to sending almost nothing.
 
-Rate and side information: ``CR = k1 k2 / (3 H W)`` with ``k1`` kept maps and ``k2`` kept
-symbols per map, so ``CR_max = C / (3 f^2)`` (``C / 48`` for ``f = 4``). The receiver needs
+Rate and side information: CR = the real symbols that entered the channel layer / ``3HW``
+= ``2 ceil(k1 k2 / 2) / (3 H W)`` with ``k1`` kept maps and ``k2`` kept symbols per map, so
+``CR_max = C / (3 f^2)`` (``C / 48`` for ``f = 4``); the loss's rate term uses
+``k1 k2 / (3HW)``, which carries the policies' gradient. The receiver needs
 the pair ``(k1, k2)`` (one cut-off index into ``(C + 1)(N + 1)`` choices) to rebuild ``M``;
 this side information is excluded from CR and reported separately by
 :func:`side_info_bits` (its empirical entropy over a test set).
@@ -55,9 +57,8 @@ import pydantic
 import tensorflow as tf
 
 from semsim.metrics import empirical_entropy_bits
-from semsim.phy import AnalogLink
+from semsim.phy import AnalogLink, layout
 from semsim.phy.spec import link_from_config, link_to_config
-from semsim.phy.utils import complex_to_reals, reals_to_complex
 from semsim.semantic.channel_state import ChannelStateEncoder
 from semsim.semantic.entropy import entropy_2d
 from semsim.semantic.losses import SNR_WEIGHTS, rate_distortion_loss
@@ -79,7 +80,9 @@ class SwinSizeParams(pydantic.BaseModel):
     """Sizes of the channel-aware Swin encoder/decoder (the paper's by default), shared by
     every Swin-based system so that comparisons use the same backbone: per-stage widths,
     block counts and heads, the attention window in tokens (4 suits the 16x16 and 8x8
-    grids of 32x32 images), the patch size and the MLP expansion ratio."""
+    grids of 32x32 images), the patch size and the MLP expansion ratio. Paper sizes:
+    encoder stage 1 2 blocks x 6 heads (width 96), stage 2 4 blocks x 8 heads (128);
+    decoder stage 1 2 blocks x 8 heads (128), stage 2 4 blocks x 6 heads (96)."""
 
     model_config = pydantic.ConfigDict(extra="forbid")
 
@@ -87,7 +90,7 @@ class SwinSizeParams(pydantic.BaseModel):
     encoder_depths: tuple[int, ...] = (2, 4)
     encoder_heads: tuple[int, ...] = (6, 8)
     decoder_dims: tuple[int, ...] = (128, 96)
-    decoder_depths: tuple[int, ...] = (4, 2)
+    decoder_depths: tuple[int, ...] = (2, 4)
     decoder_heads: tuple[int, ...] = (8, 6)
     window_size: int = pydantic.Field(4, ge=1)
     patch_size: int = pydantic.Field(2, ge=1)
@@ -102,9 +105,11 @@ class ReferenceParams(SwinSizeParams):
     tokens (4 suits the 16x16 and 8x8 grids of 32x32 images). Loss: ``lam`` (rate weight
     lambda), ``mu`` (feature-consistency weight), ``beta`` and ``snr_weight`` (``w(SNR)``, see
     :mod:`semsim.semantic.losses`), ``snr_range_db`` (training SNRs are drawn from it and ``w``
-    is normalized by it). Gumbel-Softmax temperature: ``temperature_initial`` annealed to
-    ``temperature_final`` over ``temperature_anneal_steps`` optimizer steps by
-    ``temperature_schedule``. ``policy_prior_slope``: initial preference of both policies for
+    is normalized by it). Gumbel-Softmax temperature: ``temperature_initial`` (the paper's
+    tau = 5), constant by default (``temperature_schedule: constant``, as published); the
+    ``exponential`` or ``linear`` schedules anneal it to ``temperature_final`` over
+    ``temperature_anneal_steps`` optimizer steps (an option, not the paper's setting).
+    ``policy_prior_slope``: initial preference of both policies for
     larger counts (see :class:`CountPolicy`; 5 starts at about 80 % of the maximum).
     ``compensation``: name for
     ``semsim.semantic.compensation.build_compensation`` (``"none"``: identity) with
@@ -126,7 +131,7 @@ class ReferenceParams(SwinSizeParams):
     temperature_initial: float = pydantic.Field(5.0, gt=0)
     temperature_final: float = pydantic.Field(0.5, gt=0)
     temperature_anneal_steps: int = pydantic.Field(10_000, ge=1)
-    temperature_schedule: Schedule = "exponential"
+    temperature_schedule: Schedule = "constant"
     policy_prior_slope: float = 5.0
     compensation: str = "none"
     compensation_options: dict[str, Any] = pydantic.Field(default_factory=dict)
@@ -148,42 +153,6 @@ def side_info_bits(kept_maps, kept_symbols) -> float:
     ``(kept_maps, kept_symbols)`` ``[num_images]`` over a test set (the cost of entropy-coding
     the index the receiver needs to rebuild the mask; not included in CR)."""
     return empirical_entropy_bits(np.rint(kept_maps), np.rint(kept_symbols))
-
-
-def _pad_odd(t: tf.Tensor) -> tf.Tensor:
-    """Append one zero real to each map of ``t`` ``[B, C, N]`` when ``N`` is odd."""
-    return tf.pad(t, [[0, 0], [0, 0], [0, t.shape[2] % 2]])
-
-
-def _deal(per_map: tf.Tensor, num_tx_ant: int) -> tf.Tensor:
-    """``[B, C, M]`` entries, map-major, dealt round-robin over antennas -> ``[B, Nt, L]``."""
-    flat = tf.reshape(per_map, [-1, per_map.shape[1] * per_map.shape[2]])
-    uses = -(-flat.shape[1] // num_tx_ant)
-    flat = tf.pad(flat, [[0, 0], [0, uses * num_tx_ant - flat.shape[1]]])
-    return tf.transpose(tf.reshape(flat, [-1, uses, num_tx_ant]), [0, 2, 1])
-
-
-def arrange_symbols(z: tf.Tensor, num_tx_ant: int) -> tf.Tensor:
-    """Masked maps -> transmit matrix (see the module docstring, step 6).
-
-    ``z`` float32 ``[B, C, N]`` (map-major reals) -> complex64 ``[B, Nt, L]``.
-    """
-    return _deal(reals_to_complex(_pad_odd(z)), num_tx_ant)
-
-
-def disarrange_symbols(x: tf.Tensor, num_maps: int, num_symbols: int) -> tf.Tensor:
-    """Inverse of :func:`arrange_symbols`: complex64 ``[B, Nt, L]`` -> float32 ``[B, C, N]``."""
-    per_map = (num_symbols + 1) // 2
-    flat = tf.reshape(tf.transpose(x, [0, 2, 1]), [-1, x.shape[1] * x.shape[2]])
-    symbols = tf.reshape(flat[:, : num_maps * per_map], [-1, num_maps, per_map])
-    return complex_to_reals(symbols)[..., :num_symbols]
-
-
-def sent_complex_mask(mask: tf.Tensor, num_tx_ant: int) -> tf.Tensor:
-    """Real-symbol mask ``[B, C, N]`` -> float32 ``[B, Nt, L]``: 1 where the complex entry
-    carries at least one kept real (same arrangement as :func:`arrange_symbols`)."""
-    mask = _pad_odd(mask)
-    return _deal(tf.maximum(mask[..., 0::2], mask[..., 1::2]), num_tx_ant)
 
 
 @keras.saving.register_keras_serializable(package="semsim")
@@ -328,11 +297,12 @@ class ReferenceModel(keras.Model):
         )
         mask = m1[:, :, None] * m2[:, None, :]  # [B, C, N]
 
-        x = arrange_symbols(maps * mask, self.num_tx_ant)
-        # The PHY mask only selects entries; gradients reach the masks through maps * mask.
-        sent = tf.stop_gradient(sent_complex_mask(mask, self.num_tx_ant))
-        x_hat, _, _ = self.analog.transmit(x, state, snr_db, mask=sent)
-        z_hat = disarrange_symbols(x_hat, c_maps, n_sym) * tf.stop_gradient(mask)
+        # Kept reals compacted onto the antennas (semsim.phy.layout); gradients reach the
+        # masks through maps * mask.
+        keep = tf.stop_gradient(tf.reshape(mask, [-1, c_maps * n_sym]))
+        x, sent = layout.pack_reals(tf.reshape(maps * mask, [-1, c_maps * n_sym]), self.num_tx_ant, keep)
+        x_hat, _, _, sent_reals = self.analog.transmit(x, state, snr_db, mask=sent)
+        z_hat = tf.reshape(layout.unpack_reals(x_hat, c_maps * n_sym, keep), [-1, c_maps, n_sym])
 
         # Per-image power-normalization factor of the sent symbols (as applied by the PHY).
         energy = tf.reduce_sum(tf.square(maps * mask), axis=[1, 2])
@@ -346,9 +316,10 @@ class ReferenceModel(keras.Model):
         image_hat = self.decoder(z_refined, c)
         kept_maps, kept_symbols = tf.reduce_sum(m1, -1), tf.reduce_sum(m2, -1)
         height, width = self.image_size
+        rate = kept_maps * kept_symbols / (3.0 * height * width)  # carries the policies' gradient
         return {
             "image_hat": image_hat,
-            "cr": kept_maps * kept_symbols / (3.0 * height * width),
+            "cr": rate + tf.stop_gradient(sent_reals / (3.0 * height * width) - rate),
             "kept_maps": kept_maps,
             "kept_symbols": kept_symbols,
             "z0": z0 * scale[:, None, None, None],
@@ -402,8 +373,9 @@ class ReferenceModel(keras.Model):
         return self._track_metrics(self.loss_terms(data, out), data, out)
 
     def training_callbacks(self, steps_per_epoch: int) -> list[keras.callbacks.Callback]:
-        """Gumbel-Softmax temperature annealing (the schedule counts optimizer steps, so
-        ``steps_per_epoch`` does not change it)."""
+        """Gumbel-Softmax temperature schedule (constant ``temperature_initial`` by default;
+        an annealing schedule counts optimizer steps, so ``steps_per_epoch`` does not
+        change it)."""
         p = self.params
         return [
             TemperatureAnnealing(

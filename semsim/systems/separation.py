@@ -13,15 +13,15 @@ Per transmit call (one batch of ``B`` images, one SNR):
    ``ldpc5g``: ``n = U A m``, ``k = n / 2`` (one codeword per image, short-packet
    alternative). ``dvbs2``: the rate-1/2 DVB-S2 code (``frame`` normal: n = 64800, short:
    16200); codewords span consecutive images (the papers' setting), so the batch must
-   be large enough to fill one codeword.
+   be large enough to fill one codeword (see **Degradation** below).
 2. **Source coding.** The ``C k`` information bits are split into equal shares of
    ``floor(C k / B)`` bits, one per image. A share holds a 16-bit payload length
    (:data:`LENGTH_FIELD_BITS`), the codec payload (:mod:`semsim.codecs`, highest quality
    that fits) and zero padding. The bitstreams of consecutive images are concatenated
    into the codewords, so a codeword in error corrupts every image whose share it overlaps.
 3. **Channel.** Codewords -> Gray QAM -> symbols laid out image after image, ``U`` channel
-   uses per image (symbol ``j`` of an image on antenna ``j mod A`` in use ``j // A``,
-   as :class:`semsim.phy.digital.DigitalLink` does), unused trailing slots not sent ->
+   uses per image (symbol ``j`` of an image on antenna ``j mod A`` in use ``j // A``, the
+   layout of every system, :mod:`semsim.phy.layout`), unused trailing slots not sent ->
    the channel (block fading, the scenario's realization when given) -> the scenario's
    CSI estimate -> unbiased LMMSE (or ZF) -> soft APP demapping -> belief-propagation
    decoding of all codewords of the call in one batched, graph-compiled decoder call.
@@ -29,8 +29,8 @@ Per transmit call (one batch of ``B`` images, one SNR):
    users): image ``n`` is sent by user ``n % K`` in realization ``n // K``
    (:mod:`semsim.systems.users`): the ``K`` users send their images at the same time over
    ``h[(n // K) K]`` and are detected jointly. All of it with the blocks of a
-   :class:`~semsim.phy.digital.DigitalLink` built from the scenario's link (its SNR
-   convention: ``snr_mode="average"``, per-receive-antenna SNR).
+   :class:`~semsim.phy.digital.DigitalLink` built from the scenario's link (and its SNR
+   definition, ``link.snr``).
 4. **Decoding.** A codeword counts as failed when its decoded information bits differ
    from the sent ones (ideal error detection, as a CRC would give). An image whose share
    touches a failed codeword, whose payload did not fit even at the lowest quality, or
@@ -38,8 +38,17 @@ Per transmit call (one batch of ``B`` images, one SNR):
    per-channel mean colour of the training set (computed in :meth:`prepare`), and is
    counted in the extra ``"failed"`` (1.0 per failed image).
 
-Reported CR = the real symbols of all sent codewords / ``B`` / ``3HW`` (the same for every
-image of the batch), never above the target. Pilots are not counted.
+Reported CR = the real symbols that entered the channel layer (counted by
+:meth:`DigitalLink.send`) / ``B`` / ``3HW``, the same for every image of the batch (the
+codewords span images); at most ``2 U A / 3HW``, so never above the target. Pilots are
+not counted. The extra ``"codeword_bits"`` is the ``n`` of the code used.
+
+Degradation: when not one codeword of the configured code fits the batch's slots, the
+chain does not fail but tries, in this order, DVB-S2 with the short frame (``n = 16200``,
+if ``normal`` was configured) and the rate-1/2 5G LDPC code with one codeword per image
+(``n = U A m``, the modulation chosen with the 5G thresholds). When nothing fits (e.g.
+``U = 0``, or fewer than 24 code bits per image), nothing is sent: every image is the
+fallback, ``failed = 1`` and CR 0 (a reported failure).
 
 Modulation choice (``modulation="auto"``): the highest QAM order whose required SNR
 (:data:`REQUIRED_SNR_DB` of the code, or the ``required_snr_db`` param) is at most the SNR. With a
@@ -73,7 +82,8 @@ import pydantic
 import tensorflow as tf
 
 from semsim.codecs import DecodeError, ImageCodec, make_codec
-from semsim.phy.channel import MultiUserUplinkChannel, RayleighMIMOChannel
+from semsim.phy import layout
+from semsim.phy.channel import make_channel
 from semsim.phy.digital import DigitalLink
 from semsim.phy.qam import bits_per_symbol
 from semsim.systems import users as users_lib
@@ -221,28 +231,60 @@ class SeparationSystem(_FallbackMixin, System):
         self._encoded: dict[tuple, Any] = {}
         self._decoded: dict[tuple, np.ndarray] = {}
 
-    def choose_modulation(self, snr_db: float) -> str:
+    def choose_modulation(self, snr_db: float, code: str | None = None) -> str:
         """The fixed modulation, or for ``"auto"`` the highest order whose required SNR
-        is at most ``snr_db`` (QPSK below all thresholds)."""
+        (of ``code``, default the configured one) is at most ``snr_db`` (QPSK below all
+        thresholds)."""
         if self.modulation != "auto":
             return self.modulation
-        usable = [m for m in AUTO_MODULATIONS if self.required_snr_db[m] <= snr_db]
+        required = self.required_snr_db if code in (None, self.code) else REQUIRED_SNR_DB[code]
+        usable = [m for m in AUTO_MODULATIONS if required[m] <= snr_db]
         return usable[-1] if usable else AUTO_MODULATIONS[0]
 
-    def digital_link(self, modulation: str, slots_bits: int) -> DigitalLink:
+    def digital_link(self, modulation: str, slots_bits: int, code: str | None = None,
+                     frame: str | None = None) -> DigitalLink:
         """The :class:`DigitalLink` whose blocks run the chain (cached). ``slots_bits``:
-        code bits of one image's channel uses (``n`` of the 5G code)."""
-        if self.code == "dvbs2":
-            key = (modulation, self.frame)
-            kwargs = dict(frame=self.frame)
+        code bits of one image's channel uses (``n`` of the 5G code); ``code``/``frame``
+        default to the configured ones."""
+        code = self.code if code is None else code
+        frame = self.frame if frame is None else frame
+        if code == "dvbs2":
+            key = (code, modulation, frame)
+            kwargs = dict(frame=frame)
         else:
-            key = (modulation, slots_bits)
+            key = (code, modulation, slots_bits)
             kwargs = dict(k=slots_bits // 2, n=slots_bits)
         if key not in self._links:
             if self.num_iter is not None:
                 kwargs["num_iter"] = self.num_iter
-            self._links[key] = DigitalLink.from_spec(self.link, modulation, self.code, **kwargs)
+            self._links[key] = DigitalLink.from_spec(self.link, modulation, code, **kwargs)
         return self._links[key]
+
+    def _codes(self) -> list[tuple[str, str]]:
+        """The codes tried in order (see "Degradation" in the module docstring)."""
+        codes = [(self.code, self.frame)]
+        if self.code == "dvbs2":
+            if self.frame == "normal":
+                codes.append(("dvbs2", "short"))
+            codes.append(("ldpc5g", self.frame))
+        return codes
+
+    def plan(self, snr_db: float, uses: int, batch: int):
+        """``(dlink, modulation)`` of the first code of :meth:`_codes` of which at least one
+        codeword fits the batch's ``batch * uses * A`` QAM slots, or ``None`` when none does."""
+        ant = self.link.antennas_per_user
+        for code, frame in self._codes():
+            modulation = self.choose_modulation(snr_db, code)
+            slots_bits = uses * ant * bits_per_symbol(modulation)
+            if slots_bits == 0:
+                return None
+            try:
+                dlink = self.digital_link(modulation, slots_bits, code, frame)
+            except ValueError:  # no 5G code with k = n / 2 for this many bits
+                continue
+            if batch * slots_bits // dlink.n >= 1:
+                return dlink, modulation
+        return None
 
     def transmit(self, images, snr_db, h=None, target_cr=None) -> TransmitResult:
         images = _check_images(images)
@@ -251,17 +293,17 @@ class SeparationSystem(_FallbackMixin, System):
         users_lib.num_realizations(batch, self.link.users)
         ant = self.link.antennas_per_user
         uses = channel_uses_per_image(cr, shape, ant)
-        modulation = self.choose_modulation(float(snr_db))
+        plan = self.plan(float(snr_db), uses, batch)
+        if plan is None:
+            fallback = np.broadcast_to(self._fallback_image(shape), images.shape)
+            zeros = np.zeros(batch, np.float32)
+            return TransmitResult(fallback.astype(np.float32), zeros, {
+                "failed": np.ones(batch, np.float32), "source_bits": zeros,
+                "bits_per_symbol": zeros, "codeword_bits": zeros})
+        dlink, modulation = plan
         m = bits_per_symbol(modulation)
-        dlink = self.digital_link(modulation, uses * ant * m)
         n, k = dlink.n, dlink.k
         num_codewords = batch * uses * ant * m // n
-        if num_codewords == 0:
-            raise ValueError(
-                f"{batch} images at CR {cr} carry {batch * uses * ant * m} code bits with "
-                f"{modulation}: fewer than one {self.code} codeword (n={n}); use more images per "
-                "batch, frame='short' or code='ldpc5g'"
-            )
         share = num_codewords * k // batch
         info = np.zeros(num_codewords * k, np.uint8)
         failed = np.zeros(batch, np.float32)
@@ -276,7 +318,8 @@ class SeparationSystem(_FallbackMixin, System):
                 [_bytes_to_bits(len(enc.payload).to_bytes(2, "big")), _bytes_to_bits(enc.payload)]
             )
             info[i * share : i * share + len(bits)] = bits
-        info_hat = self._send(dlink, info.reshape(num_codewords, k), snr_db, h, batch, uses)
+        info_hat, sent_reals = self._send(dlink, info.reshape(num_codewords, k), snr_db, h,
+                                          batch, uses)
         cw_failed = np.any(info_hat != info.reshape(num_codewords, k), axis=1)
         images_hat = np.empty_like(images)
         for i in range(batch):
@@ -293,12 +336,13 @@ class SeparationSystem(_FallbackMixin, System):
             except DecodeError:
                 failed[i] = 1.0
                 images_hat[i] = self._fallback_image(shape)
-        sent_reals = 2 * num_codewords * n / m
-        cr_used = np.full(batch, sent_reals / batch / (3 * shape[0] * shape[1]), np.float32)
+        # Codewords span images, so every image is charged the batch's mean.
+        cr_used = np.full(batch, sent_reals.sum() / batch / (3 * shape[0] * shape[1]), np.float32)
         extras = {
             "failed": failed,
             "source_bits": source_bits,
             "bits_per_symbol": np.full(batch, m, np.float32),
+            "codeword_bits": np.full(batch, n, np.float32),
         }
         return TransmitResult(images_hat, cr_used, extras)
 
@@ -326,25 +370,26 @@ class SeparationSystem(_FallbackMixin, System):
         return self._decoders[key]
 
     def _send(self, dlink: DigitalLink, info: np.ndarray, snr_db, h, batch: int, uses: int):
-        """Codewords ``[C, k]`` -> QAM -> per-image channel uses -> detected info bits."""
+        """Codewords ``[C, k]`` -> QAM -> per-image channel uses -> detected info bits
+        ``[C, k]`` uint8 and the real symbols each image put into the channel ``[B]``."""
         users, ant = self.link.users, self.link.antennas_per_user
         code_bits = dlink.encode(tf.constant(info, tf.float32))  # [C, n]
         symbols = dlink.mapper(tf.reshape(code_bits, [1, -1]))[0]  # [C n / m]
         num_sent = int(symbols.shape[0])
-        slots = tf.pad(symbols, [[0, batch * uses * ant - num_sent]])
-        x = tf.transpose(tf.reshape(slots, [batch, uses, ant]), [0, 2, 1])  # [B, A, U]
+        slots = tf.reshape(tf.pad(symbols, [[0, batch * uses * ant - num_sent]]), [batch, -1])
+        keep = tf.reshape(tf.range(batch * uses * ant) < num_sent, [batch, -1])
+        x, sent = layout.place(slots, ant, keep)  # [B, A, U]
         if users > 1:
-            x = users_lib.group(x, users)  # [B/K, K, A, U]
+            x, sent = users_lib.group(x, users), users_lib.group(sent, users)  # [B/K, K, A, U]
         snr = users_lib.realization_snr(float(snr_db), batch, users)
-        h = users_lib.realization_h(h, users)
-        y, h, no = dlink.channel(x, snr, h=h)
-        h_hat, _ = dlink.csi(h, dlink.channel.noise_variance(h, snr))
-        x_hat, no_eff = dlink.detector(y, h_hat, no)  # [B/K, K A, U]
-        per_image = lambda v: tf.reshape(tf.transpose(tf.reshape(v, [batch, ant, uses]), [0, 2, 1]), [-1])
-        x_hat, no_eff = per_image(x_hat)[:num_sent], per_image(no_eff)[:num_sent]
-        llr = dlink.demapper(x_hat[tf.newaxis], no_eff[tf.newaxis])
+        x_hat, no_eff, sent_reals = dlink.send(x, snr, h=users_lib.realization_h(h, users),
+                                               sent=sent)
+        per_image = lambda v: tf.reshape(layout.unplace(tf.reshape(v, [batch, ant, uses]),
+                                                        uses * ant), [-1])[:num_sent]
+        llr = dlink.demapper(per_image(x_hat)[tf.newaxis], per_image(no_eff)[tf.newaxis])
         llr = tf.reshape(llr, [-1, dlink.n])
-        return self._decoder(dlink)(llr).numpy().astype(np.uint8)
+        info_hat = self._decoder(dlink)(llr).numpy().astype(np.uint8)
+        return info_hat, np.reshape(sent_reals.numpy(), [batch]).astype(np.float64)
 
 
 class CapacityBoundSystem(_FallbackMixin, System):
@@ -361,20 +406,17 @@ class CapacityBoundSystem(_FallbackMixin, System):
         self.fallback = None
         if link.fading == "fast":
             raise ValueError("capacity_bound needs block fading or fading 'none'; got 'fast'")
-        common = dict(fading=link.fading)
-        if link.users > 1:
-            self.channel = MultiUserUplinkChannel(
-                link.users, link.num_rx_ant, link.antennas_per_user, **common
-            )
-        else:
-            self.channel = RayleighMIMOChannel(link.num_rx_ant, link.num_tx_ant, **common)
+        self.channel = make_channel(link)
 
     def capacity_bits(self, h: np.ndarray, snr_db: float, uses: int) -> np.ndarray:
         """Bits per user for realizations ``h`` ``[R, Nr, Nt]``: ``[R]`` for a single user,
-        ``uses * log2 det(I + (snr / A) H H^H)``; ``[R, K]`` (equal for all users) on a
-        multi-user uplink, ``uses * min_S log2 det(I + (snr / A) H_S H_S^H) / |S|``."""
+        ``uses * log2 det(I + (Es / no) H H^H)``; ``[R, K]`` (equal for all users) on a
+        multi-user uplink, ``uses * min_S log2 det(I + (Es / no) H_S H_S^H) / |S|``, with
+        ``no`` the noise variance the link's channel layer draws for unit-energy symbols
+        (``Es / no = snr / A`` under the ``"average"`` SNR definition with fading)."""
+        no = self.channel.noise_variance(tf.constant(h, tf.complex64), float(snr_db)).numpy()
         h = np.asarray(h, np.complex128)
-        snr = 10.0 ** (float(snr_db) / 10.0) / self.link.antennas_per_user
+        snr = (1.0 / no.astype(np.float64))[:, None, None]
         users, ant = self.link.users, self.link.antennas_per_user
 
         def log_det(cols):

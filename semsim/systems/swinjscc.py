@@ -12,8 +12,9 @@ same default dimensions), producing ``C`` latent channels at ``H/f x W/f`` (``f 
   target CR]`` scores the ``C`` channels; the latent is scaled by ``sigmoid(score)``
   (so the scores learn) and the ``k`` best-scored channels are kept, ``k = round(48 CR)``
   for ``f = 4`` (CR = ``k (H/f)(W/f) / (3HW) = k / (3 f^2)``). The binary channel mask
-  (``C`` bits) is side information for the receiver, reported as the extra
-  ``"side_info_bits"`` and not included in CR.
+  (``C`` bits, per-image extra ``"channel_mask"`` as an integer) is side information
+  assumed known at the receiver, not included in CR and reported as ``side_info_bits``
+  (its entropy over the test set, :func:`semsim.systems.base.side_info_bits`).
 * **Link**: channel-major latent ``[B, C, H/f, W/f]`` -> pairs of reals within a channel
   -> :class:`semsim.systems.deepjscc.LatentLink` (power normalization over the kept
   symbols, the given ``h``, the scenario's CSI and LMMSE detector); dropped channels
@@ -21,10 +22,13 @@ same default dimensions), producing ``C`` latent channels at ``H/f x W/f`` (``f 
   user ``n % K`` in realization ``n // K``, :mod:`semsim.systems.users`), all at the
   batch's CR.
 
-Training draws the target CR per batch uniformly from ``rates`` (channel counts ``k``,
-spanning the reference system's CR range up to ``C / 48``) and the SNR per image from
-the scenario's range (``U[0, 20]`` dB in the papers). Evaluation uses the value of the
-set closest to the requested ``target_cr`` (or ``default_cr``).
+Training draws the target CR per batch uniformly from ``rates`` (channel counts ``k``;
+by default every count ``1..C``, so CR steps of ``1 / 48``) and the SNR per image from
+the scenario's range (``U[0, 20]`` dB in the papers). Evaluation uses the largest count
+of the set whose CR does not exceed the requested ``target_cr`` (so a ``match_cr_of``
+comparison never gives SwinJSCC more rate than its target), or the smallest count when
+even that one is above the target (CR ``1 / 48`` is the floor: at least one channel is
+sent); without a target, ``default_cr`` is matched the same way.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import tensorflow as tf
 from semsim.phy.spec import link_from_config, link_to_config
 from semsim.semantic.swin import SwinDecoder, SwinEncoder
 from semsim.systems import users as users_lib
-from semsim.systems.base import LinkSpec
+from semsim.systems.base import LinkSpec, side_info_summary
 from semsim.systems.deepjscc import (
     LatentLink,
     MSEModel,
@@ -127,8 +131,9 @@ class SwinJSCC(MSEModel):
     link : LinkSpec
     channels : int
         Latent channels ``C`` (CR_max = ``C / 48``).
-    rates : sequence of int
-        Kept-channel counts ``k`` trained on (each ``1 <= k <= C``).
+    rates : sequence of int or None
+        Kept-channel counts ``k`` trained on (each ``1 <= k <= C``); ``None``: all of
+        ``1..C``.
     default_cr : float
         CR evaluated when the inputs hold no ``"target_cr"``.
     encoder_dims, encoder_depths, encoder_heads, decoder_dims, decoder_depths,
@@ -137,22 +142,23 @@ class SwinJSCC(MSEModel):
         Width of the SNR/rate modulator MLPs.
 
     ``call(inputs)``: ``"image"`` ``[B, H, W, 3]``, ``"snr_db"`` ``[B]``, optional ``"h"``,
-    optional ``"target_cr"`` ``[B]`` (the batch uses the set value nearest its first
-    entry). Returns ``"image_hat"``, ``"cr"`` ``[B]``, ``"kept_maps"`` ``[B]`` (``k``) and
-    ``"side_info_bits"`` ``[B]`` (``C``).
+    optional ``"target_cr"`` ``[B]`` (the batch uses the largest set count whose CR is at
+    most its first entry, see :meth:`rate_for`). Returns ``"image_hat"``, ``"cr"`` ``[B]``
+    (real symbols that entered the channel / ``3HW``), ``"kept_maps"`` ``[B]`` (``k``) and
+    ``"channel_mask"`` ``[B]`` (the kept channels as the integer ``sum_i m_i 2^i``).
     """
 
     def __init__(
         self,
         link: LinkSpec,
         channels: int = 16,
-        rates: Sequence[int] = (2, 4, 8, 12, 16),
+        rates: Sequence[int] | None = None,
         default_cr: float = 1 / 6,
         encoder_dims: Sequence[int] = (96, 128),
         encoder_depths: Sequence[int] = (2, 4),
         encoder_heads: Sequence[int] = (6, 8),
         decoder_dims: Sequence[int] = (128, 96),
-        decoder_depths: Sequence[int] = (4, 2),
+        decoder_depths: Sequence[int] = (2, 4),
         decoder_heads: Sequence[int] = (8, 6),
         window_size: int = 4,
         patch_size: int = 2,
@@ -161,7 +167,7 @@ class SwinJSCC(MSEModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        rates = sorted({int(r) for r in rates})
+        rates = list(range(1, int(channels) + 1)) if rates is None else sorted({int(r) for r in rates})
         if not rates or rates[0] < 1 or rates[-1] > channels:
             raise ValueError(f"rates must be channel counts in [1, channels={channels}]; got {rates}")
         self.link = link = link_from_config(link)
@@ -187,14 +193,17 @@ class SwinJSCC(MSEModel):
         return k / (3 * self.factor**2)
 
     def rate_for(self, target_cr: float) -> int:
-        """The trained channel count whose CR is closest to ``target_cr``."""
-        return min(self.rates, key=lambda k: (abs(self.cr_of(k) - target_cr), k))
+        """The largest trained channel count whose CR is at most ``target_cr`` (relative
+        tolerance 1e-6), or the smallest count when all are above it."""
+        fits = [k for k in self.rates if self.cr_of(k) <= target_cr * (1 + 1e-6)]
+        return fits[-1] if fits else self.rates[0]
 
     def _pick_k(self, inputs, training):
         if "target_cr" in inputs:
             target = tf.reshape(tf.cast(inputs["target_cr"], tf.float32), [-1])[0]
             crs = tf.constant([self.cr_of(k) for k in self.rates], tf.float32)
-            index = tf.argmin(tf.abs(crs - target))
+            fits = tf.reduce_sum(tf.cast(crs <= target * (1 + 1e-6), tf.int64))
+            index = tf.maximum(fits - 1, 0)
         elif training:
             index = tf.random.uniform([], 0, len(self.rates), dtype=tf.int64)
         else:
@@ -215,14 +224,15 @@ class SwinJSCC(MSEModel):
         z = self.encoder(image) * self.tx_snr(snr_hat)[:, None, None, :]
         z, mask = self.rate_mod(z, snr_hat, tf.fill([batch], cr), k)
         sent = tf.broadcast_to(mask[:, :, None, None], [batch, self.channels, h_lat, w_lat])
-        z_hat = self.latent_link.send(tf.transpose(z, [0, 3, 1, 2]), state, snr_db, sent=sent)
+        z_hat, sent_reals = self.latent_link.send(tf.transpose(z, [0, 3, 1, 2]), state, snr_db,
+                                                  sent=sent)
         z_hat = tf.transpose(z_hat, [0, 2, 3, 1]) * mask[:, None, None, :]
         z_hat = z_hat * self.rx_snr(snr_hat)[:, None, None, :]
         return {
             "image_hat": self.decoder(z_hat),
-            "cr": tf.fill([batch], cr),
+            "cr": sent_reals / float(3 * image.shape[1] * image.shape[2]),
             "kept_maps": tf.fill([batch], tf.cast(k, tf.float32)),
-            "side_info_bits": tf.fill([batch], float(self.channels)),
+            "channel_mask": tf.reduce_sum(mask * 2.0 ** tf.range(self.channels, dtype=tf.float32), -1),
         }
 
     def get_config(self):
@@ -238,12 +248,13 @@ class SwinJSCC(MSEModel):
 
 
 class SwinJSCCParams(SwinSizeParams):
-    """Scenario params of ``swinjscc`` (sizes default to the reference system's)."""
+    """Scenario params of ``swinjscc`` (sizes default to the reference system's; ``rates``
+    ``None`` trains every channel count ``1..channels``)."""
 
     model_config = pydantic.ConfigDict(extra="forbid")
 
     channels: int = pydantic.Field(16, ge=1)
-    rates: tuple[int, ...] = (2, 4, 8, 12, 16)
+    rates: tuple[int, ...] | None = None
     default_cr: float = pydantic.Field(1 / 6, gt=0)
     hidden: int = pydantic.Field(32, ge=1)
     eval_batch_size: int = pydantic.Field(64, ge=1)
@@ -259,4 +270,5 @@ def build_swinjscc(params: SwinJSCCParams, link: LinkSpec, image_size, seed: int
                          f"link.users ({link.users})")
     model = SwinJSCC(link, **options)
     build_for_users(model, link, image_size)
-    return KerasSystem(model, "swinjscc", eval_batch_size=eval_batch_size)
+    return KerasSystem(model, "swinjscc", eval_batch_size=eval_batch_size,
+                       summarize=side_info_summary("channel_mask"))

@@ -19,7 +19,7 @@ description: tiny CLI test scenario
 seed: 11
 link: {nr: 2, users: 2, csi: {mode: noisy, error_var: noise}}
 snr: {eval_db: [0, 15]}
-data: {train_images: 48, test_images: 12}
+data: {train_images: 2, test_images: 12}
 systems:
   - {name: a, type: toy, params: {cr: 0.4, interrupt_at_step: INTERRUPT}}
   - {name: b, type: toy, match_cr_of: a}
@@ -65,8 +65,9 @@ def test_run_writes_every_output(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "![samples_b](samples_b.png)" in report and "| a | toy |" in report
     header = (out / "results.csv").read_text().splitlines()[0]
-    assert header == ("system,type,snr_db,psnr_db,psnr_std_db,cr,n_images,failed,failure_rate,"
-                      "kept_symbols,psnr_of_mean_mse_db,target_cr")
+    assert header == ("system,type,steps_done,steps_planned,snr_db,psnr_db,psnr_ci95_db,"
+                      "psnr_std_db,psnr_of_mean_mse_db,exact_images,ssim,ssim_ci95,ms_ssim,"
+                      "ms_ssim_ci95,cr,n_images,failed,failure_rate,kept_symbols,target_cr")
     # a second run into the same directory is refused without --resume
     assert main(["run", str(scenario(tmp_path)), "--profile", "quick", "--out", str(out)]) == 2
     assert "already holds a run; pass --resume" in capsys.readouterr().err

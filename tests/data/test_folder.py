@@ -34,9 +34,10 @@ def test_center_crops_for_test_and_random_crops_for_training(tmp_path):
     assert [im.shape for im in train] == [(48, 40, 3)] * 2
     np.testing.assert_array_equal(test[0], images["test/c.png"][8:40, 4:36])
     data = load_data(DataConfig(source="folder", path=str(tmp_path)))
-    batch = next(iter(train_dataset(data, batch_size=4, seed=0, augment=False)))
-    assert batch.shape == (4, 32, 32, 3)
-    # every crop is a window of the (lossless) PNG training image or of the JPEG one
+    batch = next(iter(train_dataset(data, batch_size=16, seed=0, augment=False)))
+    assert batch.shape == (16, 32, 32, 3)
+    # crops come from both images, picked uniformly: some of the 16 (all but with
+    # probability 2**-16) are windows of the lossless PNG one
     source = images["train/a.png"].astype(np.float32) / 255
     crops = batch.numpy()
     found = any(np.allclose(crop, source[t:t + 32, l_:l_ + 32])

@@ -27,7 +27,7 @@ def _measured_snr(y, hx, sent):
 def test_realized_snr_matches_request(snr_db, masked):
     # 4000 examples x 2 rx x 32 symbols: the noise-power estimate has a relative std
     # of about 1/sqrt(256000) = 0.2 %, so a 2 % tolerance is > 9 sigma.
-    channel = RayleighMIMOChannel(2, 2)
+    channel = RayleighMIMOChannel(2, 2, snr_mode="realized")
     x = _gaussian([4000, 2, 32], 0)
     if masked:
         x[:, :, 20:] = 0  # pruned symbols: not sent
@@ -41,12 +41,54 @@ def test_realized_snr_matches_request(snr_db, masked):
 
 
 def test_average_snr_mode_is_independent_of_h_and_unit_gain():
-    # Average mode: no = ||X||^2 / (n_sent snr); with unit-power symbols on 2 streams
-    # the per-antenna received power is 2, so no = 2 / snr exactly.
-    channel = RayleighMIMOChannel(2, 2, snr_mode="average")
+    # Average mode (the default): no = A Es / snr; with unit-power symbols on 2 streams
+    # the mean per-antenna received power is 2, so no = 2 / snr exactly.
+    channel = RayleighMIMOChannel(2, 2)
+    assert channel.snr_mode == "average"
     x = PowerNormalization()(tf.constant(_gaussian([8, 2, 64], 1)))
     _, _, no = channel(x, 10.0)
     np.testing.assert_allclose(no.numpy(), 0.2, rtol=1e-5)
+
+
+def test_average_snr_does_not_depend_on_what_is_sent():
+    # Same h, SNR and symbol energy: the same no whatever the content, zeros or a half-full
+    # last channel use included (the noise is the receiver's, not the signal's).
+    channel = RayleighMIMOChannel(2, 2, symbol_energy=0.5)
+    h = channel.sample_channel(3)
+    full = tf.constant(_gaussian([3, 2, 16], 12))
+    sparse = full.numpy().copy()
+    sparse[:, :, 5:] = 0
+    sparse[:, 1, 4] = 0
+    expected = np.full(3, 2 * 0.5 / 10.0)  # A Es / snr at 10 dB
+    for x in (full, tf.constant(sparse), 3.0 * full):
+        np.testing.assert_allclose(channel(x, 10.0, h=h)[2].numpy(), expected, rtol=1e-6)
+    # Without fading each antenna receives one stream: no = Es / snr.
+    awgn = RayleighMIMOChannel(2, 2, fading="none", symbol_energy=0.5)
+    np.testing.assert_allclose(awgn(full, 10.0)[2].numpy(), np.full(3, 0.05), rtol=1e-6)
+
+
+def test_realized_snr_counts_sent_zeros_from_the_mask():
+    # A sent symbol that happens to be 0 is still a sent symbol: with the mask it counts in
+    # ||HX||_0; H = I so the received power is the mean |x|^2 over the sent entries.
+    channel = RayleighMIMOChannel(1, 1, fading="none", snr_mode="realized")
+    x = tf.constant([[[2.0, 0.0, 0.0, 0.0]]], tf.complex64)
+    sent = tf.constant([[[1.0, 1.0, 0.0, 0.0]]])
+    np.testing.assert_allclose(channel(x, 0.0, sent=sent)[2].numpy(), [2.0])  # (4 + 0) / 2
+    np.testing.assert_allclose(channel(x, 0.0)[2].numpy(), [4.0])  # nonzero entries only
+
+
+@pytest.mark.parametrize("users", [1, 3])
+@pytest.mark.parametrize("snr", ["average", "realized"])
+def test_make_channel_follows_the_link(users, snr):
+    from semsim.phy import LinkSpec, make_channel
+
+    link = LinkSpec(num_rx_ant=4, users=users, antennas_per_user=1 if users > 1 else 2,
+                    fading="fast", rx_correlation=0.3, snr=snr)
+    channel = make_channel(link, symbol_energy=2.0)
+    assert isinstance(channel, MultiUserUplinkChannel if users > 1 else RayleighMIMOChannel)
+    assert (channel.snr_mode, channel.fading, channel.rx_correlation) == (snr, "fast", 0.3)
+    assert (channel.num_rx_ant, channel.num_tx_ant, channel.symbol_energy) == (
+        4, link.num_tx_ant, 2.0)
 
 
 def test_per_example_snr():
@@ -107,7 +149,7 @@ def test_given_channel_is_reused():
 def test_noise_variance_without_data_matches_expectation():
     # Pilots are sent before the data: noise_variance(h, snr) uses the expected
     # received power ||H||^2 Es / Nr, which equals the data's realized power on average.
-    channel = RayleighMIMOChannel(2, 4)
+    channel = RayleighMIMOChannel(2, 4, snr_mode="realized")
     h = channel.sample_channel(2000)
     x = PowerNormalization()(tf.constant(_gaussian([2000, 4, 256], 5)))
     with_data = channel.noise_variance(h, 10.0, x=x).numpy()
@@ -125,7 +167,7 @@ def test_multi_user_snr_is_per_user():
 
 
 def test_multi_user_realized_snr():
-    channel = MultiUserUplinkChannel(num_users=3, num_rx_ant=4)
+    channel = MultiUserUplinkChannel(num_users=3, num_rx_ant=4, snr_mode="realized")
     x = PowerNormalization(axes=(2, 3))(tf.constant(_gaussian([3000, 3, 1, 32], 7)))
     y, h, no = channel(x, 5.0)
     per_user = [

@@ -160,7 +160,7 @@ def test_gradients_reach_transmitted_symbols(csi):
     target = tf.random.normal([4, 2, 16, 2])
     with tf.GradientTape() as tape:
         x = reals_to_complex(z)
-        x_hat, _, _ = link(x, tf.constant(10.0))
+        x_hat = link(x, tf.constant(10.0)).x_hat
         loss = tf.reduce_mean((complex_to_reals(x_hat) - tf.reshape(target, [4, 2, 32])) ** 2)
     grad = tape.gradient(loss, z)
     assert grad is not None
@@ -170,7 +170,8 @@ def test_gradients_reach_transmitted_symbols(csi):
 def test_analog_link_multi_user_shapes_and_recovery():
     link = AnalogLink(LinkSpec(num_rx_ant=4, users=3, antennas_per_user=1, csi=CSISpec("perfect")))
     x = PowerNormalization(axes=(2, 3))(tf.constant(_gaussian([5, 3, 1, 20], 11)))
-    x_hat, no_eff, no = link(x, 150.0)
+    x_hat, no_eff, no, sent_reals = link(x, 150.0)
+    np.testing.assert_array_equal(sent_reals.numpy(), np.full((5, 3), 2 * 20))
     assert x_hat.shape == (5, 3, 1, 20) and no_eff.shape == (5, 3, 1, 20) and no.shape == (5,)
     np.testing.assert_allclose(x_hat.numpy(), x.numpy(), atol=1e-4)
 

@@ -88,9 +88,11 @@ def test_stream_mapping_padding_and_channel_uses():
     assert link.channel_uses_per_codeword() == 7 and link.n == 102
     bits = tf.constant(np.random.default_rng(0).integers(0, 2, (8, 102)), tf.float32)
     np.testing.assert_array_equal(link(bits, 60.0).numpy(), bits.numpy())
-    x = link._to_streams(bits)
-    assert x.shape == (8, 4, 7)
+    x, sent = link._to_streams(bits)
+    assert x.shape == (8, 4, 7) and sent.shape == (8, 4, 7)
     np.testing.assert_array_equal(x.numpy()[:, 2:, -1], 0)  # padded symbols are not sent
+    np.testing.assert_array_equal(sent.numpy()[:, 2:, -1], 0)
+    assert np.sum(sent.numpy()) == 8 * 26
     np.testing.assert_allclose(link._from_streams(x).numpy(), link.mapper(
         tf.pad(bits, [[0, 0], [0, 2]])).numpy())
     coded = DigitalLink("16qam", "ldpc5g", k=512, n=1024, num_rx_ant=4, num_tx_ant=4,

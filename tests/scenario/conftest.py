@@ -16,7 +16,7 @@ description: tiny test scenario (no paper figure)
 seed: 3
 link: {nr: 2, nt: 2, csi: {mode: ls}}
 snr: {train_db: [0, 10], eval_db: [0, 10, 20]}
-data: {train_images: 64, test_images: 20}
+data: {train_images: 2, test_images: 20}
 systems:
   - {name: a, type: toy, params: {cr: 0.5}}
   - {name: b, type: toy, match_cr_of: a, params: {shrink: 0.3}}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +12,11 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from semsim.report.results import ResultsFile
 from semsim.scenario.loader import load_scenario
-from semsim.scenario.runner import RunError, RunOptions, psnr_db, run_scenario
-from tests.scenario.toy_system import ToySystem
+from semsim.scenario.runner import RunError, RunFailure, RunOptions, run_scenario
+from semsim.systems.base import TrainReport
+from semsim.systems.keras_system import NonFiniteTrainingError
+from semsim.systems.registry import get_system_type, register_system
+from tests.scenario.toy_system import ToyParams, ToySystem
 
 OUTPUTS = ("results.json", "results.csv", "report.md", "scenario.resolved.yaml",
            "psnr_vs_snr.png", "psnr_vs_cr.png", "cr_vs_snr.png", "extras_vs_snr.png",
@@ -28,15 +33,6 @@ def comparable(results: ResultsFile) -> dict:
         data.pop("eval_seconds")
         out[name] = data
     return out
-
-
-def test_psnr_matches_skimage():
-    rng = np.random.default_rng(0)
-    images = rng.uniform(size=(3, 8, 8, 3))
-    noisy = np.clip(images + rng.normal(scale=0.05, size=images.shape), 0, 1)
-    expected = [peak_signal_noise_ratio(a, b, data_range=1.0) for a, b in zip(images, noisy, strict=True)]
-    np.testing.assert_allclose(psnr_db(images, noisy), expected, rtol=1e-10)
-    assert psnr_db(images, images)[0] == 100.0  # capped, finite
 
 
 def test_run_shares_channels_and_matches_cr(tiny_scenario, tmp_path):
@@ -61,8 +57,21 @@ def test_run_shares_channels_and_matches_cr(tiny_scenario, tmp_path):
     assert a.n_images == [20, 20, 20]
     assert a.psnr_db[0] < a.psnr_db[1] < a.psnr_db[2]
     # PSNR of the mean MSE never exceeds the mean PSNR (Jensen), and tracks it
-    for mean_psnr, of_mean_mse in zip(a.psnr_db, a.extras()["psnr_of_mean_mse_db"], strict=True):
+    for mean_psnr, of_mean_mse in zip(a.psnr_db, a.psnr_of_mean_mse_db, strict=True):
         assert of_mean_mse <= mean_psnr + 1e-9
+    # the stored per-image PSNR is skimage's on the 8-bit images (first images: samples)
+    originals = np.load(tmp_path / "run" / "eval" / "originals.npy")
+    point = np.load(tmp_path / "run" / "eval" / "a" / "snr_01.npz")
+    expected = [peak_signal_noise_ratio(o, r, data_range=255)
+                for o, r in zip(originals, point["samples"], strict=True)]
+    np.testing.assert_allclose(point["psnr"][:3], expected, rtol=1e-12)
+    assert a.psnr_db[1] == pytest.approx(np.mean(point["psnr"]))
+    # 95 % t-interval of 20 images: t(0.975, 19) = 2.0930 (tables)
+    assert a.psnr_ci95_db[1] == pytest.approx(2.0930 * np.std(point["psnr"], ddof=1) / np.sqrt(20),
+                                              rel=1e-4)
+    assert 0 < a.ssim[0] < a.ssim[2] <= 1 and 0 < a.ms_ssim[0] < a.ms_ssim[2] <= 1
+    assert a.exact_images == [0, 0, 0]
+    assert results.metrics["psnr_cap_db"] == pytest.approx(10 * np.log10(255**2 * 3 * 32 * 32))
     assert a.extras()["kept_symbols"] == [0.5 * 3 * 32 * 32] * 3
     # System.summarize: one test-set figure per SNR point, reported like an extra
     assert a.extras()["failure_rate"] == pytest.approx(a.extras()["failed"])
@@ -121,3 +130,88 @@ def test_system_selection(tiny_scenario, tmp_path):
     assert list(results.systems) == ["a"]
     state = json.loads((tmp_path / "y" / "run_state.json").read_text())
     assert state["scenario"]["name"] == "tiny"
+
+
+class BudgetToy(ToySystem):
+    """The toy, stopped after two new training steps when ``train.max_seconds`` is set
+    (as a wall-clock budget would), reporting its steps."""
+
+    type_name = "budget_toy"
+
+    def prepare(self, train_data, train, workdir, resume):
+        state = Path(workdir) / "toy_state.json"
+        done = json.loads(state.read_text())["step"] if resume and state.exists() else 0
+        steps = min(train.steps, done + 2) if train.max_seconds else train.steps
+        super().prepare(train_data, dataclasses.replace(train, steps=steps), workdir, resume)
+        return TrainReport(steps, train.steps)
+
+
+def _register_budget_toy():
+    try:
+        get_system_type("budget_toy")
+    except KeyError:
+        register_system("budget_toy", params=ToyParams, description="test-only")(
+            lambda params, link, size, seed: BudgetToy(params, link, tuple(size)))
+
+
+def test_under_trained_system_is_marked_and_resume_trains_it_on(tiny_scenario, tmp_path):
+    _register_budget_toy()
+    text = tiny_scenario.read_text().replace("type: toy", "type: budget_toy")
+    tiny_scenario.write_text(text)
+    clean = run_scenario(load_scenario(tiny_scenario),
+                         RunOptions(out_dir=tmp_path / "clean", progress=False))
+    assert clean.systems["a"].steps_done == clean.systems["a"].steps_planned == 4
+    tiny_scenario.write_text(text.replace("train: {steps: 4,", "train: {max_seconds: 60, steps: 4,"))
+    cut = run_scenario(load_scenario(tiny_scenario),
+                       RunOptions(out_dir=tmp_path / "run", progress=False))
+    assert (cut.systems["a"].steps_done, cut.systems["a"].steps_planned) == (2, 4)
+    assert cut.systems["a"].under_trained and cut.systems["a"].psnr_db != clean.systems["a"].psnr_db
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "| a | budget_toy | 2/4 steps, UNDER-TRAINED |" in report
+    events = []
+    resumed = run_scenario(load_scenario(tiny_scenario), RunOptions(
+        out_dir=tmp_path / "run", resume=True, progress=False,
+        on_event=lambda kind, info: events.append(info["system"]) if kind == "prepared" else 0))
+    assert events == ["a", "b"]  # a trained on, b evaluated again at a's new CR
+    assert not resumed.systems["a"].under_trained
+    assert comparable(resumed) == comparable(clean)
+
+
+def test_failing_writes_leave_the_previous_files(tiny_scenario, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    run_scenario(load_scenario(tiny_scenario), RunOptions(out_dir=run, progress=False))
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+    def no_space(src, dst):
+        raise OSError(28, "No space left on device", str(dst))
+
+    monkeypatch.setattr("semsim.atomic.os.replace", no_space)
+    with pytest.raises(RunFailure) as error:
+        run_scenario(load_scenario(tiny_scenario),
+                     RunOptions(out_dir=run, resume=True, progress=False))
+    assert "\n" not in str(error.value)
+    assert str(error.value).startswith(f"cannot write or read {run / 'scenario.resolved.yaml'}: "
+                                       "No space left on device")
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before  # nothing changed, no temporary file left
+
+
+def test_diverged_training_names_the_system_and_resumes_with_a_smaller_rate(
+        tiny_scenario, tmp_path, monkeypatch):
+    def diverge(self, *args):
+        raise NonFiniteTrainingError("training diverged at step 3: the loss is nan")
+
+    monkeypatch.setattr(ToySystem, "prepare", diverge)
+    with pytest.raises(RunFailure, match=r"^system 'a': training diverged at step 3: the loss"):
+        run_scenario(load_scenario(tiny_scenario),
+                     RunOptions(out_dir=tmp_path / "run", progress=False))
+    monkeypatch.undo()
+    tiny_scenario.write_text(tiny_scenario.read_text().replace(
+        "train: {steps: 4,", "train: {learning_rate: 0.0001, steps: 4,"))
+    resumed = run_scenario(load_scenario(tiny_scenario),
+                           RunOptions(out_dir=tmp_path / "run", resume=True, progress=False))
+    assert list(resumed.systems) == ["a", "b"]
+    tiny_scenario.write_text(tiny_scenario.read_text().replace("steps: 4", "steps: 5"))
+    with pytest.raises(RunError, match=r"different scenario \(changed: train\)"):
+        run_scenario(load_scenario(tiny_scenario),
+                     RunOptions(out_dir=tmp_path / "run", resume=True, progress=False))

@@ -274,5 +274,6 @@ def test_directory_without_weights_says_what_to_download(tmp_path):
     )
     with pytest.raises(FileNotFoundError, match=r"no \*.safetensors weights.*hf download"):
         InternViTBackbone.from_preset(tmp_path)
-    with pytest.raises(ValueError, match="local InternVL snapshot directory"):
+    with pytest.raises(ValueError,
+                       match="local directory .saved with save_to_preset, or an InternVL snapshot"):
         InternViTBackbone.from_preset("internvit-300m")

@@ -134,3 +134,63 @@ def test_bad_lora_arguments_are_rejected():
         layer.enable_lora(2, dropout=1.0)
     with pytest.raises(ValueError, match="not enabled"):
         layer.merge_lora()
+
+
+def _outputs(backbone, seed=5):
+    x = np.random.default_rng(seed).normal(size=(2, 14, 14, 3)).astype("float32")
+    return np.asarray(backbone(x, training=False))
+
+
+def _copy_base_weights(source, target):
+    base = {v.path: v for v in target.weights if "lora_" not in v.path}
+    for v in source.weights:
+        if "lora_" not in v.path:
+            base[v.path].assign(v)
+
+
+def test_backbone_enable_lora_adapts_attention_and_mlp_projections():
+    backbone = _backbone()
+    backbone.enable_lora(RANK)
+    adapted = sorted({v.path.rsplit("/", 2)[-2] for v in backbone.trainable_weights})
+    assert adapted == ["fc1", "fc2", "proj", "qkv"]
+    assert all(v.path.rsplit("/", 1)[-1] in ("lora_a", "lora_b")
+               for v in backbone.trainable_weights)
+    per_block = RANK * ((D + 3 * D) + (D + D) + (D + F) + (F + D))  # A [in, r] + B [r, out]
+    assert count_parameters(backbone).trainable == KEEP * per_block
+
+
+def test_backbone_enable_lora_refuses_targets_it_cannot_adapt():
+    with pytest.raises(ValueError, match="no layer named query, value"):
+        _backbone().enable_lora(RANK, target_layer_names=["query", "value"])
+    with pytest.raises(ValueError, match="norm1 are not LoRALinear"):
+        _backbone().enable_lora(RANK, target_layer_names=["qkv", "norm1"])
+
+
+def test_lora_weights_round_trip(tmp_path):
+    rng = np.random.default_rng(6)
+    trained = _backbone()
+    trained.enable_lora(RANK, alpha=8.0, dropout=0.0)
+    _randomize_lora(trained, rng)
+    expected = _outputs(trained)
+    assert np.abs(expected - _outputs(_backbone())).max() > 1e-3  # LoRA changed the outputs
+    path = tmp_path / "adapter.lora.h5"
+    trained.save_lora_weights(path)
+    for enable_first in (False, True):
+        fresh = _backbone()
+        if enable_first:
+            fresh.enable_lora(RANK, alpha=8.0, dropout=0.0)
+        _copy_base_weights(trained, fresh)
+        fresh.load_lora_weights(path)
+        np.testing.assert_allclose(_outputs(fresh), expected, atol=1e-5)
+    wrong_rank = _backbone()
+    wrong_rank.enable_lora(RANK + 1)
+    with pytest.raises(ValueError, match=f"rank-{RANK} LoRA factors"):
+        wrong_rank.load_lora_weights(path)
+
+
+def test_from_preset_reads_a_saved_preset(tmp_path):
+    original = _backbone()
+    original.save_to_preset(tmp_path / "preset")
+    again = InternViTBackbone.from_preset(tmp_path / "preset")
+    assert again.get_config() == original.get_config()
+    np.testing.assert_allclose(_outputs(again), _outputs(original), atol=1e-6)

@@ -1,12 +1,18 @@
-"""The KerasSystem adapter: training inputs, exact resume, final weights, transmit."""
+"""The KerasSystem adapter: training inputs, exact resume, final weights, transmit,
+budget stops, history and validation PSNR, non-finite training, failing writes."""
+
+import json
+import logging
 
 import numpy as np
 import pytest
+import sionna.phy
 import tensorflow as tf
 
-from semsim.seeding import set_seed
-from semsim.systems.base import TrainSpec
-from semsim.systems.keras_system import KerasSystem, training_inputs
+from semsim.metrics import mean_psnr
+from semsim.seeding import restore_sionna_rng_state, set_seed, sionna_rng_state
+from semsim.systems.base import TrainReport, TrainSpec
+from semsim.systems.keras_system import KerasSystem, NonFiniteTrainingError, training_inputs
 
 from .toy import ToyJSCC, toy_link
 
@@ -77,3 +83,110 @@ def test_transmit_shapes_cr_and_shared_channel(tmp_path):
     assert out.images_hat.min() >= 0 and out.images_hat.max() <= 1
     with pytest.raises(ValueError, match="images must be"):
         system.transmit(images[..., 0], 10.0)
+
+
+def _spec(steps=12, **kwargs):
+    return TrainSpec(steps=steps, steps_per_epoch=3, batch_size=4, jit_compile=False, seed=3,
+                     **kwargs)
+
+
+def _system(callbacks=None):
+    set_seed(3)
+    return KerasSystem(ToyJSCC(toy_link()), "toy", callbacks=callbacks, verbose=0)
+
+
+def _history(workdir):
+    import csv
+
+    return list(csv.DictReader((workdir / "history.csv").open()))
+
+
+def test_budget_stop_is_reported_and_resumed_not_loaded(tmp_path, caplog):
+    full = _system()
+    assert full.prepare(_dataset(), _spec(), tmp_path / "full", False) == TrainReport(12, 12)
+    cut = _system()
+    with caplog.at_level(logging.WARNING, logger="semsim.systems.keras_system"):
+        report = cut.prepare(_dataset(), _spec(max_seconds=1e-6), tmp_path / "cut", False)
+    assert report == TrainReport(1, 12) and not report.complete  # stopped after one batch
+    assert "after 1 of 12 steps: the system is UNDER-TRAINED" in caplog.text
+    assert not (tmp_path / "cut" / "final.weights.h5").exists()
+    assert not (tmp_path / "cut" / "backup").exists()  # a partial epoch is no checkpoint
+    resumed = _system()
+    assert resumed.prepare(_dataset(), _spec(), tmp_path / "cut", True) == TrainReport(12, 12)
+    for a, b in zip(full.model.get_weights(), resumed.model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert [row["step"] for row in _history(tmp_path / "cut")] == ["3", "6", "9", "12"]
+    loaded = _system()  # a finished run is loaded with its step counts
+    assert loaded.prepare(_dataset(), _spec(), tmp_path / "cut", True) == TrainReport(12, 12)
+
+
+def test_validation_psnr_is_logged_without_touching_training(tmp_path):
+    plain = _system()
+    plain.prepare(_dataset(), _spec(steps=6), tmp_path / "plain", False)
+    validation = _images(8, seed=5)
+    checked = _system()
+    checked.prepare(_dataset(), _spec(steps=6, validation_images=validation, tensorboard=True),
+                    tmp_path / "checked", False)
+    for a, b in zip(plain.model.get_weights(), checked.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    rows = _history(tmp_path / "checked")
+    assert [r["epoch"] for r in rows] == ["0", "1"] and "val_psnr_db" not in _history(
+        tmp_path / "plain")[0]
+    # epoch 2's value is the 8-bit PSNR of the final model at the middle SNR (10 dB),
+    # with the channel and noise of the validation seed
+    sionna_state = sionna_rng_state()
+    sionna.phy.config.tf_rng.reset_from_seed(3)
+    out = checked.transmit(validation, 10.0)
+    restore_sionna_rng_state(sionna_state)
+    assert float(rows[1]["val_psnr_db"]) == pytest.approx(mean_psnr(validation, out.images_hat),
+                                                          abs=1e-9)
+    assert any((tmp_path / "checked" / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_nan_stops_training_keeps_the_checkpoint_and_resumes_with_a_smaller_rate(tmp_path):
+    import keras
+
+    class InjectNaN(keras.callbacks.Callback):
+        """Puts a NaN into the first kernel before global step 5 (as a NaN gradient would)."""
+
+        def __init__(self):
+            super().__init__()
+            self.step = 0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.step += 1
+            if self.step == 5:
+                kernel = self.model.trainable_variables[0]
+                kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+
+    with pytest.raises(NonFiniteTrainingError) as error:
+        _system([InjectNaN()]).prepare(_dataset(), _spec(), tmp_path, False)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("training diverged at step 5: the loss is nan")
+    assert "learning rate too high" in message and "after epoch 1) is kept" in message
+    assert "--set train.learning_rate=0.0001" in message
+    assert json.loads((tmp_path / "backup" / "progress.json").read_text()) == {"epochs_done": 1}
+    assert not (tmp_path / "final.weights.h5").exists()
+    resumed = _system()
+    report = resumed.prepare(_dataset(), _spec(learning_rate=1e-4), tmp_path, True)
+    assert report.complete
+    assert float(resumed.model.optimizer.learning_rate) == pytest.approx(1e-4)
+    assert all(np.isfinite(w).all() for w in resumed.model.get_weights())
+    assert [r["step"] for r in _history(tmp_path)] == ["3", "6", "9", "12"]
+
+
+def test_failing_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    system = _system()
+    system.prepare(_dataset(), _spec(steps=3), tmp_path, False)
+    before = (tmp_path / "final.weights.h5").read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    again = _system()
+    monkeypatch.setattr(again.model, "save_weights", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        again.prepare(_dataset(), _spec(steps=6), tmp_path, False)
+    assert (tmp_path / "final.weights.h5").read_bytes() == before
+    assert not [p for p in tmp_path.rglob(".tmp-*")]

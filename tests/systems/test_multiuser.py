@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from semsim.phy import MultiUserUplinkChannel
 from semsim.seeding import set_seed
 from semsim.systems.base import CSISpec, LinkSpec
 from semsim.systems.multiuser import (
@@ -41,17 +42,24 @@ def _images(n, size=16, seed=0):
 
 def test_pruned_count_and_index_code_length():
     assert [pruned_count(r, 64) for r in (0.0, 0.2, 0.3, 0.4, 0.5)] == [0, 13, 19, 26, 32]
+    # The paper's 32x32 images: 2L = 128 real values per complex map.
+    assert [pruned_count(r, 128) for r in (0.0, 0.2, 0.3, 0.4, 0.5)] == [0, 26, 38, 51, 64]
     assert pruned_count(0.2, 16) == 3  # 3.2 -> 3
     # 64 bits at rate <= 3/4 with 64-QAM: 86 bits needed -> 15 symbols = 90 bits.
     assert index_code_length(64, 0.75, 6) == 90
+    # The paper's 128-bit index: 170.7 bits needed -> 29 symbols = 174 bits.
+    assert index_code_length(128, 0.75, 6) == 174
     assert index_code_length(16, 0.75, 6) == 24
     with pytest.raises(ValueError, match="ratio"):
         pruned_count(1.0, 64)
 
 
-def test_magnitude_keep_masks_prune_exactly_the_smallest():
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+def test_magnitude_keep_masks_prune_exactly_the_smallest(dtype):
     rng = np.random.default_rng(0)
-    x = (rng.normal(size=(3, 4, 64)) + 1j * rng.normal(size=(3, 4, 64))).astype(np.complex64)
+    x = rng.normal(size=(3, 4, 64)).astype(dtype)
+    if dtype == np.complex64:
+        x = x + 1j * rng.normal(size=(3, 4, 64)).astype(np.float32)
     counts = tuple(pruned_count(r, 64) for r in (0.0, 0.2, 0.3, 0.4, 0.5))
     masks = np.asarray(magnitude_keep_masks(tf.constant(x), counts))
     assert masks.shape == (3, 5, 4, 64)
@@ -89,27 +97,43 @@ def two_user_model():
     return MultiUserSemCom(_link(2), image_size=(16, 16), seed=0, **TINY)
 
 
-def test_shapes_per_user_and_rate_accounting(two_user_model):
+def test_shapes_per_user_and_rate_accounting(two_user_model, monkeypatch):
     model = two_user_model
     images = _images(6)
+    sent = []  # the sent masks [3, K, 1, P] that entered the channel layer, call by call
+    channel_call = MultiUserUplinkChannel.call
+
+    def spying(self, x, snr_db, h=None, sent_mask=None, **kwargs):
+        sent_mask = kwargs.pop("sent", sent_mask)
+        sent.append(np.asarray(sent_mask))
+        return channel_call(self, x, snr_db, h=h, sent=sent_mask)
+
+    monkeypatch.setattr(MultiUserUplinkChannel, "call", spying)
     out = model({"image": images, "snr_db": np.full(6, 40.0, np.float32)}, training=False)
+    # CR is what entered the channel: 2 reals per sent entry, data and index calls together.
+    sent = [m for m in sent if m.shape[0] == 3]  # not the build pass on K blank images
+    counted = sum(2 * m.sum(axis=(2, 3)) for m in sent).reshape(-1)  # image n = (n // K, n % K)
+    assert len(sent) == 2 and counted.shape == (6,)
+    np.testing.assert_allclose(np.asarray(out["cr"]), counted / (3 * 256), rtol=1e-6)
     assert out["image_hat"].shape == (6, 16, 16, 3)
     for key in ("cr", "cpp", "kept_maps", "kept_symbols", "index_symbols", "failed"):
         assert out[key].shape == (6,), key
     o = {k: np.asarray(v) for k, v in out.items()}
-    hw, length, l_idx = 256, 16, model.index_symbols_per_map
-    assert l_idx == 4
+    # 16x16 images: L = 16 positions, complex maps of 2L = 32 reals, a 32-bit index coded
+    # at rate <= 3/4 with 64-QAM: 42.7 bits -> 8 symbols (48 bits).
+    hw, reals_per_map, l_idx = 256, 32, model.index_symbols_per_map
+    assert l_idx == 8
     n_sel = o["kept_maps"] / 2
-    # CPP = C_k (L_k + L'_k) / 2HW with the index symbols of every selected map (ratio > 0).
-    kept_per_map = length * (1 - o["prune_ratio"])
+    # CPP = (ceil(kept reals / 2) + index symbols of every selected map (ratio > 0)) / HW.
+    kept_reals = n_sel * np.rint(reals_per_map * (1 - o["prune_ratio"]))
     expected_idx = n_sel * l_idx * (o["prune_ratio"] > 0)
     np.testing.assert_allclose(o["index_symbols"], expected_idx)
-    np.testing.assert_allclose(o["cpp"], o["kept_maps"] * (kept_per_map + l_idx * (
-        o["prune_ratio"] > 0)) / (2 * hw), rtol=1e-6)
+    np.testing.assert_allclose(o["cpp"], (np.ceil(kept_reals / 2) + expected_idx) / hw,
+                               rtol=1e-6)
     np.testing.assert_allclose(o["cr"], 2 * o["cpp"] / 3, rtol=1e-6)
-    np.testing.assert_allclose(o["kept_symbols"], 2 * n_sel * kept_per_map, rtol=1e-6)
-    # Pruned counts are exactly round-half-up(r L) for the ratios offered.
-    allowed = {pruned_count(r, length) / length for r in model.ratios}
+    np.testing.assert_allclose(o["kept_symbols"], kept_reals, rtol=1e-6)
+    # Pruned counts are exactly round-half-up(r 2L) for the ratios offered.
+    allowed = {pruned_count(r, reals_per_map) / reals_per_map for r in model.ratios}
     assert set(np.round(o["prune_ratio"], 6)) <= {round(a, 6) for a in allowed}
     with pytest.raises(ValueError, match="multiple of the number of users"):
         model({"image": images[:5], "snr_db": np.full(5, 10.0, np.float32)})
@@ -137,7 +161,7 @@ def test_index_side_channel_round_trips_at_high_snr_and_fails_at_low():
     out, aux = model._forward(inputs, training=False)
     np.testing.assert_array_equal(out["failed"], 0.0)
     np.testing.assert_allclose(out["prune_ratio"], 0.5)
-    np.testing.assert_allclose(out["side_info_bits"], 2 * 16)
+    np.testing.assert_allclose(out["index_bits"], 2 * 32)  # 2 maps x 2L bits
     np.testing.assert_allclose(out["index_symbols"], 2 * model.index_symbols_per_map)
     # The receiver's scatter mask (decoded index rows) equals the transmitted one.
     np.testing.assert_array_equal(aux["rx_mask"], aux["tx_mask"])
@@ -311,24 +335,97 @@ def test_users_interfere():
 
 
 def test_pruned_symbol_probe_is_zero_and_passes_error_free_gradient():
-    # The probe must not change the received symbols, and at pruned positions the mask
+    # The probe must not change the received values, and at pruned positions the mask
     # must get the gradient of an error-free channel at the user's power-normalization
-    # scale: d/dmask [a Re z + b Im z] = a Re(s x) + b Im(s x); at sent positions zero.
+    # scale s (sent energy per complex symbol = symbol energy, ceil(kept / 2) symbols):
+    # d/dmask [a z] = a s x; at sent positions zero.
     rng = np.random.default_rng(3)
-    shape = (2, 3, 10)
-    x = tf.constant(rng.normal(size=shape) + 1j * rng.normal(size=shape), tf.complex64)
+    shape = (2, 3, 11)
+    x = tf.constant(rng.normal(size=shape), tf.float32)
     mask_np = (rng.random(shape) < 0.6).astype(np.float32)
     mask = tf.constant(mask_np)
-    a, b = rng.normal(size=shape).astype(np.float32), rng.normal(size=shape).astype(np.float32)
+    a = rng.normal(size=shape).astype(np.float32)
     host = type("Host", (), {"analog": type("A", (), {"symbol_energy": 2.0})()})()
     with tf.GradientTape() as tape:
         tape.watch(mask)
-        z = MultiUserSemCom._probe(host, x, x * tf.cast(mask, tf.complex64), mask)
-        loss = tf.reduce_sum(a * tf.math.real(z) + b * tf.math.imag(z))
+        z = MultiUserSemCom._probe(host, x, x * mask, mask)
+        loss = tf.reduce_sum(a * z)
     grad = tape.gradient(loss, mask).numpy()
     np.testing.assert_array_equal(z.numpy(), 0.0)
     xn = x.numpy()
-    scale = np.sqrt(2.0 * mask_np.sum(-1, keepdims=True)
-                    / (np.abs(xn) ** 2 * mask_np).sum(-1, keepdims=True))
-    expected = (1.0 - mask_np) * (a * (scale * xn).real + b * (scale * xn).imag)
+    symbols = np.ceil(mask_np.sum(-1, keepdims=True) / 2)
+    scale = np.sqrt(2.0 * symbols / (xn ** 2 * mask_np).sum(-1, keepdims=True))
+    expected = (1.0 - mask_np) * a * scale * xn
     np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-5)
+
+
+def _spy(layer, store, key):
+    """Wrap ``layer.call`` so that its first argument (and output) are recorded in ``store``."""
+    original = layer.call
+
+    def call(*args, **kwargs):
+        out = original(*args, **kwargs)
+        store[key] = (args[0], out)
+        return out
+
+    layer.call = call
+
+
+def test_policy_inputs_are_the_row_wise_map_averages_with_snr_and_csi():
+    """P1 sees each of the C maps' mean over its positions and c_k (C + 2M + 1 inputs, the
+    paper's Fig. 9); P2 the same averages with the unselected maps zeroed (Fig. 11)."""
+    set_seed(8)
+    model = MultiUserSemCom(_link(2, rx=3), image_size=(16, 16), seed=0, **TINY)
+    model.build()
+    _force_pruning(model, ratio_index=1, maps=1)  # one of the two complex maps selected
+    c, m = TINY["num_maps"], 3
+    assert model.p1[0].hidden.kernel.shape[0] == c + 2 * m + 1
+    assert model.p2[0].hidden.kernel.shape[0] == c + 2 * m + 1
+    seen = {}
+    _spy(model.p1[0].hidden, seen, "p1")
+    _spy(model.p2[0].hidden, seen, "p2")
+    _spy(model.adaptive[0], seen, "z0")
+    model._forward({"image": tf.constant(_images(4, seed=9)), "snr_db": tf.fill([4], 7.0)},
+                   training=False)
+    z0 = seen["z0"][1].numpy()  # user 0's maps [B, h, w, C]
+    means = z0.mean(axis=(1, 2))
+    np.testing.assert_allclose(seen["p1"][0].numpy()[:, :c], means, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(seen["p2"][0].numpy()[:, :c], means * [1, 1, 0, 0],
+                               rtol=1e-5, atol=1e-6)
+    # The last input is the SNR / 10 (channel_features' convention).
+    np.testing.assert_allclose(seen["p1"][0].numpy()[:, -1], 0.7, rtol=1e-6)
+
+
+def test_pruning_acts_on_real_values_and_pairs_them_for_the_channel():
+    """Ratio 0.2 of 2L = 32 reals prunes round(6.4) = 6 reals per selected complex map, an
+    even count per map: (32 - 6) / 2 = 13 complex symbols per map plus 8 index symbols."""
+    set_seed(9)
+    model = MultiUserSemCom(_link(2), image_size=(16, 16), seed=0, **TINY)
+    model.build()
+    _force_pruning(model, ratio_index=1, maps=2)
+    out, aux = model._forward({"image": tf.constant(_images(4, seed=10)),
+                               "snr_db": tf.fill([4], 40.0)}, training=False)
+    np.testing.assert_allclose(out["prune_ratio"], 6 / 32)
+    np.testing.assert_allclose(out["kept_symbols"], 2 * 26)
+    np.testing.assert_allclose(out["cpp"], 2 * (13 + 8) / 256, rtol=1e-6)
+    # 6 of every 32 real positions of the tx mask are zero (the smallest |value|s).
+    tx = np.asarray(aux["tx_mask"]).reshape(2, 2, 2, 32)
+    np.testing.assert_array_equal((1 - tx).sum(-1), 6)
+
+
+def test_decoder_uses_the_ccam_residual_like_the_encoder():
+    """The first ResBlock of the semantic decoder gets ``x + CCAM(x, c)``."""
+    set_seed(10)
+    model = MultiUserSemCom(_link(1), image_size=(16, 16), seed=0, **TINY)
+    model.build()
+    decoder, seen = model.decoders[0], {}
+    _spy(decoder.ccam[0], seen, "ccam")
+    _spy(decoder.res[0], seen, "res")
+    model._forward({"image": tf.constant(_images(2, seed=11)), "snr_db": tf.fill([2], 10.0)},
+                   training=False)
+    x, ccam_out = seen["ccam"]
+    # CCAM starts as the identity (s = 1, b = 0), so the residual doubles x: a missing
+    # residual would hand the ResBlock x itself.
+    assert float(tf.reduce_max(tf.abs(x))) > 1e-3
+    np.testing.assert_allclose(seen["res"][0].numpy(), (x + ccam_out).numpy(), rtol=1e-5,
+                               atol=1e-5)

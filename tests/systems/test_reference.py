@@ -8,16 +8,13 @@ import pytest
 import tensorflow as tf
 
 from semsim.phy import AnalogLink, CSISpec, LinkSpec
-from semsim.phy.utils import complex_to_reals
 from semsim.seeding import set_seed
 from semsim.semantic.losses import linear_snr_weight, rate_distortion_loss
+from semsim.semantic.swin import SwinDecoder
 from semsim.systems.keras_system import KerasSystem
 from semsim.systems.reference import (
     ReferenceModel,
     ReferenceParams,
-    arrange_symbols,
-    disarrange_symbols,
-    sent_complex_mask,
     side_info_bits,
 )
 from semsim.systems.registry import get_system_type
@@ -56,9 +53,9 @@ def spy(monkeypatch):
     captured = {}
     transmit = AnalogLink.transmit
 
-    def spying(self, x, state, snr_db, mask=None):
+    def spying(self, x, state, snr_db, mask=None, normalize=True):
         captured.update(x=x.numpy(), mask=mask.numpy(), x_norm=self.power(x, mask).numpy())
-        return transmit(self, x, state, snr_db, mask)
+        return transmit(self, x, state, snr_db, mask, normalize)
 
     monkeypatch.setattr(AnalogLink, "transmit", spying)
     return captured
@@ -72,9 +69,9 @@ def sampled():
     captured = {}
     transmit = AnalogLink.transmit
 
-    def spying(self, x, state, snr_db, mask=None):
+    def spying(self, x, state, snr_db, mask=None, normalize=True):
         captured.update(x=x.numpy(), mask=mask.numpy(), x_norm=self.power(x, mask).numpy())
-        return transmit(self, x, state, snr_db, mask)
+        return transmit(self, x, state, snr_db, mask, normalize)
 
     set_seed(0)
     model = _model()
@@ -102,16 +99,17 @@ def test_output_shapes_and_ranges(size):
 
 
 def test_masks_are_prefixes_and_cr_counts_sent_reals(sampled):
-    model, out, spy = sampled
+    _, out, spy = sampled
     k1, k2 = out["kept_maps"], out["kept_symbols"]
     assert len(set(zip(k1, k2, strict=True))) > 1
-    reals = disarrange_symbols(tf.constant(spy["x"]), 4, model.num_symbols).numpy()
+    # Kept reals are compacted (semsim.phy.layout): the sent complex entries are the first
+    # ceil(k1 k2 / 2) in channel-use-major order, nothing sent after them.
     for b in range(16):
-        prefix = np.zeros((4, model.num_symbols), bool)
-        prefix[: int(k1[b]), : int(k2[b])] = True
-        np.testing.assert_array_equal(reals[b] != 0, prefix)
-    sent_reals = np.count_nonzero(complex_to_reals(tf.constant(spy["x"])).numpy(), axis=(1, 2))
-    np.testing.assert_array_equal(sent_reals, k1 * k2)
+        order = spy["mask"][b].T.reshape(-1)
+        count = int(np.ceil(k1[b] * k2[b] / 2))
+        np.testing.assert_array_equal(order, np.arange(order.size) < count)
+    sent_reals = 2 * np.sum(spy["mask"], axis=(1, 2))
+    np.testing.assert_array_equal(sent_reals, 2 * np.ceil(k1 * k2 / 2))
     np.testing.assert_allclose(out["cr"], sent_reals / (3 * 32 * 32), rtol=1e-6)
 
 
@@ -120,7 +118,7 @@ def test_pruned_symbols_zero_and_excluded_from_power(sampled):
     k1, k2 = out["kept_maps"], out["kept_symbols"]
     x, mask, x_norm = spy["x"], spy["mask"], spy["x_norm"]
     assert np.all(x_norm[mask == 0] == 0)
-    np.testing.assert_array_equal(np.sum(mask, axis=(1, 2)), k1 * np.ceil(k2 / 2))
+    np.testing.assert_array_equal(np.sum(mask, axis=(1, 2)), np.ceil(k1 * k2 / 2))
     # Independent normalization over the sent complex entries only: mean |x|^2 = 1 there.
     energy = np.sum(np.abs(x) ** 2, axis=(1, 2))
     count = np.sum(mask, axis=(1, 2))
@@ -128,21 +126,6 @@ def test_pruned_symbols_zero_and_excluded_from_power(sampled):
     np.testing.assert_allclose(x_norm, x * scale[:, None, None], rtol=1e-5, atol=1e-6)
     sent = count > 0
     np.testing.assert_allclose(np.sum(np.abs(x_norm) ** 2, axis=(1, 2))[sent], count[sent], rtol=1e-5)
-
-
-def test_arrangement_layout_by_hand():
-    z = tf.constant(np.arange(1, 9, dtype=np.float32).reshape(1, 2, 4))  # C = 2, N = 4
-    x = arrange_symbols(z, 2).numpy()
-    # complex per map: map0 (1+2j, 3+4j), map1 (5+6j, 7+8j); dealt round-robin on 2 antennas
-    np.testing.assert_array_equal(x[0], [[1 + 2j, 5 + 6j], [3 + 4j, 7 + 8j]])
-    np.testing.assert_array_equal(disarrange_symbols(tf.constant(x), 2, 4).numpy(), z.numpy())
-    # odd N = 3 on 3 antennas: map0 (1+2j, 3), map1 (4+5j, 6) -> 4 entries, 2 channel uses
-    z3 = tf.constant(np.arange(1, 7, dtype=np.float32).reshape(1, 2, 3))
-    x3 = arrange_symbols(z3, 3).numpy()
-    np.testing.assert_array_equal(x3[0], [[1 + 2j, 6], [3, 0], [4 + 5j, 0]])
-    np.testing.assert_array_equal(disarrange_symbols(tf.constant(x3), 2, 3).numpy(), z3.numpy())
-    mask = tf.constant([[[1.0, 0, 0], [1, 0, 0]]])
-    np.testing.assert_array_equal(sent_complex_mask(mask, 3).numpy()[0], [[1, 0], [0, 0], [1, 0]])
 
 
 def test_gradients_reach_policies_and_encoder_through_channel(sampled):
@@ -237,7 +220,8 @@ def test_registry_factory_and_validation():
     assert result.images_hat.shape == images.shape
     assert set(result.extras) == {"kept_maps", "kept_symbols"}
     np.testing.assert_allclose(
-        result.cr, result.extras["kept_maps"] * result.extras["kept_symbols"] / 3072, rtol=1e-6
+        result.cr, 2 * np.ceil(result.extras["kept_maps"] * result.extras["kept_symbols"] / 2) / 3072,
+        rtol=1e-6
     )
     with pytest.raises(pydantic.ValidationError):
         ReferenceParams(unknown=1)
@@ -307,3 +291,16 @@ def test_larger_lambda_gives_lower_cr(quick_graphs):
         _fit(model, inputs, 40)
         crs[lam] = float(np.mean(model(inputs, training=False)["cr"]))
     assert crs[2.0] < crs[0.0], crs
+
+
+def test_paper_backbone_sizes_and_constant_temperature_by_default():
+    """The published sizes (decoder stage 1: 2 blocks x 8 heads at width 128, stage 2:
+    4 blocks x 6 heads at 96; the encoder mirrored) and tau = 5 held constant."""
+    p = ReferenceParams()
+    assert (p.encoder_dims, p.encoder_depths, p.encoder_heads) == ((96, 128), (2, 4), (6, 8))
+    assert (p.decoder_dims, p.decoder_depths, p.decoder_heads) == ((128, 96), (2, 4), (8, 6))
+    assert p.temperature_initial == 5.0 and p.temperature_schedule == "constant"
+    decoder = SwinDecoder(p.decoder_dims, p.decoder_depths, p.decoder_heads)
+    assert [(s.dim, s.depth, s.num_heads) for s in decoder.stages] == [(128, 2, 8), (96, 4, 6)]
+    (callback,) = ReferenceModel(TINY, LINK, (16, 16)).training_callbacks(10)
+    assert callback.schedule == "constant" and callback.initial == 5.0

@@ -43,14 +43,17 @@ def test_snr_modulator_scales_in_unit_interval_and_depend_on_snr():
     assert len(layer.layers_) == 3 and not np.allclose(scales[0], scales[1])
 
 
-@pytest.mark.parametrize("target_cr, k", [(1 / 48, 1), (0.05, 2), (1 / 12, 4), (0.3, 8)])
+# The largest trained count whose CR (k / 48) does not exceed the target: 0.08 gives 2
+# (CR 0.042), not the nearer 4 (CR 0.083 > 0.08); below 1 / 48 the floor is k = 1.
+@pytest.mark.parametrize("target_cr, k", [(1 / 48, 1), (0.05, 2), (0.08, 2), (1 / 12, 4),
+                                          (0.3, 8), (0.01, 1)])
 def test_kept_channels_and_cr_follow_requested_rate(target_cr, k):
     model = SwinJSCC(LINK, **TINY)
     images = tf.random.uniform([2, 16, 16, 3], seed=1)
     out = model({"image": images, "snr_db": tf.constant([5.0, 15.0]), "target_cr": tf.fill([2], target_cr)})
     np.testing.assert_array_equal(out["kept_maps"].numpy(), [k, k])
     np.testing.assert_allclose(out["cr"].numpy(), k / 48, rtol=1e-6)
-    np.testing.assert_array_equal(out["side_info_bits"].numpy(), [8, 8])
+    assert [bin(int(c)).count("1") for c in out["channel_mask"].numpy()] == [k, k]
     assert out["image_hat"].shape == (2, 16, 16, 3)
     assert model.rate_for(target_cr) == k
 
@@ -68,3 +71,18 @@ def test_default_rate_and_registry():
         SwinJSCC(LINK, channels=4, rates=(8,))
     clone = SwinJSCC.from_config(system.model.get_config())
     assert clone.rates == [1, 2, 4, 8] and clone.link == LINK
+
+
+def test_default_rate_set_is_every_channel_count_and_never_exceeds_the_target():
+    """``rates`` defaults to 1..C; for targets from CR_min = 1/48 to above CR_max the chosen
+    CR is at most the target and within one step (1/48) of it."""
+    model = SwinJSCC(LINK, **{**TINY, "rates": None})
+    assert model.rates == list(range(1, 9))
+    images = tf.random.uniform([2, 16, 16, 3], seed=2)
+    for target in np.linspace(1 / 48, 0.2, 9):
+        k = model.rate_for(float(target))
+        assert k / 48 <= target * (1 + 1e-6) and (target - k / 48 < 1 / 48 or k == 8)
+    for target in (0.03, 0.11):
+        out = model({"image": images, "snr_db": tf.constant([5.0, 15.0]),
+                     "target_cr": tf.fill([2], target)})
+        assert float(out["cr"][0]) <= target and target - float(out["cr"][0]) < 1 / 48

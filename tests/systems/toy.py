@@ -23,7 +23,7 @@ class ToyJSCC(keras.Model):
         nt = self.link.link.num_tx_ant
         x = reals_to_complex(tf.reshape(z, [shape[0], nt, -1]))
         state = self.link.observe(shape[0], inputs["snr_db"], inputs.get("h"))
-        x_hat, _, _ = self.link.transmit(x, state, inputs["snr_db"])
+        x_hat = self.link.transmit(x, state, inputs["snr_db"]).x_hat
         z_hat = tf.reshape(complex_to_reals(x_hat), shape)
         image_hat = self.decoder(z_hat)
         sent = tf.cast(tf.size(z[0]), tf.float32) / tf.cast(tf.size(image[0]), tf.float32)

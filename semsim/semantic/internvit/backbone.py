@@ -9,10 +9,13 @@ to ``(H // p, W // p)`` when the input differs from the pretraining grid.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import h5py
 import keras
 import keras_hub
+import numpy as np
 
 from semsim.semantic.internvit.convert import load_internvit_weights, read_vision_config
 from semsim.semantic.internvit.layers import (
@@ -20,6 +23,11 @@ from semsim.semantic.internvit.layers import (
     InternViTPatchEmbedding,
     InternViTPositionEmbedding,
 )
+from semsim.semantic.internvit.lora import LoRALinear
+
+#: The projections of an InternViT block (attention: fused ``qkv`` and ``proj``; MLP:
+#: ``fc1`` and ``fc2``), the default LoRA targets.
+LORA_TARGETS = ("qkv", "proj", "fc1", "fc2")
 
 
 def resolve_layers_to_keep(num_layers: int, num_layers_to_keep: int | None) -> int:
@@ -148,23 +156,124 @@ class InternViTBackbone(keras_hub.models.Backbone):
         """
         return load_internvit_weights(directory, self.position_embedding, self.blocks, self.patch_embedding)
 
+    # ---- LoRA, keras-hub's conventions ------------------------------------------------
+    def default_lora_layer_names(self) -> list[str]:
+        """The layers :meth:`enable_lora` adapts by default: :data:`LORA_TARGETS`."""
+        return list(LORA_TARGETS)
+
+    def _layers_with_weights(self) -> list[keras.layers.Layer]:
+        # keras-hub identifies LoRA layers by their index in this list (names repeat).
+        return [layer for layer in self._flatten_layers(include_self=False) if layer.weights]
+
+    def enable_lora(self, rank: int, target_layer_names=None, alpha: float | None = None,
+                    dropout: float = 0.05) -> None:
+        """Freeze every weight and add LoRA factors (rank ``rank``, scale ``alpha / rank``,
+        ``dropout`` on the LoRA input) to the projections named ``target_layer_names``
+        (default :meth:`default_lora_layer_names`: attention and MLP of every block).
+        Raises ``ValueError`` when a name matches no layer or a layer that cannot take
+        LoRA; afterwards only the LoRA factors are trainable."""
+        names = list(target_layer_names or self.default_lora_layer_names())
+        if getattr(self, "_lora_enabled_layers", None):
+            raise ValueError(f"LoRA is already enabled (rank {self._lora_rank})")
+        layers = self._layers_with_weights()
+        targets = [(i, layer) for i, layer in enumerate(layers) if layer.name in names]
+        missing = sorted(set(names) - {layer.name for _, layer in targets})
+        if missing:
+            raise ValueError(f"enable_lora: no layer named {', '.join(missing)} in this "
+                             f"backbone (LoRA targets: {', '.join(LORA_TARGETS)})")
+        unsupported = sorted({layer.name for _, layer in targets
+                              if not isinstance(layer, LoRALinear)})
+        if unsupported:
+            raise ValueError(f"enable_lora: layers {', '.join(unsupported)} are not LoRALinear "
+                             "projections and cannot take LoRA")
+        self.trainable = True
+        for layer in self._flatten_layers(include_self=False):
+            layer.trainable = False
+        for _, layer in targets:
+            layer.trainable = True
+            layer.enable_lora(rank, alpha, dropout)
+        self._lora_enabled_layers = [i for i, _ in targets]
+        self._lora_rank = rank
+
+    def save_lora_weights(self, filepath: str | Path) -> None:
+        """Write the LoRA factors to ``filepath`` (``*.lora.h5``; keras-hub's layout,
+        ``lora/<layer index>/lora_kernel_a|b``, plus the ``alpha`` and ``dropout``)."""
+        enabled = getattr(self, "_lora_enabled_layers", [])
+        if not enabled:
+            raise ValueError("no LoRA-enabled layer in this backbone; call enable_lora(rank) first")
+        if not str(filepath).endswith(".lora.h5"):
+            raise ValueError(f"the file name must end in .lora.h5, got {filepath}")
+        layers = self._layers_with_weights()
+        first = layers[enabled[0]]
+        with h5py.File(filepath, "w") as store:
+            group = store.create_group("lora")
+            group["rank"] = self._lora_rank
+            group.attrs["alpha"] = first.lora_alpha
+            group.attrs["dropout"] = first.lora_dropout
+            group.attrs["layers"] = json.dumps({i: layers[i].path for i in enabled})
+            for i in enabled:
+                inner = group.create_group(str(i))
+                inner["lora_kernel_a"] = np.asarray(layers[i].lora_kernel_a)
+                inner["lora_kernel_b"] = np.asarray(layers[i].lora_kernel_b)
+
+    def load_lora_weights(self, filepath: str | Path) -> None:
+        """Read the LoRA factors :meth:`save_lora_weights` wrote, enabling LoRA (with the
+        file's rank, alpha and dropout) when it is not yet; the rank must match."""
+        with h5py.File(filepath, "r") as store:
+            group = store["lora"]
+            rank = int(group["rank"][()])
+            if not getattr(self, "_lora_enabled_layers", []):
+                self.enable_lora(rank, alpha=float(group.attrs["alpha"]),
+                                 dropout=float(group.attrs["dropout"]))
+            elif self._lora_rank != rank:
+                raise ValueError(f"{filepath} holds rank-{rank} LoRA factors, but LoRA is "
+                                 f"enabled with rank {self._lora_rank}")
+            layers = self._layers_with_weights()
+            stored = sorted(int(k) for k in group.keys() if k.isdigit())
+            if stored != sorted(self._lora_enabled_layers):
+                raise ValueError(f"{filepath} holds LoRA factors for layers {stored}, this "
+                                 f"backbone has them on {sorted(self._lora_enabled_layers)}")
+            for i in stored:
+                layers[i].lora_kernel_a.assign(group[str(i)]["lora_kernel_a"][()])
+                layers[i].lora_kernel_b.assign(group[str(i)]["lora_kernel_b"][()])
+
+    # ---- presets ----------------------------------------------------------------------
     @classmethod
     def from_preset(cls, preset, load_weights: bool = True, **kwargs):
-        """Build from a local snapshot directory of InternVL (``config.json`` and
-        ``*.safetensors``) and load its weights.
+        """Build from a local directory: one written by :meth:`save_to_preset` (keras-hub's
+        preset layout: ``config.json`` naming this class, ``model.weights.h5``), or an
+        InternVL snapshot from Hugging Face (``config.json`` with a ``vision_config`` and
+        ``*.safetensors``), whose weights are converted.
 
         ``kwargs`` override the config read from ``config.json`` (e.g.
-        ``num_layers_to_keep``, ``image_shape``). Hub handles are refused: semsim never
+        ``num_layers_to_keep``, ``image_shape``; for a saved preset, only keyword
+        arguments keras-hub's loader accepts). Hub handles are refused: semsim never
         downloads; see ``docs/internvit.md`` for what to download.
         """
         directory = Path(preset).expanduser()
         if not directory.is_dir():
             raise ValueError(
-                f"preset must be a local InternVL snapshot directory, got {preset!r} "
-                "(semsim never downloads weights; see docs/internvit.md)"
+                f"preset must be a local directory (saved with save_to_preset, or an InternVL "
+                f"snapshot), got {preset!r} (semsim never downloads weights; see "
+                "docs/internvit.md)"
             )
+        if is_keras_preset(directory):
+            return super().from_preset(str(directory), load_weights=load_weights, **kwargs)
         config = {**read_vision_config(directory), **kwargs}
         backbone = cls(**config)
         if load_weights:
             backbone.load_pretrained(directory)
         return backbone
+
+
+def is_keras_preset(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a keras-hub preset (its ``config.json`` names a
+    registered Keras class) rather than a Hugging Face snapshot."""
+    config_file = Path(directory) / "config.json"
+    if not config_file.is_file():
+        return False
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "registered_name" in config and "config" in config

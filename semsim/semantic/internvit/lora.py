@@ -68,6 +68,16 @@ class LoRALinear(keras.layers.Layer):
     def lora_scale(self) -> float:
         return self.lora_alpha / self.lora_rank
 
+    @property
+    def lora_kernel_a(self):
+        """``A`` under the name keras-hub's LoRA layers use."""
+        return self.lora_a
+
+    @property
+    def lora_kernel_b(self):
+        """``B`` under the name keras-hub's LoRA layers use."""
+        return self.lora_b
+
     def enable_lora(self, rank: int, alpha: float | None = None, dropout: float = 0.05) -> None:
         """Freeze ``kernel``/``bias`` and add the trainable LoRA factors ``A``, ``B``."""
         if not self.built:

@@ -18,7 +18,8 @@ antennas per channel use) per real source value; the project's CR is ``2 cbr``.
 
 SNR: ``snr_db`` per receive antenna with ``E|h|^2 = 1`` and the total transmit energy per
 channel use ``Nt`` (water-filling spends exactly that), i.e. ``no = Nt / snr``: the
-``"average"`` calibration of :mod:`semsim.phy.channel`, which computes ``no``.
+``"average"`` SNR definition (``link.snr``, required) of :mod:`semsim.phy.channel`, whose
+factory :func:`~semsim.phy.channel.make_channel` builds the channel and computes ``no``.
 CSI: perfect at both ends (SVD precoding needs the transmitter to know ``H``).
 """
 
@@ -33,7 +34,7 @@ import tensorflow as tf
 
 from semsim.codecs.base import DecodeError
 from semsim.codecs.hevc import HEVCCodec
-from semsim.phy.channel import RayleighMIMOChannel
+from semsim.phy.channel import make_channel
 from semsim.phy.ldpc import LDPC5GCodec
 from semsim.phy.precoding import SVDPrecoder
 from semsim.phy.qam import QAMDemapper, QAMMapper
@@ -87,8 +88,10 @@ class StandardChain:
         self.nr, self.nt = link.num_rx_ant, link.num_tx_ant
         self.streams = min(self.nr, self.nt)
         self.codec = HEVCCodec()
-        self.channel = RayleighMIMOChannel(self.nr, self.nt, fading="block", snr_mode="average",
-                                           model=link.model, delay_spread_ns=link.delay_spread_ns)
+        if link.fading != "block" or link.snr != "average":
+            raise ValueError("the SCSC chain needs fading 'block' and snr 'average' (water-filling "
+                             f"uses no = Nt / snr), got {link.fading!r} and {link.snr!r}")
+        self.channel = make_channel(link)
         self.mapper, self.demapper = QAMMapper("qpsk"), QAMDemapper("qpsk")
         self.ldpc = {r: LDPC5GCodec(int(v * CODEWORD_BITS), CODEWORD_BITS, num_iter=num_iter)
                      for r, v in RATES.items()}

@@ -1,0 +1,174 @@
+"""What a new user meets first: a fast ``--help``, a failed start that does not block the
+next one, ``--overwrite``, ``--set``/``--seed`` overrides and ``-q``/``-v`` logging."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from semsim.cli.main import main
+from semsim.report.results import ResultsFile
+from tests.scenario.toy_system import register
+
+register()
+ROOT = Path(__file__).resolve().parents[2]
+
+TINY = """\
+name: tiny_first
+description: tiny first-try scenario
+seed: 5
+link: {nr: 2, nt: 2}
+snr: {eval_db: [0, 10]}
+data: DATA
+systems:
+  - {name: a, type: toy, params: {cr: 0.4}}
+train: {steps: 2, batch_size: 4}
+eval: {batch_size: 4, samples: 1}
+"""
+BUILTIN = "{train_images: 16, test_images: 8}"
+
+
+def scenario(tmp_path: Path, data: str = BUILTIN) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY.replace("DATA", data))
+    return path
+
+
+def heavy_modules_after(code: str) -> list[str]:
+    """Top-level packages among TensorFlow, Keras, Sionna, matplotlib that ``code``
+    (run in a fresh interpreter) leaves imported."""
+    probe = (f"{code}\nimport sys\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & "
+             "{'tensorflow', 'keras', 'sionna', 'matplotlib'}))")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return eval(run.stdout.strip().splitlines()[-1])  # a printed list of names
+
+
+def test_help_imports_no_tensorflow_keras_or_sionna():
+    code = ("from semsim.cli.main import main\n"
+            "for argv in (['--help'], ['run', '--help'], ['ber', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass")
+    assert heavy_modules_after(code) == []
+
+
+def test_import_semsim_is_light():
+    assert heavy_modules_after("import semsim") == []
+
+
+@pytest.mark.parametrize("data, message", [
+    ("{source: folder, path: NOWHERE, test_images: 1}", "is not a directory"),
+    ("{source: folder, path: JUNK, train_glob: [a.png], test_glob: [b.png]}",
+     "cannot identify image file"),
+    ("{source: folder, path: ONE, train_glob: [a.png], test_glob: [b.png], test_images: 3}",
+     "data.test_images is 3 but the data set has only 1"),
+    ("{train_images: 16, test_images: 100000}", "data.test_images is 100000"),
+])
+def test_data_errors_stop_before_the_run_directory_exists(tmp_path, capsys, data, message):
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.png").write_bytes(b"not a png")
+    (junk / "b.png").write_bytes(b"not a png either")
+    one = tmp_path / "one"
+    one.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(one / name)
+    data = (data.replace("NOWHERE", str(tmp_path / "nowhere")).replace("JUNK", str(junk))
+            .replace("ONE", str(one)))
+    out = tmp_path / "run"
+    assert main(["run", str(scenario(tmp_path, data)), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: data: ")
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_second_run_needs_resume_or_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    path = scenario(tmp_path)
+    assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
+    first = ResultsFile.read(out / "results.json")
+    (out / "stale.txt").write_text("left by the first run")
+    capsys.readouterr()
+    assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume to continue it, --overwrite to replace it" in err
+    assert main(["run", str(path), "--out", str(out), "--no-progress", "--overwrite"]) == 0
+    assert not (out / "stale.txt").exists()
+    again = ResultsFile.read(out / "results.json")
+    assert again.systems["a"].psnr_db == first.systems["a"].psnr_db
+    with pytest.raises(SystemExit):
+        main(["run", str(path), "--out", str(out), "--resume", "--overwrite"])
+
+
+def test_set_and_seed_override_the_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(scenario(tmp_path)), "--out", str(out), "--no-progress",
+                 "--set", "train.steps=3", "--set", "link.nr=4", "--set", "snr.eval_db=[5]",
+                 "--set", "systems.a.params.cr=0.25", "--seed", "9"]) == 0
+    resolved = (out / "scenario.resolved.yaml").read_text()
+    results = ResultsFile.read(out / "results.json")
+    assert results.scenario["train"]["steps"] == 3 and results.scenario["link"]["nr"] == 4
+    assert results.scenario["seed"] == 9 and results.systems["a"].snr_db == [5.0]
+    assert results.systems["a"].cr == pytest.approx([0.25])
+    assert json.loads((out / "checkpoints/a/toy_state.json").read_text())["step"] == 3
+    assert "seed: 9" in resolved
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train.steps=-5", "train.steps: Input should be greater than 0 (got -5)"),
+    ("link.nrr=3", "link: unknown key 'nrr'"),
+    ("systems.zz.params.cr=0.1", "systems.zz.params.cr: no entry named 'zz' under systems"),
+    ("systems.a.params.cr=2", "systems[0].params.cr: Input should be less than or equal to 1"),
+])
+def test_bad_overrides_name_the_key(tmp_path, capsys, setting, message):
+    out = tmp_path / "run"
+    assert main(["run", str(scenario(tmp_path)), "--out", str(out), "--set", setting]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_malformed_set_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(scenario(tmp_path)), "--set", "train.steps"])
+    assert exit_info.value.code == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, level", [("-q", logging.WARNING), ("-v", logging.DEBUG),
+                                         (None, logging.INFO)])
+def test_quiet_and_verbose_set_the_logging_level(tmp_path, flag, level, caplog):
+    argv = [flag] if flag else []
+    assert main([*argv, "validate", str(scenario(tmp_path))]) == 0
+    assert logging.getLogger("semsim").level == level
+
+
+def _fit_one_epoch() -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.zeros((8, 2), np.float32), np.zeros((8, 1), np.float32), epochs=1,
+              batch_size=4, verbose=1)
+
+
+def test_no_progress_silences_keras_progress_bars(tmp_path, capfd):
+    import keras
+
+    try:
+        _fit_one_epoch()
+        assert "2/2" in capfd.readouterr().out  # Keras's bar, shown by default
+        assert main(["run", str(scenario(tmp_path)), "--out", str(tmp_path / "run"),
+                     "--no-progress"]) == 0
+        capfd.readouterr()
+        _fit_one_epoch()  # as a learned system's prepare() does, with verbose=1
+        assert "2/2" not in capfd.readouterr().out
+    finally:
+        keras.utils.enable_interactive_logging()
