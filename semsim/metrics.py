@@ -159,30 +159,32 @@ def ssim_settings(height: int, width: int) -> SSIMSettings:
                         weights=tuple(float(w) for w in weights / weights.sum()))
 
 
-def ssim_per_image(x, x_hat) -> np.ndarray:
-    """SSIM of each 8-bit image pair (``tf.image.ssim``, settings of
-    :func:`ssim_settings`): ``[B, H, W, C]`` -> float64 ``[B]``."""
+def ssim_and_ms_ssim(x, x_hat) -> tuple[np.ndarray, np.ndarray]:
+    """SSIM (``tf.image.ssim``) and MS-SSIM (``tf.image.ssim_multiscale``) of each 8-bit
+    image pair, with the settings of :func:`ssim_settings`: ``[B, H, W, C]`` -> two
+    float64 ``[B]``. Eager: tracing ``ssim_multiscale`` into a graph costs more (seconds)
+    than a run's whole evaluation spends in it."""
     import tensorflow as tf
 
     x, x_hat = _pair(x, x_hat)
     settings = ssim_settings(x.shape[1], x.shape[2])
-    out = tf.image.ssim(tf.constant(x, tf.float32), tf.constant(x_hat, tf.float32), MAX_PIXEL,
-                        filter_size=settings.filter_size, filter_sigma=SSIM_SIGMA)
-    return np.asarray(out, np.float64)
+    x, x_hat = tf.constant(x, tf.float32), tf.constant(x_hat, tf.float32)
+    ssim = tf.image.ssim(x, x_hat, MAX_PIXEL, filter_size=settings.filter_size,
+                         filter_sigma=SSIM_SIGMA)
+    ms_ssim = tf.image.ssim_multiscale(
+        x, x_hat, MAX_PIXEL, power_factors=settings.weights,
+        filter_size=settings.ms_filter_size, filter_sigma=SSIM_SIGMA)
+    return np.asarray(ssim, np.float64), np.asarray(ms_ssim, np.float64)
+
+
+def ssim_per_image(x, x_hat) -> np.ndarray:
+    """SSIM of each 8-bit image pair (see :func:`ssim_and_ms_ssim`)."""
+    return ssim_and_ms_ssim(x, x_hat)[0]
 
 
 def ms_ssim_per_image(x, x_hat) -> np.ndarray:
-    """MS-SSIM of each 8-bit image pair (``tf.image.ssim_multiscale``, scales, window
-    and weights of :func:`ssim_settings`): ``[B, H, W, C]`` -> float64 ``[B]``."""
-    import tensorflow as tf
-
-    x, x_hat = _pair(x, x_hat)
-    settings = ssim_settings(x.shape[1], x.shape[2])
-    out = tf.image.ssim_multiscale(
-        tf.constant(x, tf.float32), tf.constant(x_hat, tf.float32), MAX_PIXEL,
-        power_factors=settings.weights, filter_size=settings.ms_filter_size,
-        filter_sigma=SSIM_SIGMA)
-    return np.asarray(out, np.float64)
+    """MS-SSIM of each 8-bit image pair (see :func:`ssim_and_ms_ssim`)."""
+    return ssim_and_ms_ssim(x, x_hat)[1]
 
 
 def compression_ratio(real_symbols, height: int, width: int) -> np.ndarray:

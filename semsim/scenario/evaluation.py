@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from semsim import metrics
+from semsim.data.builtin import patches
 from semsim.data.pipeline import ImageData
 from semsim.report.results import SystemResults
 
@@ -31,9 +32,9 @@ def image_quality(images: np.ndarray, images_hat: np.ndarray) -> dict[str, np.nd
     ``[B, H, W, 3]`` images in ``[0, 1]``: each float64 ``[B]``."""
     _, h, w, c = images.shape
     mse = metrics.mse_per_image(images, images_hat)
+    ssim, ms_ssim = metrics.ssim_and_ms_ssim(images, images_hat)
     return {"mse": mse, "psnr": metrics.psnr_from_mse(mse, metrics.psnr_cap_db(h, w, c)),
-            "ssim": metrics.ssim_per_image(images, images_hat),
-            "ms_ssim": metrics.ms_ssim_per_image(images, images_hat)}
+            "ssim": ssim, "ms_ssim": ms_ssim}
 
 
 def metrics_description(height: int, width: int) -> dict[str, Any]:
@@ -86,35 +87,48 @@ def system_results(type_name: str, points: list[dict], timing: dict) -> SystemRe
     return SystemResults(**values)
 
 
-def _tiles(image: np.ndarray, size: int) -> list[np.ndarray]:
-    return [image[r: r + size, c: c + size]
-            for r in range(0, image.shape[0] - size + 1, size)
-            for c in range(0, image.shape[1] - size + 1, size)]
+def _tiles(data: ImageData, image: np.ndarray) -> np.ndarray:
+    """Non-overlapping ``image_size`` tiles of a larger training image (the non-flat ones
+    where training excludes flat crops)."""
+    size = data.image_size
+    if data.min_crop_std > 0:
+        return patches(image, size)
+    rows, cols = image.shape[0] // size, image.shape[1] // size
+    grid = image[: rows * size, : cols * size].reshape(rows, size, cols, size, 3)
+    return grid.transpose(0, 2, 1, 3, 4).reshape(rows * cols, size, size, 3)
 
 
 def validation_split(data: ImageData, multiple_of: int = 1) -> tuple[ImageData, np.ndarray]:
     """Hold out validation images from the training set (never the test set).
 
-    ``min(64, 10 % of the training set)`` training entries, chosen with a fixed seed,
-    leave training; patches are used as they are, larger images are cut into
-    non-overlapping ``image_size`` tiles. The result is truncated to at most 64 images
-    and to a multiple of ``multiple_of`` (users of a multi-user link). Returns the data
-    without them and the validation images, ``float32 [V, H, W, 3]`` in ``[0, 1]``
-    (``V = 0`` when the training set is too small)."""
+    Training images of one size: ``min(64, 10 %)`` of them, chosen with a fixed seed,
+    leave training. Larger images that training crops from (the embedded photographs, a
+    folder): ``max(1, 10 %)`` of the images (when there are at least 2), chosen with a
+    fixed seed, leave training and are cut into non-overlapping ``image_size`` tiles (the
+    non-flat ones where training skips flat crops), evenly sub-sampled to at most 64. The
+    result is truncated to a multiple of ``multiple_of`` (users of a multi-user link).
+    Returns the data without them and the validation images, ``float32 [V, H, W, 3]`` in
+    ``[0, 1]`` (``V = 0`` when the training set is too small)."""
     size = data.image_size
-    n = min(VALIDATION_IMAGES, int(data.num_train * VALIDATION_FRACTION))
+    count = len(data.train)
+    if data.crops:
+        n = max(1, int(count * VALIDATION_FRACTION)) if count >= 2 else 0
+    else:
+        n = min(VALIDATION_IMAGES, int(count * VALIDATION_FRACTION))
+    empty = np.zeros((0, size, size, 3), np.float32)
     if n == 0:
-        return data, np.zeros((0, size, size, 3), np.float32)
-    held = np.sort(np.random.default_rng(VALIDATION_SEED).permutation(data.num_train)[:n])
-    keep = np.setdiff1d(np.arange(data.num_train), held)
-    if isinstance(data.train, list):
-        patches = [t for i in held for t in _tiles(data.train[i], size)]
+        return data, empty
+    held = np.sort(np.random.default_rng(VALIDATION_SEED).permutation(count)[:n])
+    keep = np.setdiff1d(np.arange(count), held)
+    if data.crops:
+        tiles = np.concatenate([_tiles(data, data.train[i]) for i in held])
+        if len(tiles) > VALIDATION_IMAGES:
+            tiles = tiles[np.linspace(0, len(tiles) - 1, VALIDATION_IMAGES).astype(int)]
         train = [data.train[i] for i in keep]
     else:
-        patches = list(data.train[held])
+        tiles = data.train[held]
         train = data.train[keep]
-    count = min(len(patches), VALIDATION_IMAGES) // multiple_of * multiple_of
-    images = np.stack(patches[:count]).astype(np.float32) / 255.0 if count else \
-        np.zeros((0, size, size, 3), np.float32)
+    tiles = tiles[: len(tiles) // multiple_of * multiple_of]
+    images = tiles.astype(np.float32) / 255.0 if len(tiles) else empty
     labels = None if data.train_labels is None else data.train_labels[keep]
     return dataclasses.replace(data, train=train, train_labels=labels), images

@@ -16,19 +16,22 @@ Training (``prepare``)
 ----------------------
 The batched image data set gets a training SNR per image, drawn from
 ``U[snr_range_db]`` with a stateless generator keyed on the global batch index, so the
-stream of training inputs is a pure function of the seed. After every complete epoch
-the weights, the optimizer state and Sionna's random generator state are written
-(atomically) under ``workdir/backup``; an interrupted run (Ctrl-C, crash, wall-clock
-budget, non-finite loss) resumed with ``resume=True`` restores them, skips the batches
-already seen and continues with the same inputs it would have had (with the learning
-rate of the resumed ``TrainSpec``, so a diverged run can continue with a smaller one).
+stream of training inputs is a pure function of the seed. After every epoch, and
+where the wall-clock budget stops training mid-epoch, the weights, the optimizer state,
+Sionna's random generator state and the steps done are written (atomically) under
+``workdir/backup``; an interrupted run (Ctrl-C, crash, wall-clock budget, non-finite
+loss) resumed with ``resume=True`` restores them, skips the batches already seen,
+finishes a cut epoch with a short ``fit`` and continues with the same inputs it would
+have had (with the learning rate of the resumed ``TrainSpec``, so a diverged run can
+continue with a smaller one).
 Only a run that did all its planned steps leaves ``workdir/final.weights.h5`` (and
 ``final.json`` with its step counts), which ``resume=True`` loads instead of training
 again; a run stopped by the wall-clock budget ``max_seconds`` logs a warning, returns
 ``steps_done < steps_planned`` and is continued by the next ``resume=True``.
 
-History: every epoch appends a row to ``workdir/history.csv`` (Keras ``CSVLogger``,
-kept across resumes): the training metrics, ``step`` (optimizer steps so far) and, when
+History: every epoch (and an epoch cut by the budget) appends a row to
+``workdir/history.csv`` (Keras ``CSVLogger``, kept across resumes): the training metrics
+over the epoch's batches, ``step`` (optimizer steps so far) and, when
 ``TrainSpec.validation_images`` is given, ``val_psnr_db``: the headline PSNR
 (:func:`semsim.metrics.mean_psnr`, 8-bit) of those images at the middle of the training
 SNR range, with channel and noise drawn from a fixed seed (the same draws every epoch;
@@ -114,32 +117,23 @@ class LossModel(keras.Model):
 
 
 class _Progress(keras.callbacks.Callback):
-    """Counts optimizer steps (``steps``, over resumes) and the batches of the current
-    epoch, stops training once ``max_seconds`` have passed (checked per batch) and adds
-    ``step`` to the epoch logs."""
+    """Counts optimizer steps (``steps``, over resumes), stops training once
+    ``max_seconds`` have passed (checked per batch) and adds ``step`` to the epoch logs."""
 
     def __init__(self, steps_done: int, steps_per_epoch: int, max_seconds: float | None):
         super().__init__()
         self.steps = steps_done
         self.steps_per_epoch = steps_per_epoch
         self.max_seconds = max_seconds
-        self.epoch_batches = 0
         self.start = 0.0
         self.budget_hit = False
 
-    @property
-    def epoch_complete(self) -> bool:
-        return self.epoch_batches == self.steps_per_epoch
-
     def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_batches = 0
+        if not self.start:  # one budget over the fits of one ``prepare``
+            self.start = time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
-        self.epoch_batches += 1
         if self.max_seconds and time.monotonic() - self.start > self.max_seconds:
             self.budget_hit = True
             self.model.stop_training = True
@@ -203,9 +197,9 @@ class _ValidationPSNR(keras.callbacks.Callback):
 
 
 class _EpochBackup(keras.callbacks.Callback):
-    """Writes weights + optimizer state, Sionna's RNG state and the epoch after each
-    complete epoch (atomically; not after one cut short by the budget), so that a
-    resumed run continues exactly."""
+    """Writes weights + optimizer state, Sionna's RNG state and the steps done after
+    each epoch (also one cut by the budget), atomically, so that a resumed run
+    continues exactly."""
 
     def __init__(self, backup_dir: Path, progress: _Progress):
         super().__init__()
@@ -213,27 +207,14 @@ class _EpochBackup(keras.callbacks.Callback):
         self.progress = progress
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.progress.epoch_complete:
-            return
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.backup_dir / "state.weights.h5") as tmp:
             self.model.save_weights(tmp)
         with atomic_path(self.backup_dir / "sionna_rng.npy") as tmp:
             np.save(tmp, sionna_rng_state())
-        write_text(self.backup_dir / "progress.json", json.dumps({"epochs_done": epoch + 1}))
-
-
-class _History(keras.callbacks.CSVLogger):
-    """``CSVLogger`` appending to the history across resumes; an epoch cut short by the
-    budget is not logged (it is redone by the resumed run)."""
-
-    def __init__(self, path: Path, progress: _Progress):
-        super().__init__(str(path), append=True)
-        self.progress = progress
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.progress.epoch_complete:
-            super().on_epoch_end(epoch, logs)
+        write_text(self.backup_dir / "progress.json", json.dumps(
+            {"epochs_done": self.progress.steps // self.progress.steps_per_epoch,
+             "steps_done": self.progress.steps}))
 
 
 class KerasSystem(System):
@@ -301,15 +282,16 @@ class KerasSystem(System):
             return TrainReport(planned, planned)
         self.model.compile(optimizer=make_optimizer(train), jit_compile=train.jit_compile)
         backup = workdir / "backup"
-        initial_epoch = 0
+        steps_done = 0
         if resume and (backup / "progress.json").exists():
             self.model.optimizer.build(self.model.trainable_variables)
             self.model.load_weights(backup / "state.weights.h5")
             # The weights file holds the old learning rate; the resumed spec's wins.
             self.model.optimizer.learning_rate.assign(train.learning_rate)
             restore_sionna_rng_state(np.load(backup / "sionna_rng.npy"))
-            initial_epoch = json.loads((backup / "progress.json").read_text())["epochs_done"]
-        progress = self._fit(data, train, workdir, initial_epoch)
+            saved = json.loads((backup / "progress.json").read_text())
+            steps_done = saved.get("steps_done", saved["epochs_done"] * train.steps_per_epoch)
+        progress = self._fit(data, train, workdir, steps_done)
         report = TrainReport(progress.steps, planned)
         if report.complete:
             with atomic_path(final) as tmp:
@@ -330,7 +312,8 @@ class KerasSystem(System):
             lo, hi = self.snr_range_db or train.snr_range_db
             callbacks.append(_ValidationPSNR(self, np.asarray(train.validation_images, np.float32),
                                              (float(lo) + float(hi)) / 2.0, train.seed))
-        callbacks += [_EpochBackup(backup, progress), _History(workdir / HISTORY, progress)]
+        callbacks += [_EpochBackup(backup, progress),
+                      keras.callbacks.CSVLogger(str(workdir / HISTORY), append=True)]
         if train.tensorboard:
             try:
                 import tensorboard  # noqa: F401
@@ -342,19 +325,27 @@ class KerasSystem(System):
             callbacks += list(self.model.training_callbacks(train.steps_per_epoch))
         return callbacks + self.callbacks
 
-    def _fit(self, data, train: TrainSpec, workdir: Path, initial_epoch: int) -> _Progress:
-        """Run ``fit`` from ``initial_epoch``; returns the step counter."""
+    def _fit(self, data, train: TrainSpec, workdir: Path, steps_done: int) -> _Progress:
+        """Train from optimizer step ``steps_done`` to the end (or the budget): first the
+        rest of a cut epoch, then whole epochs; returns the step counter."""
         workdir.mkdir(parents=True, exist_ok=True)
-        progress = _Progress(initial_epoch * train.steps_per_epoch, train.steps_per_epoch,
-                             train.max_seconds)
-        if initial_epoch < train.epochs:
-            data = data.skip(initial_epoch * train.steps_per_epoch).prefetch(tf.data.AUTOTUNE)
+        per_epoch = train.steps_per_epoch
+        progress = _Progress(steps_done, per_epoch, train.max_seconds)
+        callbacks = self._callbacks(train, workdir, progress)
+        epoch, cut = divmod(steps_done, per_epoch)
+        # (first epoch, steps in each epoch of this fit): a cut epoch is finished alone
+        plan = [(epoch, per_epoch - cut)] if cut else []
+        plan.append((epoch + 1 if cut else epoch, per_epoch))
+        for first, steps in plan:
+            if first >= train.epochs or progress.budget_hit:
+                break
+            start = first * per_epoch + (per_epoch - steps)
             self.model.fit(
-                data,
-                epochs=train.epochs,
-                initial_epoch=initial_epoch,
-                steps_per_epoch=train.steps_per_epoch,
-                callbacks=self._callbacks(train, workdir, progress),
+                data.skip(start).prefetch(tf.data.AUTOTUNE),
+                epochs=first + 1 if steps < per_epoch else train.epochs,
+                initial_epoch=first,
+                steps_per_epoch=steps,
+                callbacks=callbacks,
                 verbose=self.verbose,
             )
         return progress

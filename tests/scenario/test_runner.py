@@ -215,3 +215,31 @@ def test_diverged_training_names_the_system_and_resumes_with_a_smaller_rate(
     with pytest.raises(RunError, match=r"different scenario \(changed: train\)"):
         run_scenario(load_scenario(tiny_scenario),
                      RunOptions(out_dir=tmp_path / "run", resume=True, progress=False))
+
+
+def test_validation_split_holds_out_training_images_only():
+    from semsim.data.pipeline import ImageData
+    from semsim.scenario.evaluation import validation_split
+
+    # 100 patches, each a constant grey level i: identifiable after the split
+    train = np.broadcast_to(np.arange(100, dtype=np.uint8)[:, None, None, None],
+                            (100, 4, 4, 3)).copy()
+    test = np.full((8, 4, 4, 3), 200, np.uint8)
+    data = ImageData(train, test, 4, "patches")
+    rest, validation = validation_split(data, multiple_of=3)
+    held = np.rint(validation[:, 0, 0, 0] * 255).astype(int)
+    assert len(held) == 9  # 10 % of 100, truncated to a multiple of 3
+    kept = set(rest.train[:, 0, 0, 0].tolist())
+    assert len(kept) == 90 and not kept & set(held.tolist()) and 200 not in held
+    np.testing.assert_array_equal(rest.test, test)
+    again = np.rint(validation_split(data, multiple_of=3)[1] * 255)  # fixed seed
+    np.testing.assert_array_equal(again[:, 0, 0, 0], held)
+    # larger images to crop from: whole images leave training, cut into tiles
+    photos = [np.full((8, 12, 3), 10 * i, np.uint8) for i in range(3)]
+    rest, validation = validation_split(ImageData(photos, test, 4, "photos"))
+    assert len(rest.train) == 2 and validation.shape == (6, 4, 4, 3)  # 2 x 3 tiles
+    grey = int(np.rint(validation[0, 0, 0, 0] * 255))
+    assert np.all(np.rint(validation * 255) == grey)
+    assert grey not in [int(p[0, 0, 0]) for p in rest.train]
+    one, none = validation_split(ImageData(photos[:1], test, 4, "one photo"))
+    assert len(one.train) == 1 and none.shape == (0, 4, 4, 3)

@@ -101,6 +101,7 @@ def _history(workdir):
     return list(csv.DictReader((workdir / "history.csv").open()))
 
 
+@pytest.mark.slow
 def test_budget_stop_is_reported_and_resumed_not_loaded(tmp_path, caplog):
     full = _system()
     assert full.prepare(_dataset(), _spec(), tmp_path / "full", False) == TrainReport(12, 12)
@@ -110,16 +111,19 @@ def test_budget_stop_is_reported_and_resumed_not_loaded(tmp_path, caplog):
     assert report == TrainReport(1, 12) and not report.complete  # stopped after one batch
     assert "after 1 of 12 steps: the system is UNDER-TRAINED" in caplog.text
     assert not (tmp_path / "cut" / "final.weights.h5").exists()
-    assert not (tmp_path / "cut" / "backup").exists()  # a partial epoch is no checkpoint
-    resumed = _system()
+    assert json.loads((tmp_path / "cut" / "backup" / "progress.json").read_text()) == \
+        {"epochs_done": 0, "steps_done": 1}  # the cut epoch is checkpointed too
+    resumed = _system()  # finishes the cut epoch (2 steps), then 3 whole epochs
     assert resumed.prepare(_dataset(), _spec(), tmp_path / "cut", True) == TrainReport(12, 12)
     for a, b in zip(full.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert [row["step"] for row in _history(tmp_path / "cut")] == ["3", "6", "9", "12"]
+    assert [(r["epoch"], r["step"]) for r in _history(tmp_path / "cut")] == [
+        ("0", "1"), ("0", "3"), ("1", "6"), ("2", "9"), ("3", "12")]
     loaded = _system()  # a finished run is loaded with its step counts
     assert loaded.prepare(_dataset(), _spec(), tmp_path / "cut", True) == TrainReport(12, 12)
 
 
+@pytest.mark.slow
 def test_validation_psnr_is_logged_without_touching_training(tmp_path):
     plain = _system()
     plain.prepare(_dataset(), _spec(steps=6), tmp_path / "plain", False)
@@ -143,6 +147,7 @@ def test_validation_psnr_is_logged_without_touching_training(tmp_path):
     assert any((tmp_path / "checked" / "tensorboard").rglob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_nan_stops_training_keeps_the_checkpoint_and_resumes_with_a_smaller_rate(tmp_path):
     import keras
 
@@ -166,7 +171,8 @@ def test_nan_stops_training_keeps_the_checkpoint_and_resumes_with_a_smaller_rate
     assert message.startswith("training diverged at step 5: the loss is nan")
     assert "learning rate too high" in message and "after epoch 1) is kept" in message
     assert "--set train.learning_rate=0.0001" in message
-    assert json.loads((tmp_path / "backup" / "progress.json").read_text()) == {"epochs_done": 1}
+    assert json.loads((tmp_path / "backup" / "progress.json").read_text()) == \
+        {"epochs_done": 1, "steps_done": 3}
     assert not (tmp_path / "final.weights.h5").exists()
     resumed = _system()
     report = resumed.prepare(_dataset(), _spec(learning_rate=1e-4), tmp_path, True)
@@ -176,6 +182,7 @@ def test_nan_stops_training_keeps_the_checkpoint_and_resumes_with_a_smaller_rate
     assert [r["step"] for r in _history(tmp_path)] == ["3", "6", "9", "12"]
 
 
+@pytest.mark.slow
 def test_failing_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     system = _system()
     system.prepare(_dataset(), _spec(steps=3), tmp_path, False)
