@@ -35,6 +35,7 @@ from sionna.phy.channel import AWGN, GenerateFlatFadingChannel, KroneckerModel, 
 
 from semsim.phy.layer import PhyLayer
 from semsim.phy.spec import LinkSpec
+from semsim.phy.tr38901 import TR38901FlatFading
 from semsim.phy.utils import db_to_linear, per_example
 
 FADING_MODES = ("block", "fast", "none")
@@ -65,6 +66,10 @@ class RayleighMIMOChannel(PhyLayer):
         Noise calibration, see the module docstring.
     symbol_energy : float
         ``Es``, energy per sent complex symbol (linear) that ``"average"`` refers to.
+    model : ``"rayleigh"`` or a TR 38.901 model (``"cdl-a"`` ... ``"tdl-e"``,
+        :mod:`semsim.phy.tr38901`; unit average power per entry, no extra correlation).
+    delay_spread_ns : float
+        RMS delay spread of a TR 38.901 model, in ns.
 
     Call
     ----
@@ -91,6 +96,8 @@ class RayleighMIMOChannel(PhyLayer):
         tx_correlation: float = 0.0,
         snr_mode: Literal["average", "realized"] = "average",
         symbol_energy: float = 1.0,
+        model: str = "rayleigh",
+        delay_spread_ns: float = 100.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -122,7 +129,14 @@ class RayleighMIMOChannel(PhyLayer):
                 r_tx=exp_corr_mat(tx_correlation, num_tx_ant) if tx_correlation > 0 else None,
                 r_rx=exp_corr_mat(rx_correlation, num_rx_ant) if rx_correlation > 0 else None,
             )
-        self._generate = GenerateFlatFadingChannel(num_tx_ant, num_rx_ant, spatial_corr)
+        self.model, self.delay_spread_ns = model, float(delay_spread_ns)
+        if model == "rayleigh":
+            self._generate = GenerateFlatFadingChannel(num_tx_ant, num_rx_ant, spatial_corr)
+        else:
+            if spatial_corr is not None or fading == "none":
+                raise ValueError(f"model {model!r} brings its own spatial structure; it needs "
+                                 "rx/tx_correlation 0 and fading 'block' or 'fast'")
+            self._generate = TR38901FlatFading(model, num_rx_ant, num_tx_ant, delay_spread_ns)
         self._awgn = AWGN()
 
     @property
@@ -210,6 +224,8 @@ class RayleighMIMOChannel(PhyLayer):
             "tx_correlation": self.tx_correlation,
             "snr_mode": self.snr_mode,
             "symbol_energy": self.symbol_energy,
+            "model": self.model,
+            "delay_spread_ns": self.delay_spread_ns,
         }
 
 
@@ -319,12 +335,17 @@ class MultiUserUplinkChannel(RayleighMIMOChannel):
 
 def make_channel(link: LinkSpec, symbol_energy: float = 1.0) -> RayleighMIMOChannel:
     """The one channel factory: the channel layer of ``link`` (antennas, users, fading,
-    correlation and SNR definition ``link.snr``), a :class:`MultiUserUplinkChannel` when
-    ``link.users > 1``. ``symbol_energy``: ``Es`` of ``"average"`` (linear)."""
+    correlation, channel model ``link.model`` and SNR definition ``link.snr``), a
+    :class:`MultiUserUplinkChannel` when ``link.users > 1``. ``symbol_energy``: ``Es`` of
+    ``"average"`` (linear)."""
     if link.snr not in SNR_MODES:
         raise ValueError(f"link.snr must be one of {SNR_MODES}, got {link.snr!r}")
     common = dict(fading=link.fading, rx_correlation=link.rx_correlation, snr_mode=link.snr,
                   symbol_energy=symbol_energy)
+    if link.model != "rayleigh":
+        if link.users > 1:
+            raise ValueError(f"link.model {link.model!r} is single-user; got users={link.users}")
+        common.update(model=link.model, delay_spread_ns=link.delay_spread_ns)
     if link.users > 1:
         return MultiUserUplinkChannel(link.users, link.num_rx_ant, link.antennas_per_user,
                                       **common)

@@ -36,6 +36,8 @@ class LinkSpec:
     ``"average"`` (per-receive-antenna average SNR, ``no = A Es / snr`` with fading) or
     ``"realized"`` (the papers' ``||HX||^2 / (||HX||_0 sigma^2)``); see
     :mod:`semsim.phy.channel`.
+    ``model``: ``"rayleigh"`` (i.i.d. CN(0, 1)) or a 3GPP TR 38.901 model ``"cdl-a"`` ...
+    ``"tdl-e"`` (:mod:`semsim.phy.tr38901`) with RMS delay spread ``delay_spread_ns`` (ns).
     """
 
     num_rx_ant: int = 2
@@ -47,6 +49,8 @@ class LinkSpec:
     csi: CSISpec = dataclasses.field(default_factory=CSISpec)
     detector: Literal["lmmse", "zf"] = "lmmse"
     snr: Literal["average", "realized"] = "average"
+    model: str = "rayleigh"
+    delay_spread_ns: float = 100.0
 
     @property
     def num_tx_ant(self) -> int:

@@ -79,6 +79,9 @@ class LinkConfig(Strict):
     to ``nr`` (M) receive antennas; ``nt`` is then not given. ``snr``: the SNR definition
     every system of the scenario uses (``average``: per-receive-antenna average SNR, the
     default; ``realized``: the papers' ``||HX||^2 / (||HX||_0 sigma^2)``), see docs/phy.md.
+    to ``nr`` (M) receive antennas; ``nt`` is then not given. ``model``: ``rayleigh``
+    (i.i.d.) or a 3GPP TR 38.901 model (``cdl-a`` ... ``tdl-e``, single user, block fading,
+    no extra correlation) with RMS delay spread ``delay_spread_ns`` in ns.
     """
 
     nr: Annotated[int, Field(gt=0)]
@@ -91,9 +94,16 @@ class LinkConfig(Strict):
     csi: CSIConfig = Field(default_factory=CSIConfig)
     detector: Literal["lmmse", "zf"] = "lmmse"
     snr: Literal["average", "realized"] = "average"
+    model: Literal["rayleigh", "cdl-a", "cdl-b", "cdl-c", "cdl-d", "cdl-e",
+                   "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e"] = "rayleigh"
+    delay_spread_ns: Annotated[float, Field(gt=0.0)] = 100.0
 
     @model_validator(mode="after")
     def _consistent(self) -> LinkConfig:
+        if self.model != "rayleigh" and (self.users > 1 or self.fading != "block"
+                                         or self.rx_correlation or self.tx_correlation):
+            raise ValueError(f"model: {self.model!r} needs a single-user link with fading "
+                             "'block' and no rx/tx_correlation")
         if self.users == 1:
             if self.antennas_per_user is not None:
                 raise ValueError("antennas_per_user: only for multi-user links (users > 1); "
@@ -141,6 +151,8 @@ class LinkConfig(Strict):
             csi=self.csi.to_spec(),
             detector=self.detector,
             snr=self.snr,
+            model=self.model,
+            delay_spread_ns=self.delay_spread_ns,
         )
 
 

@@ -31,6 +31,7 @@ SYSTEM_MODULES: tuple[str, ...] = (
     "semsim.systems.reference",
     "semsim.systems.mijscc",
     "semsim.systems.mijscc_separation",
+    "semsim.systems.scsc.system",
 )
 
 

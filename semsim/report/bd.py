@@ -1,0 +1,166 @@
+"""Bjontegaard deltas of quality-vs-CBR curves (the ``bjontegaard`` package).
+
+A curve is a system's quality (PSNR in dB, or MS-SSIM in dB as ``-10 log10(1 - ms_ssim)``)
+at several channel bandwidth ratios (CBR: complex channel symbols per source real value,
+i.e. ``k / n``; any rate measure works as long as both curves use the same one).
+
+* :func:`bd_rate`: the average relative CBR difference (percent) of ``test`` against
+  ``anchor`` at equal quality, over the quality range the two curves share. Negative:
+  ``test`` needs that percentage less bandwidth ("saves" ``-bd_rate`` percent).
+* :func:`bd_quality`: the average quality difference (dB) at equal CBR (BD-PSNR when
+  the quality is PSNR). Positive: ``test`` is better.
+
+:func:`bd_from_results` reads a run's ``results.json``: systems named ``<family>_q<QP>``
+(e.g. ``chain_q28``, ``chain_q34``, ``chain_q41``) form one curve per family and SNR,
+``CBR = cr / 2`` (complex symbols per real source value) against ``psnr_db``. From the
+command line (writes ``bd.json`` beside ``results.json`` and prints it)::
+
+    python -m semsim.report.bd runs/scsc_2x2-quick/results.json --anchor chain
+
+Both interpolate in log-rate with piecewise cubic Hermite (``pchip``) polynomials, the
+method the package recommends over the original cubic fit (monotone, no overshoot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import bjontegaard
+import numpy as np
+
+METHODS = ("pchip", "akima", "cubic")
+
+
+def _curve(rate, quality, name: str) -> tuple[np.ndarray, np.ndarray]:
+    rate = np.asarray(rate, np.float64)
+    quality = np.asarray(quality, np.float64)
+    if rate.ndim != 1 or rate.shape != quality.shape:
+        raise ValueError(f"{name}: rate and quality must be 1-D of one length, "
+                         f"got {rate.shape} and {quality.shape}")
+    if rate.size < 2:
+        raise ValueError(f"{name}: a curve needs at least 2 points, got {rate.size}")
+    if not (np.all(np.isfinite(rate)) and np.all(rate > 0) and np.all(np.isfinite(quality))):
+        raise ValueError(f"{name}: rates must be finite and > 0, qualities finite")
+    order = np.argsort(rate)
+    if np.any(np.diff(quality[order]) <= 0):
+        raise ValueError(f"{name}: quality must increase strictly with rate "
+                         f"(got rate {rate[order].tolist()}, quality {quality[order].tolist()})")
+    return rate[order], quality[order]
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+
+
+def _defined(value, axis: str) -> float:
+    """The library returns NaN (with a warning) when the curves share no interval."""
+    if not np.isfinite(value):
+        raise ValueError(f"the curves do not overlap in {axis}; the BD delta is undefined")
+    return float(value)
+
+
+def bd_rate(rate_anchor, quality_anchor, rate_test, quality_test, method: str = "pchip") -> float:
+    """BD-rate of ``test`` against ``anchor`` in percent (negative = ``test`` saves
+    bandwidth). Rates: CBR (linear, > 0); qualities in dB, increasing with rate."""
+    _check_method(method)
+    ra, qa = _curve(rate_anchor, quality_anchor, "anchor")
+    rt, qt = _curve(rate_test, quality_test, "test")
+    return _defined(bjontegaard.bd_rate(ra, qa, rt, qt, method=method,
+                                        require_matching_points=False), "quality")
+
+
+def bd_quality(rate_anchor, quality_anchor, rate_test, quality_test,
+               method: str = "pchip") -> float:
+    """BD-PSNR (or BD of any dB quality) of ``test`` against ``anchor``, in dB
+    (positive = ``test`` better at equal CBR)."""
+    _check_method(method)
+    ra, qa = _curve(rate_anchor, quality_anchor, "anchor")
+    rt, qt = _curve(rate_test, quality_test, "test")
+    return _defined(bjontegaard.bd_psnr(ra, qa, rt, qt, method=method,
+                                        require_matching_points=False), "rate")
+
+
+def ms_ssim_db(ms_ssim) -> np.ndarray:
+    """MS-SSIM in dB, ``-10 log10(1 - ms_ssim)`` (the usual scale for BD on MS-SSIM)."""
+    ms_ssim = np.asarray(ms_ssim, np.float64)
+    return -10.0 * np.log10(np.maximum(1.0 - ms_ssim, 1e-12))
+
+
+def bd_table(curves: dict[str, tuple], anchor: str, method: str = "pchip") -> dict[str, dict]:
+    """BD-rate (percent) and BD-quality (dB) of every curve against ``curves[anchor]``.
+
+    ``curves``: name -> ``(rates, qualities)``. Returns name -> ``{"bd_rate_percent",
+    "bd_quality_db"}`` for every name but the anchor.
+    """
+    if anchor not in curves:
+        raise ValueError(f"anchor {anchor!r} is not among the curves: {', '.join(curves)}")
+    ra, qa = curves[anchor]
+    return {
+        name: {"bd_rate_percent": bd_rate(ra, qa, rt, qt, method),
+               "bd_quality_db": bd_quality(ra, qa, rt, qt, method)}
+        for name, (rt, qt) in curves.items() if name != anchor
+    }
+
+
+_FAMILY = re.compile(r"^(?P<family>.+)_q\d+$")
+
+
+def bd_from_results(results: dict, anchor: str, method: str = "pchip") -> dict:
+    """BD-rate/BD-PSNR of every family of ``results["systems"]`` against ``anchor``, per
+    SNR: ``{snr_db: {family: {"bd_rate_percent", "bd_quality_db"}}}`` (``snr_db`` as a
+    string key). Families with fewer than 2 systems are skipped; a delta that cannot be
+    computed (a curve not strictly increasing in PSNR, curves that do not overlap) is
+    ``None`` with the reason under ``"errors"``."""
+    families: dict[str, list[str]] = {}
+    for name in results["systems"]:
+        match = _FAMILY.match(name)
+        if match:
+            families.setdefault(match["family"], []).append(name)
+    families = {f: names for f, names in families.items() if len(names) >= 2}
+    if anchor not in families:
+        raise ValueError(f"anchor family {anchor!r} has no 2 systems named {anchor}_q<QP>; "
+                         f"families: {', '.join(families) or 'none'}")
+    snrs = results["systems"][families[anchor][0]]["snr_db"]
+    table: dict[str, dict] = {}
+    for i, snr in enumerate(snrs):
+        curves = {f: ([results["systems"][n]["cr"][i] / 2 for n in names],
+                      [results["systems"][n]["psnr_db"][i] for n in names])
+                  for f, names in families.items()}
+        row = {}
+        ra, qa = curves[anchor]
+        for family, (rt, qt) in curves.items():
+            if family == anchor:
+                continue
+            entry: dict = {}
+            for key, fn in (("bd_rate_percent", bd_rate), ("bd_quality_db", bd_quality)):
+                try:
+                    entry[key] = fn(ra, qa, rt, qt, method)
+                except ValueError as err:
+                    entry[key] = None
+                    entry.setdefault("errors", []).append(f"{key}: {err}")
+            row[family] = entry
+        table[str(snr)] = row
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m semsim.report.bd",
+                                     description="Bjontegaard deltas of a run's results.json")
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--anchor", required=True, help="family of the anchor curve")
+    parser.add_argument("--method", default="pchip", choices=METHODS)
+    args = parser.parse_args(argv)
+    table = bd_from_results(json.loads(args.results.read_text()), args.anchor, args.method)
+    text = json.dumps({"anchor": args.anchor, "method": args.method, "by_snr_db": table}, indent=2)
+    (args.results.parent / "bd.json").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

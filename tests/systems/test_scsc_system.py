@@ -1,0 +1,96 @@
+"""The ``scsc`` system end to end with tiny networks and a few steps."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from semsim.phy.spec import CSISpec, LinkSpec
+from semsim.seeding import set_seed
+from semsim.systems.base import TrainSpec
+from semsim.systems.registry import get_system_type
+from semsim.systems.scsc.system import PROXY_CHECK_SNRS_DB, SCSCParams, SCSCSystem
+
+LINK = LinkSpec(csi=CSISpec(mode="perfect"))
+TINY = dict(filters=4, ppen_depth=1, admm_layers=2, proxy_steps=2, pcen_steps=2,
+            proxy_check_batches=1)
+
+
+def _data(n=4, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.2, 0.8, size=(n, 1, 1, 3))
+    ramp = np.linspace(0, 0.2, size)[None, :, None, None]
+    images = np.clip(base + ramp + 0.02 * rng.normal(size=(n, size, size, 3)), 0, 1)
+    return tf.data.Dataset.from_tensor_slices(images.astype(np.float32)).batch(2).repeat()
+
+
+def test_standard_chain_alone_is_the_chain(tmp_path):
+    set_seed(0)
+    system = SCSCSystem(LINK, qp=37, rate="3/4", ppen=False, pcen=False)
+    system.prepare(_data(), TrainSpec(steps=1, batch_size=2), tmp_path, resume=False)
+    images = next(iter(_data()))
+    h = system.chain.channel.sample_channel(2)
+    res = system.transmit(images.numpy(), 30.0, h=h.numpy())
+    ref = system.chain.send(images.numpy(), 37, "3/4", 30.0, h)
+    np.testing.assert_array_equal(res.images_hat, ref.images_hat)
+    np.testing.assert_allclose(res.cr, 2 * ref.cbr)
+    with pytest.raises(ValueError, match="target CR"):
+        system.transmit(images.numpy(), 10.0, target_cr=0.1)
+
+
+def test_full_system_trains_warns_about_an_untrained_proxy_and_resumes(tmp_path):
+    set_seed(1)
+    system = SCSCSystem(LINK, qp=34, **TINY)
+    train = TrainSpec(steps=2, batch_size=2, snr_range_db=(2.0, 12.0), learning_rate=1e-3)
+    with pytest.warns(RuntimeWarning, match="does not track"):
+        system.prepare(_data(), train, tmp_path, resume=False)
+    assert sorted(system.proxy_report) == sorted(PROXY_CHECK_SNRS_DB)
+    images = next(iter(_data())).numpy()
+    # PPEN starts as the identity; the straight-through gradients moved it.
+    assert np.abs(system.ppen(images, tf.constant(34.0)).numpy() - images).max() > 1e-4
+    res = system.transmit(images, 10.0)
+    assert res.images_hat.shape == images.shape and res.cr.shape == (2,)
+    assert set(res.extras) >= {"cbr", "failed", "source_bits", "proxy_psnr_db"}
+    # A second system resumes from the saved weights instead of training.
+    set_seed(2)
+    again = SCSCSystem(LINK, qp=34, **TINY)
+    again.prepare(_data(), train, tmp_path, resume=True)
+    for a, b in zip(system.ppen.get_weights(), again.ppen.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pcen_training_lowers_the_symbol_mse():
+    set_seed(3)
+    system = SCSCSystem(LINK, ppen=False, pcen=True, admm_layers=4, pcen_steps=40)
+    rng = np.random.default_rng(5)
+    bits = rng.integers(0, 2, size=(64, 2, 32, 2))
+    streams = tf.constant(((2 * bits[..., 0] - 1) + 1j * (2 * bits[..., 1] - 1)) / np.sqrt(2),
+                          tf.complex64)
+    h = system.chain.channel.sample_channel(64)
+    snr = tf.fill([64], 8.0)
+
+    def mse():
+        set_seed(9)  # the same noise for both evaluations
+        return float(system.pcen(streams, h, snr, channel=system.chain.channel))
+
+    system._build(np.zeros((1, 32, 32, 3), np.float32))
+    start = mse()
+    system._train_pcen(TrainSpec(batch_size=16, learning_rate=1e-2, snr_range_db=(2.0, 12.0)))
+    assert mse() < 0.9 * start
+
+
+def test_registered_with_params():
+    stype = get_system_type("scsc")
+    assert stype.params is SCSCParams
+    with pytest.raises(ValueError):
+        SCSCParams(qp=30)
+
+
+def test_max_seconds_stops_every_stage(tmp_path):
+    set_seed(4)
+    system = SCSCSystem(LINK, qp=41, **TINY)
+    train = TrainSpec(steps=50, batch_size=2, max_seconds=1e-9)
+    with pytest.warns(RuntimeWarning, match="does not track"):
+        system.prepare(_data(), train, tmp_path, resume=False)
+    images = next(iter(_data())).numpy()
+    np.testing.assert_array_equal(system.ppen(images, tf.constant(41.0)).numpy(), images)
+    assert all(np.all(w == 0) for w in (system.pcen.pen.theta.numpy(), system.pcen.pen.gamma.numpy()))
