@@ -25,9 +25,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def build_checkpoint(resolved, name: str, root: Path, command: str,
-                     max_seconds: float | None = None) -> dict:
+                     max_seconds: float | None = None, workdir: Path | None = None) -> dict:
     """Train system ``name`` of ``resolved`` from scratch and write its weights and
-    manifest under ``root``; returns the manifest."""
+    manifest under ``root``; returns the manifest. ``workdir``: where training
+    checkpoints (a run directory); an interrupted build given the same ``workdir``
+    continues where it stopped; ``None``: a temporary directory."""
     from semsim.data.pipeline import load_data
     from semsim.scenario.evaluation import validation_split
     from semsim.scenario.runner import RunOptions, _Run
@@ -40,7 +42,9 @@ def build_checkpoint(resolved, name: str, root: Path, command: str,
     if max_seconds is not None:
         scenario.train = scenario.train.model_copy(update={"max_seconds": float(max_seconds)})
     with tempfile.TemporaryDirectory(prefix="semsim-weights-") as tmp:
-        run = _Run(resolved, RunOptions(out_dir=Path(tmp), retrain=True, progress=False))
+        out = Path(tmp) if workdir is None else Path(workdir)
+        run = _Run(resolved, RunOptions(out_dir=out, resume=workdir is not None, retrain=True,
+                                        progress=False))
         data, validation = validation_split(load_data(scenario.data), scenario.link.users)
         system = run._build(entry, data)
         if not system.trainable:
@@ -73,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="only these learned systems (default: every learned one)")
     parser.add_argument("--max-seconds", type=float, metavar="S",
                         help="override the profile's train.max_seconds (cuts training short)")
+    parser.add_argument("--workdir", type=Path, metavar="DIR",
+                        help="keep the training checkpoints here: rerunning the same command "
+                             "continues an interrupted build (default: a temporary directory)")
     parser.add_argument("--root", type=Path, default=WEIGHTS_DIR,
                         help="weights directory (default: the package's)")
     args = parser.parse_args(argv)
@@ -91,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "semsim.weights.build", *(argv or sys.argv[1:])])
     for name in names:
         print(f"building {resolved.scenario.name}/{args.profile}/{name}", flush=True)
-        manifest = build_checkpoint(resolved, name, args.root, command, args.max_seconds)
+        manifest = build_checkpoint(resolved, name, args.root, command, args.max_seconds,
+                                    args.workdir)
         print(f"{manifest['id']}: {manifest['steps_done']}/{manifest['steps_planned']} steps, "
               f"{manifest['train_seconds']:.0f} s, validation PSNR "
               f"{manifest['validation']['psnr_db']:.2f} dB at "
