@@ -28,6 +28,7 @@ import logging
 import sys
 from pathlib import Path
 
+from semsim.cli.argtypes import non_negative_int, positive_int
 from semsim.cli.main import EXIT_OK, EXIT_USAGE
 
 MODULATIONS = ("bpsk", "qpsk", "16qam", "64qam", "256qam")
@@ -44,26 +45,6 @@ def _snr_list(text: str) -> list[float]:
     return values
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from err
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from err
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
 def register(subparsers) -> None:
     """Add the ``ber`` sub-command."""
     p = subparsers.add_parser(
@@ -71,24 +52,24 @@ def register(subparsers) -> None:
         description="Monte-Carlo bit and block error rates of QAM (optionally LDPC-coded) "
                     "spatial multiplexing over a flat Rayleigh MIMO link with linear detection.")
     ant = p.add_argument_group("antennas")
-    ant.add_argument("--nt", type=_positive_int, default=None,
+    ant.add_argument("--nt", type=positive_int, default=None,
                      help="transmit antennas = streams, single user (default 1)")
-    ant.add_argument("--nr", type=_positive_int, default=None,
+    ant.add_argument("--nr", type=positive_int, default=None,
                      help="receive antennas (default: --nt, or --users)")
-    ant.add_argument("--users", type=_positive_int, default=None,
+    ant.add_argument("--users", type=positive_int, default=None,
                      help="single-antenna users of a multi-user uplink (instead of --nt)")
     p.add_argument("--modulation", choices=MODULATIONS, default="qpsk")
     code = p.add_argument_group("channel code")
     code.add_argument("--code", choices=("none", "ldpc5g", "dvbs2"), default="none")
-    code.add_argument("--k", type=_positive_int, default=None,
+    code.add_argument("--k", type=positive_int, default=None,
                       help="information bits per codeword (ldpc5g)")
-    code.add_argument("--n", type=_positive_int, default=None,
+    code.add_argument("--n", type=positive_int, default=None,
                       help="code bits per codeword (ldpc5g)")
     code.add_argument("--frame", choices=("normal", "short"), default=None,
                       help="DVB-S2 frame, rate 1/2 (dvbs2; default normal)")
     csi = p.add_argument_group("channel state information")
     csi.add_argument("--csi", choices=("perfect", "ls", "noisy"), default="perfect")
-    csi.add_argument("--pilots", type=_positive_int, default=None,
+    csi.add_argument("--pilots", type=positive_int, default=None,
                      help="LS pilot length in channel uses (csi ls; default Nt)")
     csi.add_argument("--csi-error-var", type=float, default=None,
                      help="variance of H_hat - H entries (csi noisy; default: noise variance)")
@@ -98,13 +79,13 @@ def register(subparsers) -> None:
     p.add_argument("--snr-db", type=_snr_list, default=[0.0, 5.0, 10.0],
                    help="comma-separated per-receive-antenna SNRs (Es/N0 per rx antenna), dB; "
                         "write --snr-db=-5,0 when the first value is negative")
-    p.add_argument("--bits", type=_positive_int, default=100_000,
+    p.add_argument("--bits", type=positive_int, default=100_000,
                    help="information bits per SNR point at most (the budget; whole batches)")
-    p.add_argument("--target-errors", type=_positive_int, default=100, metavar="N",
+    p.add_argument("--target-errors", type=positive_int, default=100, metavar="N",
                    help="stop an SNR point after N bit errors (default 100)")
-    p.add_argument("--target-block-errors", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--target-block-errors", type=positive_int, default=None, metavar="N",
                    help="stop an SNR point after N block (codeword) errors")
-    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="also write ber.csv, ber.json and ber.png into DIR")

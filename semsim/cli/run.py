@@ -17,6 +17,8 @@ import logging
 import sys
 from pathlib import Path
 
+from semsim.cli.argtypes import non_negative_int
+
 EXIT_OK, EXIT_USAGE = 0, 2
 log = logging.getLogger("semsim")
 
@@ -39,16 +41,6 @@ def override(text: str) -> tuple[str, object]:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from err
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", metavar="FILE", type=Path, help="scenario YAML file")
     parser.add_argument("--profile", metavar="NAME",
@@ -58,7 +50,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE",
                         help="set a scenario field after the profile, e.g. train.steps=2000 "
                              "or systems.NAME.params.C=8 (repeatable; value read as YAML)")
-    parser.add_argument("--seed", type=_non_negative_int, metavar="N",
+    parser.add_argument("--seed", type=non_negative_int, metavar="N",
                         help="the scenario seed (same as --set seed=N)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="run directory (default: the scenario's output_dir, "
