@@ -37,8 +37,8 @@ Rate and side information: CR = the real symbols that entered the channel layer 
 ``CR_max = C / (3 f^2)`` (``C / 48`` for ``f = 4``); the loss's rate term uses
 ``k1 k2 / (3HW)``, which carries the policies' gradient. The receiver needs
 the pair ``(k1, k2)`` (one cut-off index into ``(C + 1)(N + 1)`` choices) to rebuild ``M``;
-this side information is excluded from CR and reported separately by
-:func:`side_info_bits` (its empirical entropy over a test set).
+this side information is excluded from CR and reported separately as ``side_info_bits``
+(its empirical entropy over a test set, :func:`semsim.systems.base.side_info_bits`).
 
 Loss: :func:`semsim.semantic.losses.rate_distortion_loss` with ``Z0`` the encoder output
 before masking, scaled by the same per-image power-normalization factor as the sent symbols
@@ -52,11 +52,9 @@ import importlib
 from typing import Any, Literal
 
 import keras
-import numpy as np
 import pydantic
 import tensorflow as tf
 
-from semsim.metrics import empirical_entropy_bits
 from semsim.phy import AnalogLink, layout
 from semsim.phy.spec import link_from_config, link_to_config
 from semsim.semantic.channel_state import ChannelStateEncoder
@@ -70,6 +68,7 @@ from semsim.semantic.policy import (
     pruned_symbol_probe,
 )
 from semsim.semantic.swin import SwinDecoder, SwinEncoder
+from semsim.systems.base import side_info_summary
 from semsim.systems.keras_system import KerasSystem
 from semsim.systems.registry import register_system
 
@@ -146,13 +145,6 @@ class ReferenceParams(SwinSizeParams):
         if self.snr_range_db[1] < self.snr_range_db[0]:
             raise ValueError(f"snr_range_db must be (low, high), got {self.snr_range_db}")
         return self
-
-
-def side_info_bits(kept_maps, kept_symbols) -> float:
-    """Side information per image (bits): the empirical entropy of the cut-off pairs
-    ``(kept_maps, kept_symbols)`` ``[num_images]`` over a test set (the cost of entropy-coding
-    the index the receiver needs to rebuild the mask; not included in CR)."""
-    return empirical_entropy_bits(np.rint(kept_maps), np.rint(kept_symbols))
 
 
 @keras.saving.register_keras_serializable(package="semsim")
@@ -405,7 +397,5 @@ def build(params: ReferenceParams, link, image_size: tuple[int, int], seed: int)
         model,
         TYPE_NAME,
         snr_range_db=params.snr_range_db,
-        summarize=lambda extras: {
-            "side_info_bits": side_info_bits(extras["kept_maps"], extras["kept_symbols"])
-        },
+        summarize=side_info_summary("kept_maps", "kept_symbols"),
     )
