@@ -15,6 +15,7 @@ short is marked ``under_trained`` in its manifest.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -30,6 +31,7 @@ def build_checkpoint(resolved, name: str, root: Path, command: str,
     manifest under ``root``; returns the manifest. ``workdir``: where training
     checkpoints (a run directory); an interrupted build given the same ``workdir``
     continues where it stopped; ``None``: a temporary directory."""
+    from semsim.atomic import write_text
     from semsim.data.pipeline import load_data
     from semsim.scenario.evaluation import validation_split
     from semsim.scenario.runner import RunOptions, _Run
@@ -50,6 +52,11 @@ def build_checkpoint(resolved, name: str, root: Path, command: str,
         if not system.trainable:
             raise ValueError(f"system {name!r} ({entry.type}) has no weights to ship")
         seconds, report = run._prepare(entry, system, data, validation)
+        if workdir is not None:  # wall time over every run of an interrupted build
+            record = out / "checkpoints" / name / "build_seconds.json"
+            if record.exists():
+                seconds += json.loads(record.read_text())["seconds"]
+            write_text(record, json.dumps({"seconds": seconds}))
         done, planned = report.steps_done, report.steps_planned
         weights, manifest_file = checkpoint_paths(scenario.name, resolved.profile, name, root)
         weights.parent.mkdir(parents=True, exist_ok=True)
