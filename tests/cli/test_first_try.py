@@ -32,7 +32,7 @@ systems:
 train: {steps: 2, batch_size: 4}
 eval: {batch_size: 4, samples: 1}
 """
-BUILTIN = "{train_images: 16, test_images: 8}"
+BUILTIN = "{train_images: 3, test_images: 8}"
 
 
 def scenario(tmp_path: Path, data: str = BUILTIN) -> Path:
@@ -69,7 +69,7 @@ def test_import_semsim_is_light():
      "cannot identify image file"),
     ("{source: folder, path: ONE, train_glob: [a.png], test_glob: [b.png], test_images: 3}",
      "data.test_images is 3 but the data set has only 1"),
-    ("{train_images: 16, test_images: 100000}", "data.test_images is 100000"),
+    ("{train_images: 2, test_images: 100000}", "data.test_images is 100000"),
 ])
 def test_data_errors_stop_before_the_run_directory_exists(tmp_path, capsys, data, message):
     junk = tmp_path / "junk"
