@@ -18,6 +18,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 SCENARIO = """\
 name: determinism
@@ -81,6 +82,7 @@ def _comparable(results_file: Path) -> dict:
     return results
 
 
+@pytest.mark.slow
 def test_two_processes_with_one_seed_train_identical_weights(tmp_path):
     runs = [_start(tmp_path, "first", 5), _start(tmp_path, "second", 5)]
     for proc, _ in runs:
