@@ -13,6 +13,7 @@ Exit codes: 0 done, 1 run-time failure, 2 invalid scenario or arguments,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -120,6 +121,26 @@ def overrides_of(args: argparse.Namespace) -> dict[str, object]:
     return values
 
 
+@contextlib.contextmanager
+def keras_progress_bars(show: bool):
+    """Keras's own progress bars (``fit(verbose=1)``) on or off inside the block; the
+    previous setting is restored after it."""
+    import keras
+
+    before = keras.utils.is_interactive_logging_enabled()
+    if show:
+        keras.utils.enable_interactive_logging()
+    else:
+        keras.utils.disable_interactive_logging()
+    try:
+        yield
+    finally:
+        if before:
+            keras.utils.enable_interactive_logging()
+        else:
+            keras.utils.disable_interactive_logging()
+
+
 def execute(args: argparse.Namespace, checkpoints: Path | None, out_suffix: str) -> int:
     """Shared by ``run`` and ``eval``."""
     from rich.console import Console
@@ -133,17 +154,14 @@ def execute(args: argparse.Namespace, checkpoints: Path | None, out_suffix: str)
         print("\n".join(err.lines()), file=sys.stderr)
         return EXIT_USAGE
     out = args.out or default_out_dir(resolved, out_suffix)
-    if args.no_progress:
-        import keras
-
-        keras.utils.disable_interactive_logging()
     options = RunOptions(out_dir=out, resume=args.resume, overwrite=args.overwrite,
                          systems=args.systems, checkpoints=checkpoints,
                          progress=not args.no_progress,
                          tensorboard=getattr(args, "tensorboard", False),
                          retrain=getattr(args, "retrain", False))
     try:
-        results = run_scenario(resolved, options)
+        with keras_progress_bars(not args.no_progress):
+            results = run_scenario(resolved, options)
     except RunError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1 if isinstance(err, RunFailure) else EXIT_USAGE

@@ -171,16 +171,24 @@ def _fit_one_epoch() -> None:
               batch_size=4, verbose=1)
 
 
-def test_no_progress_silences_keras_progress_bars(tmp_path, capfd):
-    import keras
+def test_no_progress_silences_keras_progress_bars(tmp_path, capfd, monkeypatch):
+    """A learned system's prepare() calls fit(verbose=1): inside a --no-progress run
+    Keras prints no bar; outside it (before and after) it does."""
+    import semsim.scenario.runner as runner
 
-    try:
-        _fit_one_epoch()
-        assert "2/2" in capfd.readouterr().out  # Keras's bar, shown by default
-        assert main(["run", str(scenario(tmp_path)), "--out", str(tmp_path / "run"),
-                     "--no-progress"]) == 0
+    _fit_one_epoch()
+    assert "2/2" in capfd.readouterr().out  # Keras's bar, shown by default
+    real_run, inside = runner.run_scenario, {}
+
+    def fit_then_run(resolved, options):
         capfd.readouterr()
-        _fit_one_epoch()  # as a learned system's prepare() does, with verbose=1
-        assert "2/2" not in capfd.readouterr().out
-    finally:
-        keras.utils.enable_interactive_logging()
+        _fit_one_epoch()
+        inside["out"] = capfd.readouterr().out
+        return real_run(resolved, options)
+
+    monkeypatch.setattr(runner, "run_scenario", fit_then_run)
+    assert main(["run", str(scenario(tmp_path)), "--out", str(tmp_path / "run"),
+                 "--no-progress"]) == 0
+    assert "2/2" not in inside["out"]
+    _fit_one_epoch()
+    assert "2/2" in capfd.readouterr().out  # restored after the run
