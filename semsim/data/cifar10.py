@@ -2,7 +2,8 @@
 
 The local directory holds CIFAR's Python pickles (``data_batch_1`` .. ``data_batch_5``
 and ``test_batch``, each a dict with ``b"data"`` ``uint8 [10000, 3072]`` in
-channel-major order and ``b"labels"``).
+channel-major order and ``b"labels"``). They are read with an unpickler that rebuilds
+NumPy arrays and plain containers only, so a tampered file cannot run code.
 """
 
 from __future__ import annotations
@@ -22,9 +23,32 @@ HOW_TO_GET = (
 Split = tuple[np.ndarray, np.ndarray]
 
 
+#: The only globals a CIFAR-10 batch pickle refers to (NumPy's array reconstruction).
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, bytes, numbers and NumPy arrays; refuses any other global
+    (a pickle naming ``os.system`` or ``builtins.eval`` raises instead of running)."""
+
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR-10 batch "
+                                     "(only NumPy arrays are allowed)")
+
+
 def _read_batch(path: Path) -> Split:
     with path.open("rb") as handle:
-        batch = pickle.load(handle, encoding="bytes")
+        try:
+            batch = _ArrayUnpickler(handle, encoding="bytes").load()
+        except pickle.UnpicklingError as err:
+            raise ValueError(f"{path} is not a CIFAR-10 batch: {err}") from err
     try:
         data, labels = batch[b"data"], batch[b"labels"]
     except (KeyError, TypeError) as err:

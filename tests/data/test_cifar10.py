@@ -52,3 +52,20 @@ def test_load_data_keeps_labels(tmp_path):
                                          np.sort(np.random.default_rng(0).permutation(4)[:2])]
     with pytest.raises(ValueError, match="image_size must be 32 for cifar10"):
         load_data(DataConfig(source="cifar10", path=str(tmp_path), image_size=64))
+
+
+class _RunsCode:
+    """Unpickles into a call of ``builtins.exec`` (what a tampered batch could hold)."""
+
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+def test_a_pickle_that_would_run_code_is_refused(tmp_path, monkeypatch):
+    write_fake_cifar(tmp_path)
+    with (tmp_path / TEST_FILE).open("wb") as handle:
+        pickle.dump({b"data": _RunsCode(), b"labels": [0]}, handle)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"refusing to load builtins\.exec"):
+        load_cifar10_dir(tmp_path)
+    assert not (tmp_path / "PWNED").exists()
