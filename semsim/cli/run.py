@@ -49,6 +49,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def shard_of(text: str):
+    """``--shard 1/4`` -> ``Shard(1, 4)``."""
+    from semsim.scenario.shard import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", metavar="FILE", type=Path, help="scenario YAML file")
     parser.add_argument("--profile", metavar="NAME",
@@ -74,6 +84,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hide progress bars (semsim's and Keras's)")
     parser.add_argument("--tensorboard", action="store_true",
                         help="also write TensorBoard logs (checkpoints/<system>/tensorboard)")
+    parser.add_argument("--shard", type=shard_of, metavar="I/N",
+                        help="run only shard I of N (0 <= I < N) of the (system, SNR point) "
+                             "pairs; assemble the N run directories with `semsim merge`")
 
 
 def register(subparsers) -> None:
@@ -138,6 +151,9 @@ def execute(args: argparse.Namespace, checkpoints: Path | None, out_suffix: str)
     except ScenarioError as err:
         print("\n".join(err.lines()), file=sys.stderr)
         return EXIT_USAGE
+    shard = getattr(args, "shard", None)
+    if shard is not None:
+        out_suffix += f"-shard{shard.index}of{shard.count}"
     out = args.out or default_out_dir(resolved, out_suffix)
     if args.no_progress:
         import keras
@@ -146,7 +162,7 @@ def execute(args: argparse.Namespace, checkpoints: Path | None, out_suffix: str)
     options = RunOptions(out_dir=out, resume=args.resume, overwrite=args.overwrite,
                          systems=args.systems, checkpoints=checkpoints,
                          progress=not args.no_progress,
-                         tensorboard=getattr(args, "tensorboard", False))
+                         tensorboard=getattr(args, "tensorboard", False), shard=shard)
     try:
         results = run_scenario(resolved, options)
     except RunError as err:
@@ -156,6 +172,10 @@ def execute(args: argparse.Namespace, checkpoints: Path | None, out_suffix: str)
         print(f"\nrun left resumable in {out}; continue with: semsim {args.command} "
               f"{args.scenario} --out {out} --resume", file=sys.stderr)
         raise
+    if results is None:
+        log.info("shard %s done in %s; assemble all shards with: semsim merge DIR... --out DIR",
+                 shard, out)
+        return EXIT_OK
     Console().print(summary_table(results))
     log.info("results in %s (report.md, results.json, results.csv)", out)
     return EXIT_OK

@@ -65,6 +65,7 @@ from semsim.scenario.evaluation import (
 )
 from semsim.scenario.loader import ResolvedScenario
 from semsim.scenario.schema import SystemConfig, evaluation_order
+from semsim.scenario.shard import SHARD_FILE, Shard, assignment
 from semsim.seeding import set_seed
 from semsim.systems.base import System, TrainReport, TransmitResult
 from semsim.systems.keras_system import NonFiniteTrainingError
@@ -105,6 +106,9 @@ class RunOptions:
     progress: bool = True
     on_event: Callable[[str, dict[str, Any]], None] | None = None
     tensorboard: bool = False
+    #: Evaluate only this shard's (system, SNR point) pairs (:mod:`semsim.scenario.shard`);
+    #: the run directory then holds shard.json instead of results.json.
+    shard: Shard | None = None
 
 
 def derive_seed(seed: int, *keys: int) -> int:
@@ -294,7 +298,10 @@ class _Run:
         return point
 
     def _run_system(self, entry: SystemConfig, data: ImageData, validation: np.ndarray,
-                    batches, channels, points: dict[str, list[dict]]) -> SystemResults:
+                    batches, channels, points: dict[str, list[dict]],
+                    wanted: set[int] | None = None) -> SystemResults | None:
+        """Prepare and evaluate one system at the SNR points ``wanted`` (all when
+        ``None``); its results, or ``None`` when only some points were wanted (a shard)."""
         eval_dir = self.out / "eval" / entry.name
         eval_dir.mkdir(parents=True, exist_ok=True)
         snrs = self.scenario.snr.eval_db
@@ -306,6 +313,8 @@ class _Run:
                 entry.match_cr_of in self.redone:
             # under-trained (budget) or matching a system evaluated again: not finished
             loaded = [None] * len(files)
+        if wanted is not None:
+            loaded = [p if i in wanted else False for i, p in enumerate(loaded)]
         eval_start = time.perf_counter()
         if any(p is None for p in loaded):
             self.redone.add(entry.name)
@@ -334,6 +343,8 @@ class _Run:
         timing["eval_seconds"] = timing.get("eval_seconds", 0.0) + time.perf_counter() - eval_start
         write_text(timing_file, json.dumps(timing))
         points[entry.name] = loaded
+        if wanted is not None:
+            return None
         return system_results(entry.type, loaded, timing)
 
     # ---- whole run -------------------------------------------------------------------
@@ -366,6 +377,8 @@ class _Run:
         channels = SharedChannels(self.scenario.link, self.scenario.seed)
         points: dict[str, list[dict]] = {}
         systems = {}
+        if self.options.shard is not None:
+            return self._run_shard(data, validation, batches, channels, points)
         for entry in self.selected:
             systems[entry.name] = self._run_system(entry, data, validation, batches, channels,
                                                    points)
@@ -379,6 +392,27 @@ class _Run:
         )
         write_outputs(results, self.out)
         return results
+
+    def _run_shard(self, data: ImageData, validation: np.ndarray, batches, channels,
+                   points: dict[str, list[dict]]) -> None:
+        """Evaluate this shard's points and write shard.json (no results.json). A
+        system's trainability is read from a freshly built instance (nothing trains
+        when evaluating checkpoints)."""
+        shard = self.options.shard
+
+        def trainable(entry: SystemConfig) -> bool:
+            return self.options.checkpoints is None and bool(self._build(entry, data).trainable)
+
+        owned = assignment(self.selected, len(self.scenario.snr.eval_db), trainable, shard)
+        for entry in self.selected:
+            if entry.name in owned:
+                self._run_system(entry, data, validation, batches, channels, points,
+                                 wanted=owned[entry.name])
+        record = {"shard": [shard.index, shard.count], "data": data.description,
+                  "metrics": metrics_description(*data.test_shape),
+                  "points": {name: sorted(owned[name]) for name in owned}}
+        write_text(self.out / SHARD_FILE, json.dumps(record, indent=2))
+        return None
 
 
 def sample_grids(run_dir: Path, results: ResultsFile, out_dir: Path) -> list[Path]:
@@ -412,8 +446,9 @@ def write_outputs(results: ResultsFile, run_dir: Path) -> list[Path]:
     return [run_dir / "results.json", run_dir / "results.csv", *figures, report]
 
 
-def run_scenario(resolved: ResolvedScenario, options: RunOptions) -> ResultsFile:
-    """Prepare (train or load) and evaluate the selected systems; write the outputs.
+def run_scenario(resolved: ResolvedScenario, options: RunOptions) -> ResultsFile | None:
+    """Prepare (train or load) and evaluate the selected systems; write the outputs
+    (``None`` and shard.json only with ``options.shard``: see :mod:`semsim.cli.merge`).
 
     Raises :class:`RunError` when the run cannot start as requested;
     ``KeyboardInterrupt`` leaves a directory that ``resume=True`` continues."""
