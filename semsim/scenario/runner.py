@@ -68,6 +68,7 @@ from semsim.scenario.schema import SystemConfig, evaluation_order
 from semsim.scenario.shard import SHARD_FILE, Shard, assignment
 from semsim.seeding import set_seed
 from semsim.systems.base import System, TrainReport, TransmitResult
+from semsim.systems.distribute import check_batch, check_distributable, strategy_for
 from semsim.systems.keras_system import NonFiniteTrainingError
 from semsim.systems.registry import get_system_type
 
@@ -234,8 +235,17 @@ class _Run:
         stype = get_system_type(entry.type)
         size = (data.image_size, data.image_size)
         set_seed(self.scenario.seed)
-        return stype.factory(self.resolved.params[entry.name], self.scenario.link.to_spec(),
-                             size, self.scenario.seed)
+        strategy = strategy_for(self.scenario.train.distribute)
+        with strategy.scope():  # variables of learned systems mirrored over the replicas
+            system = stype.factory(self.resolved.params[entry.name],
+                                   self.scenario.link.to_spec(), size, self.scenario.seed)
+        if hasattr(system, "model"):
+            try:
+                check_distributable(entry.type, system.model, strategy)
+                check_batch(self.scenario.train.batch_size, self.scenario.link.users, strategy)
+            except ValueError as err:
+                raise RunError(f"system {entry.name!r}: {err}") from err
+        return system
 
     def _prepare(self, entry: SystemConfig, system: System, data: ImageData,
                  validation: np.ndarray) -> tuple[float, TrainReport | None]:
@@ -254,7 +264,8 @@ class _Run:
         set_seed(self.scenario.seed)
         start = time.perf_counter()
         try:
-            report = system.prepare(stream, train_spec, workdir, resume)
+            with strategy_for(cfg.distribute).scope():  # compile and fit on the replicas
+                report = system.prepare(stream, train_spec, workdir, resume)
         except NonFiniteTrainingError as err:
             raise RunFailure(f"system {entry.name!r}: {err}") from err
         return time.perf_counter() - start, report if isinstance(report, TrainReport) else None

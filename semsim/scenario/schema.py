@@ -225,7 +225,9 @@ class TrainConfig(Strict):
     Give ``steps`` (optimizer steps) or ``epochs`` (then ``steps = epochs *
     steps_per_epoch``), not both. ``steps_per_epoch`` defaults to the number of full
     batches in the training set (at most ``steps``). ``max_seconds``: optional
-    wall-clock budget per system.
+    wall-clock budget per system. ``distribute``: ``none``, ``mirrored`` (all local GPUs)
+    or ``multi_worker`` (``TF_CONFIG``); ``batch_size`` stays the global batch (see
+    :mod:`semsim.systems.distribute`).
     """
 
     steps: Annotated[int, Field(gt=0)] | None = None
@@ -237,6 +239,7 @@ class TrainConfig(Strict):
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
     max_seconds: Annotated[float, Field(gt=0.0)] | None = None
     jit_compile: bool = True
+    distribute: Literal["none", "mirrored", "multi_worker"] = "none"
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainConfig:
