@@ -78,9 +78,9 @@ def check_distributable(type_name: str, model, strategy: tf.distribute.Strategy)
 
 
 def check_batch(batch_size: int, users: int, strategy: tf.distribute.Strategy) -> None:
-    """The global batch must split into per-replica batches that are multiples of
-    ``users`` (one link carries ``users`` images)."""
+    """With several replicas, the global batch must split into per-replica batches that
+    are multiples of ``users`` (one link carries ``users`` images)."""
     replicas = strategy.num_replicas_in_sync
-    if batch_size % (replicas * users):
+    if replicas > 1 and batch_size % (replicas * users):
         raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of replicas "
                          f"({replicas}) x link.users ({users}) under train.distribute")

@@ -110,3 +110,18 @@ def test_mirrored_is_reproducible_for_a_seed_and_replica_count(runs):
 def test_seed_generator_systems_are_refused_by_name(runs):
     assert runs["refused"] is not None
     assert "'reference'" in runs["refused"] and "SeedGenerator" in runs["refused"]
+
+
+def test_global_batch_must_split_into_whole_links_per_replica():
+    from semsim.systems.distribute import check_batch
+
+    class Two:
+        num_replicas_in_sync = 2
+
+    class One:
+        num_replicas_in_sync = 1
+
+    check_batch(8, 2, Two())  # 2 replicas x 2 links of 2 users
+    with pytest.raises(ValueError, match=r"multiple of replicas \(2\) x link.users \(2\)"):
+        check_batch(6, 2, Two())
+    check_batch(7, 2, One())  # one device: nothing to split
