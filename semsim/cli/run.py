@@ -86,7 +86,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write TensorBoard logs (checkpoints/<system>/tensorboard)")
     parser.add_argument("--distribute", choices=("none", "mirrored", "multi_worker"),
                         help="train on several devices (same as --set train.distribute=...): "
-                             "mirrored = all local GPUs, multi_worker = the nodes of TF_CONFIG")
+                             "mirrored = all local GPUs (multi_worker: not supported yet)")
     parser.add_argument("--shard", type=shard_of, metavar="I/N",
                         help="run only shard I of N (0 <= I < N) of the (system, SNR point) "
                              "pairs; assemble the N run directories with `semsim merge`")
@@ -151,11 +151,6 @@ def execute(args: argparse.Namespace, checkpoints: Path | None, out_suffix: str)
     from semsim.scenario.loader import ScenarioError, load_scenario
     from semsim.scenario.runner import RunError, RunFailure, RunOptions, run_scenario
 
-    if getattr(args, "distribute", None) == "multi_worker":
-        # TensorFlow wants the collective ops configured before any other operation
-        from semsim.systems.distribute import strategy_for
-
-        strategy_for("multi_worker")
     try:
         resolved = load_scenario(args.scenario, args.profile, overrides_of(args))
     except ScenarioError as err:

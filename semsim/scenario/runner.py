@@ -235,7 +235,10 @@ class _Run:
         stype = get_system_type(entry.type)
         size = (data.image_size, data.image_size)
         set_seed(self.scenario.seed)
-        strategy = strategy_for(self.scenario.train.distribute)
+        try:
+            strategy = strategy_for(self.scenario.train.distribute)
+        except ValueError as err:
+            raise RunError(str(err)) from err
         with strategy.scope():  # variables of learned systems mirrored over the replicas
             system = stype.factory(self.resolved.params[entry.name],
                                    self.scenario.link.to_spec(), size, self.scenario.seed)

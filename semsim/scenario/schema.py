@@ -225,9 +225,9 @@ class TrainConfig(Strict):
     Give ``steps`` (optimizer steps) or ``epochs`` (then ``steps = epochs *
     steps_per_epoch``), not both. ``steps_per_epoch`` defaults to the number of full
     batches in the training set (at most ``steps``). ``max_seconds``: optional
-    wall-clock budget per system. ``distribute``: ``none``, ``mirrored`` (all local GPUs)
-    or ``multi_worker`` (``TF_CONFIG``); ``batch_size`` stays the global batch (see
-    :mod:`semsim.systems.distribute`).
+    wall-clock budget per system. ``distribute``: ``none``, ``mirrored`` (all local GPUs;
+    ``batch_size`` stays the global batch) or ``multi_worker`` (refused for now), see
+    :mod:`semsim.systems.distribute`.
     """
 
     steps: Annotated[int, Field(gt=0)] | None = None

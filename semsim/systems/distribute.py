@@ -5,10 +5,11 @@
 - ``mirrored``: :class:`tf.distribute.MirroredStrategy` over all local GPUs, or over
   the logical CPU devices when there is no GPU (:func:`split_cpu` makes N of them for
   tests; it must run before TensorFlow initializes its devices).
-- ``multi_worker``: :class:`tf.distribute.MultiWorkerMirroredStrategy`, configured by
-  the ``TF_CONFIG`` environment variable of each worker. TensorFlow requires it to be
-  created at program start-up, before any other TensorFlow operation: ``semsim run
-  --distribute multi_worker`` creates it first thing (see docs/scaling.md).
+- ``multi_worker``: refused for now with a one-line error (:data:`MULTI_WORKER_REFUSAL`):
+  with two local workers (``TF_CONFIG`` on 127.0.0.1 ports,
+  :class:`tf.distribute.MultiWorkerMirroredStrategy` created first thing), Keras
+  3.15's ``fit`` of a semsim model failed converting the distributed input dict
+  (``PerReplica``) to a tensor. Several nodes can split evaluation with ``--shard``.
 
 The scenario's ``train.batch_size`` stays the *global* batch: Keras ``fit`` splits each
 batch over the replicas (per-replica batch = global / replicas, which must divide).
@@ -32,6 +33,11 @@ import functools
 import tensorflow as tf
 
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
+
+MULTI_WORKER_REFUSAL = (
+    "train.distribute: multi_worker is not supported yet (Keras fit of semsim's models "
+    "fails on the distributed input dicts under MultiWorkerMirroredStrategy); use "
+    "mirrored on one machine, or split the evaluation over nodes with --shard")
 
 #: System types refused under a strategy, with the reason.
 UNSUPPORTED = {
@@ -58,7 +64,7 @@ def strategy_for(kind: str) -> tf.distribute.Strategy:
         devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     if kind == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        raise ValueError(MULTI_WORKER_REFUSAL)
     raise ValueError(f"train.distribute must be one of {', '.join(DISTRIBUTE)}, got {kind!r}")
 
 

@@ -125,3 +125,10 @@ def test_global_batch_must_split_into_whole_links_per_replica():
     with pytest.raises(ValueError, match=r"multiple of replicas \(2\) x link.users \(2\)"):
         check_batch(6, 2, Two())
     check_batch(7, 2, One())  # one device: nothing to split
+
+
+def test_multi_worker_is_refused_with_a_clear_error():
+    from semsim.systems.distribute import strategy_for
+
+    with pytest.raises(ValueError, match="multi_worker is not supported yet"):
+        strategy_for("multi_worker")
