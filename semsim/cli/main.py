@@ -23,7 +23,7 @@ import sys
 
 from semsim import __version__
 
-COMMAND_MODULES = ("ber", "run", "validate", "list_cmd", "eval", "plot")
+COMMAND_MODULES = ("ber", "run", "validate", "list_cmd", "eval", "plot", "merge")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -42,6 +42,16 @@ def override(text: str) -> tuple[str, object]:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+def shard_of(text: str):
+    """``--shard 1/4`` -> ``Shard(1, 4)``."""
+    from semsim.scenario.shard import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", metavar="FILE", type=Path, help="scenario YAML file")
     parser.add_argument("--profile", metavar="NAME",
@@ -67,6 +77,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hide progress bars (semsim's and Keras's)")
     parser.add_argument("--tensorboard", action="store_true",
                         help="also write TensorBoard logs (checkpoints/<system>/tensorboard)")
+    parser.add_argument("--distribute", choices=("none", "mirrored", "multi_worker"),
+                        help="train on several devices (same as --set train.distribute=...): "
+                             "mirrored = all local GPUs (multi_worker: not supported yet)")
+    parser.add_argument("--shard", type=shard_of, metavar="I/N",
+                        help="run only shard I of N (0 <= I < N) of the (system, SNR point) "
+                             "pairs; assemble the N run directories with `semsim merge`")
 
 
 def register(subparsers) -> None:
@@ -118,6 +134,8 @@ def overrides_of(args: argparse.Namespace) -> dict[str, object]:
     values = dict(args.overrides)
     if args.seed is not None:
         values["seed"] = args.seed
+    if getattr(args, "distribute", None):
+        values["train.distribute"] = args.distribute
     return values
 
 
@@ -153,12 +171,15 @@ def execute(args: argparse.Namespace, checkpoints: Path | None, out_suffix: str)
     except ScenarioError as err:
         print("\n".join(err.lines()), file=sys.stderr)
         return EXIT_USAGE
+    shard = getattr(args, "shard", None)
+    if shard is not None:
+        out_suffix += f"-shard{shard.index}of{shard.count}"
     out = args.out or default_out_dir(resolved, out_suffix)
     options = RunOptions(out_dir=out, resume=args.resume, overwrite=args.overwrite,
                          systems=args.systems, checkpoints=checkpoints,
                          progress=not args.no_progress,
                          tensorboard=getattr(args, "tensorboard", False),
-                         retrain=getattr(args, "retrain", False))
+                         retrain=getattr(args, "retrain", False), shard=shard)
     try:
         with keras_progress_bars(not args.no_progress):
             results = run_scenario(resolved, options)
@@ -169,6 +190,10 @@ def execute(args: argparse.Namespace, checkpoints: Path | None, out_suffix: str)
         print(f"\nrun left resumable in {out}; continue with: semsim {args.command} "
               f"{args.scenario} --out {out} --resume", file=sys.stderr)
         raise
+    if results is None:
+        log.info("shard %s done in %s; assemble all shards with: semsim merge DIR... --out DIR",
+                 shard, out)
+        return EXIT_OK
     Console().print(summary_table(results))
     log.info("results in %s (report.md, results.json, results.csv)", out)
     return EXIT_OK

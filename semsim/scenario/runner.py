@@ -65,8 +65,10 @@ from semsim.scenario.evaluation import (
 )
 from semsim.scenario.loader import ResolvedScenario
 from semsim.scenario.schema import SystemConfig, evaluation_order
+from semsim.scenario.shard import SHARD_FILE, Shard, assignment
 from semsim.seeding import set_seed
 from semsim.systems.base import System, TrainReport, TransmitResult
+from semsim.systems.distribute import check_batch, check_distributable, strategy_for
 from semsim.systems.keras_system import NonFiniteTrainingError
 from semsim.systems.registry import get_system_type
 from semsim.weights.shipped import prepare_weights, weights_record
@@ -108,6 +110,9 @@ class RunOptions:
     on_event: Callable[[str, dict[str, Any]], None] | None = None
     tensorboard: bool = False
     retrain: bool = False
+    #: Evaluate only this shard's (system, SNR point) pairs (:mod:`semsim.scenario.shard`);
+    #: the run directory then holds shard.json instead of results.json.
+    shard: Shard | None = None
 
 
 def derive_seed(seed: int, *keys: int) -> int:
@@ -233,8 +238,20 @@ class _Run:
         stype = get_system_type(entry.type)
         size = (data.image_size, data.image_size)
         set_seed(self.scenario.seed)
-        return stype.factory(self.resolved.params[entry.name], self.scenario.link.to_spec(),
-                             size, self.scenario.seed)
+        try:
+            strategy = strategy_for(self.scenario.train.distribute)
+        except ValueError as err:
+            raise RunError(str(err)) from err
+        with strategy.scope():  # variables of learned systems mirrored over the replicas
+            system = stype.factory(self.resolved.params[entry.name],
+                                   self.scenario.link.to_spec(), size, self.scenario.seed)
+        if hasattr(system, "model"):
+            try:
+                check_distributable(entry.type, system.model, strategy)
+                check_batch(self.scenario.train.batch_size, self.scenario.link.users, strategy)
+            except ValueError as err:
+                raise RunError(f"system {entry.name!r}: {err}") from err
+        return system
 
     def _prepare(self, entry: SystemConfig, system: System, data: ImageData,
                  validation: np.ndarray) -> tuple[float, TrainReport | None]:
@@ -255,7 +272,8 @@ class _Run:
         set_seed(self.scenario.seed)
         start = time.perf_counter()
         try:
-            report = system.prepare(stream, train_spec, workdir, resume)
+            with strategy_for(cfg.distribute).scope():  # compile and fit on the replicas
+                report = system.prepare(stream, train_spec, workdir, resume)
         except NonFiniteTrainingError as err:
             raise RunFailure(f"system {entry.name!r}: {err}") from err
         return time.perf_counter() - start, report if isinstance(report, TrainReport) else None
@@ -305,7 +323,10 @@ class _Run:
         return point
 
     def _run_system(self, entry: SystemConfig, data: ImageData, validation: np.ndarray,
-                    batches, channels, points: dict[str, list[dict]]) -> SystemResults:
+                    batches, channels, points: dict[str, list[dict]],
+                    wanted: set[int] | None = None) -> SystemResults | None:
+        """Prepare and evaluate one system at the SNR points ``wanted`` (all when
+        ``None``); its results, or ``None`` when only some points were wanted (a shard)."""
         eval_dir = self.out / "eval" / entry.name
         eval_dir.mkdir(parents=True, exist_ok=True)
         snrs = self.scenario.snr.eval_db
@@ -317,6 +338,8 @@ class _Run:
                 entry.match_cr_of in self.redone:
             # under-trained (budget) or matching a system evaluated again: not finished
             loaded = [None] * len(files)
+        if wanted is not None:
+            loaded = [p if i in wanted else False for i, p in enumerate(loaded)]
         eval_start = time.perf_counter()
         if any(p is None for p in loaded):
             self.redone.add(entry.name)
@@ -345,6 +368,8 @@ class _Run:
         timing["eval_seconds"] = timing.get("eval_seconds", 0.0) + time.perf_counter() - eval_start
         write_text(timing_file, json.dumps(timing))
         points[entry.name] = loaded
+        if wanted is not None:
+            return None
         return system_results(entry.type, loaded, timing,
                               weights_record(self._workdir(entry.name, False)))
 
@@ -383,6 +408,8 @@ class _Run:
         channels = SharedChannels(self.scenario.link, self.scenario.seed)
         points: dict[str, list[dict]] = {}
         systems = {}
+        if self.options.shard is not None:
+            return self._run_shard(data, validation, batches, channels, points)
         for entry in self.selected:
             systems[entry.name] = self._run_system(entry, data, validation, batches, channels,
                                                    points)
@@ -396,6 +423,27 @@ class _Run:
         )
         write_outputs(results, self.out)
         return results
+
+    def _run_shard(self, data: ImageData, validation: np.ndarray, batches, channels,
+                   points: dict[str, list[dict]]) -> None:
+        """Evaluate this shard's points and write shard.json (no results.json). A
+        system's trainability is read from a freshly built instance (nothing trains
+        when evaluating checkpoints)."""
+        shard = self.options.shard
+
+        def trainable(entry: SystemConfig) -> bool:
+            return self.options.checkpoints is None and bool(self._build(entry, data).trainable)
+
+        owned = assignment(self.selected, len(self.scenario.snr.eval_db), trainable, shard)
+        for entry in self.selected:
+            if entry.name in owned:
+                self._run_system(entry, data, validation, batches, channels, points,
+                                 wanted=owned[entry.name])
+        record = {"shard": [shard.index, shard.count], "data": data.description,
+                  "metrics": metrics_description(*data.test_shape),
+                  "points": {name: sorted(owned[name]) for name in owned}}
+        write_text(self.out / SHARD_FILE, json.dumps(record, indent=2))
+        return None
 
 
 def sample_grids(run_dir: Path, results: ResultsFile, out_dir: Path) -> list[Path]:
@@ -429,8 +477,9 @@ def write_outputs(results: ResultsFile, run_dir: Path) -> list[Path]:
     return [run_dir / "results.json", run_dir / "results.csv", *figures, report]
 
 
-def run_scenario(resolved: ResolvedScenario, options: RunOptions) -> ResultsFile:
-    """Prepare (train or load) and evaluate the selected systems; write the outputs.
+def run_scenario(resolved: ResolvedScenario, options: RunOptions) -> ResultsFile | None:
+    """Prepare (train or load) and evaluate the selected systems; write the outputs
+    (``None`` and shard.json only with ``options.shard``: see :mod:`semsim.cli.merge`).
 
     Raises :class:`RunError` when the run cannot start as requested;
     ``KeyboardInterrupt`` leaves a directory that ``resume=True`` continues."""

@@ -244,7 +244,9 @@ class TrainConfig(Strict):
     batches in the training set (at most ``steps``). ``max_seconds``: optional
     wall-clock budget per system. ``lr_schedule``: ``constant`` (``learning_rate``
     throughout) or ``cosine`` (cosine decay from ``learning_rate`` to 1 % of it over the
-    planned steps).
+    planned steps). ``distribute``: ``none``, ``mirrored`` (all local GPUs; ``batch_size``
+    stays the global batch) or ``multi_worker`` (refused for now), see
+    :mod:`semsim.systems.distribute`.
     """
 
     steps: Annotated[int, Field(gt=0)] | None = None
@@ -257,6 +259,7 @@ class TrainConfig(Strict):
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
     max_seconds: Annotated[float, Field(gt=0.0)] | None = None
     jit_compile: bool = True
+    distribute: Literal["none", "mirrored", "multi_worker"] = "none"
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainConfig:

@@ -71,9 +71,11 @@ once. HEVC intra at the highest quality whose payload fits
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import itertools
 import math
+import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -197,6 +199,10 @@ class SeparationSystem(_FallbackMixin, System):
         Overrides :data:`REQUIRED_SNR_DB` (per modulation, dB).
     num_iter : int | None
         BP iterations (None: DigitalLink's default, 50 DVB-S2 / 20 5G).
+    workers : int | None
+        Threads encoding and decoding the images of a batch in parallel (the codec
+        releases the GIL); ``None``: the CPU count, ``1``: serial. Results do not
+        depend on it.
     """
 
     type_name: ClassVar[str] = "separation"
@@ -212,7 +218,10 @@ class SeparationSystem(_FallbackMixin, System):
         cr: float | None = None,
         required_snr_db: dict[str, float] | None = None,
         num_iter: int | None = None,
+        workers: int | None = None,
     ):
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1 (or None: the CPU count); got {workers!r}")
         if code not in ("dvbs2", "ldpc5g"):
             raise ValueError(f"code must be 'dvbs2' or 'ldpc5g'; got {code!r}")
         if modulation != "auto":
@@ -225,6 +234,7 @@ class SeparationSystem(_FallbackMixin, System):
         self.cr = cr
         self.required_snr_db = dict(REQUIRED_SNR_DB[code], **(required_snr_db or {}))
         self.num_iter = num_iter
+        self.workers = workers or os.cpu_count() or 1
         self.fallback = None
         self._links: dict[tuple, DigitalLink] = {}
         self._decoders: dict[int, Any] = {}
@@ -308,8 +318,8 @@ class SeparationSystem(_FallbackMixin, System):
         info = np.zeros(num_codewords * k, np.uint8)
         failed = np.zeros(batch, np.float32)
         source_bits = np.zeros(batch, np.float32)
-        for i, image in enumerate(images):
-            enc = self._encode_to_fit(image, share - LENGTH_FIELD_BITS)
+        encoded = self._encode_all(images, share - LENGTH_FIELD_BITS)
+        for i, enc in enumerate(encoded):
             if enc is None:
                 failed[i] = 1.0
                 continue
@@ -322,6 +332,7 @@ class SeparationSystem(_FallbackMixin, System):
                                           batch, uses)
         cw_failed = np.any(info_hat != info.reshape(num_codewords, k), axis=1)
         images_hat = np.empty_like(images)
+        payloads = {}
         for i in range(batch):
             first, last = i * share // k, ((i + 1) * share - 1) // k
             if failed[i] or cw_failed[first : last + 1].any():
@@ -330,12 +341,14 @@ class SeparationSystem(_FallbackMixin, System):
                 continue
             bits = info_hat.reshape(-1)[i * share : (i + 1) * share]
             length = int.from_bytes(_bits_to_bytes(bits[:LENGTH_FIELD_BITS]), "big")
-            payload = _bits_to_bytes(bits[LENGTH_FIELD_BITS:])[:length]
-            try:
-                images_hat[i] = self._decode(payload, shape)
-            except DecodeError:
+            payloads[i] = _bits_to_bytes(bits[LENGTH_FIELD_BITS:])[:length]
+        for i, decoded in zip(payloads, self._decode_all(list(payloads.values()), shape),
+                              strict=True):
+            if decoded is None:
                 failed[i] = 1.0
                 images_hat[i] = self._fallback_image(shape)
+            else:
+                images_hat[i] = decoded
         # Codewords span images, so every image is charged the batch's mean.
         cr_used = np.full(batch, sent_reals.sum() / batch / (3 * shape[0] * shape[1]), np.float32)
         extras = {
@@ -346,21 +359,47 @@ class SeparationSystem(_FallbackMixin, System):
         }
         return TransmitResult(images_hat, cr_used, extras)
 
-    def _encode_to_fit(self, image: np.ndarray, max_bits: int):
-        """``codec.encode_to_fit``, memoized on (image, budget): the other SNR points of a
-        scenario send the same images with the same budget."""
-        key = (hashlib.sha1(image.tobytes()).digest(), image.shape, max_bits)
-        if key not in self._encoded:
-            _remember(self._encoded, key, self.codec.encode_to_fit(image, max_bits))
-        return self._encoded[key]
+    def _map(self, fn, items: list) -> list:
+        """``[fn(x) for x in items]`` on :attr:`workers` threads (order kept)."""
+        if self.workers <= 1 or len(items) <= 1:
+            return [fn(x) for x in items]
+        with concurrent.futures.ThreadPoolExecutor(min(self.workers, len(items))) as pool:
+            return list(pool.map(fn, items))
 
-    def _decode(self, payload: bytes, shape: tuple[int, int]) -> np.ndarray:
-        """``codec.decode``, memoized on the payload (a correctly received payload is the
-        one sent, so each is decoded once per scenario)."""
-        key = (payload, tuple(shape))
-        if key not in self._decoded:
-            _remember(self._decoded, key, self.codec.decode(payload, shape))
-        return self._decoded[key]
+    def _encode_all(self, images: np.ndarray, max_bits: int) -> list:
+        """``codec.encode_to_fit`` of every image (``None`` where even the lowest level
+        does not fit), in parallel, memoized on (image, budget): the other SNR points of
+        a scenario send the same images with the same budget."""
+        keys = [(hashlib.sha1(image.tobytes()).digest(), image.shape, max_bits)
+                for image in images]
+        found = {key: self._encoded[key] for key in keys if key in self._encoded}
+        todo = {key: image for key, image in zip(keys, images, strict=True) if key not in found}
+        new = self._map(lambda image: self.codec.encode_to_fit(image, max_bits),
+                        list(todo.values()))
+        for key, enc in zip(todo, new, strict=True):
+            found[key] = enc
+            _remember(self._encoded, key, enc)
+        return [found[key] for key in keys]
+
+    def _decode_all(self, payloads: list[bytes], shape: tuple[int, int]) -> list:
+        """``codec.decode`` of every payload (``None`` for an undecodable one), in
+        parallel, memoized on the payload (a correctly received payload is the one sent,
+        so each is decoded once per scenario)."""
+        keys = [(payload, tuple(shape)) for payload in payloads]
+        found = {key: self._decoded[key] for key in keys if key in self._decoded}
+
+        def decode(payload: bytes):
+            try:
+                return self.codec.decode(payload, shape)
+            except DecodeError:
+                return None
+
+        todo = list(dict.fromkeys(key for key in keys if key not in found))
+        for key, image in zip(todo, self._map(decode, [key[0] for key in todo]), strict=True):
+            found[key] = image
+            if image is not None:
+                _remember(self._decoded, key, image)
+        return [found[key] for key in keys]
 
     def _decoder(self, dlink: DigitalLink):
         """``dlink.decode`` compiled as a graph (one trace per codeword count)."""
@@ -474,6 +513,7 @@ class SeparationParams(pydantic.BaseModel):
     cr: float | None = pydantic.Field(None, gt=0)
     required_snr_db: dict[Literal["qpsk", "16qam", "64qam", "256qam"], float] | None = None
     num_iter: int | None = pydantic.Field(None, ge=1)
+    workers: int | None = pydantic.Field(None, ge=1)
 
 
 class CapacityBoundParams(pydantic.BaseModel):

@@ -21,9 +21,9 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("ber", "run", "validate", "list", "eval", "plot"):
+    for command in ("ber", "run", "validate", "list", "eval", "plot", "merge"):
         assert command in out
-    assert len(COMMAND_MODULES) == 6
+    assert len(COMMAND_MODULES) == 7
 
 
 def test_no_command_prints_help_and_exits_2(capsys):
