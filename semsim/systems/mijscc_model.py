@@ -182,7 +182,8 @@ class MIJSCCModel(LossModel):
         """Encoder -> (mask, attention, quantizer) -> link -> receiver's representation.
 
         Returns ``features``, ``sent_rep`` ``[B, 2n]`` (before quantization), ``rep_hat``
-        ``[B, 2n]``, ``mask`` ``[B, 2n]`` (1 where sent).
+        ``[B, 2n]``, ``mask`` ``[B, 2n]`` (1 where sent), ``symbols`` (what was sent) and
+        ``sent_reals`` ``[B]`` (the real symbols that entered the channel layer).
         """
         image = tf.convert_to_tensor(inputs["image"], tf.float32)
         users_lib.check_batch(image, self.link.users)
@@ -202,11 +203,11 @@ class MIJSCCModel(LossModel):
         else:
             sent, params = to_constellation(rep, self.bits, mask)
         sent_mask = mask if self.adaptive_active else None
-        received = self.latent_link.send(sent, state, snr_db, sent=sent_mask)
+        received, sent_reals = self.latent_link.send(sent, state, snr_db, sent=sent_mask)
         if self.bits is not None:
             received = from_constellation(received, self.bits, params)
         return {"features": features, "sent_rep": rep, "rep_hat": received * mask, "mask": mask,
-                "symbols": sent}
+                "symbols": sent, "sent_reals": sent_reals}
 
     def call(self, inputs, training=False):
         out = self.transmit_representation(inputs, training=training)
@@ -215,7 +216,8 @@ class MIJSCCModel(LossModel):
                                 training=training)
         kept = tf.reduce_sum(out["mask"], axis=1)
         height, width = self.image_size
-        return {"image_hat": image_hat, "cr": kept / (3.0 * height * width),
+        # CR: the real symbols that entered the channel layer (counted there) per 3HW
+        return {"image_hat": image_hat, "cr": out["sent_reals"] / (3.0 * height * width),
                 "rep_hat": out["rep_hat"], "active_ratio": kept / self.num_reals,
                 "sent_rep": out["sent_rep"], "features": out["features"]}
 
