@@ -18,7 +18,7 @@ SCENARIO = {
     "name": "api_tiny", "description": "API test", "seed": 4,
     "link": {"nr": 2, "nt": 2, "csi": {"mode": "ls"}},
     "snr": {"eval_db": [0, 10]},
-    "data": {"train_images": 16, "test_images": 8},
+    "data": {"train_images": 3, "test_images": 8},
     "systems": [{"name": "a", "type": "toy", "params": {"cr": 0.3}}],
     "train": {"steps": 2, "batch_size": 4},
     "eval": {"batch_size": 4, "samples": 1},

@@ -18,7 +18,7 @@ register()
 SCENARIO = {
     "name": "safe", "description": "safe loading", "seed": 2,
     "link": {"nr": 2, "nt": 2}, "snr": {"eval_db": [0, 10]},
-    "data": {"train_images": 16, "test_images": 8},
+    "data": {"train_images": 3, "test_images": 8},
     "systems": [{"name": "a", "type": "toy"}],
     "train": {"steps": 1, "batch_size": 4}, "eval": {"batch_size": 4, "samples": 1},
 }

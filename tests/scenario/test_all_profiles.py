@@ -136,18 +136,23 @@ def test_profile_builds_trains_one_step_and_transmits(path, profile, name, reque
                      snr_range_db=tuple(entry.train_snr_db or scenario.snr.train_db),
                      jit_compile=False, seed=scenario.seed)
     images = rng.uniform(size=(2 * users, size, size, 3)).astype(np.float32)
-    data = tf.data.Dataset.from_tensor_slices(images).batch(2 * users, drop_remainder=True)
+    labelled = getattr(system, "uses_labels", False)  # classifiers train on (image, label)
+    labels = rng.integers(0, 10, 2 * users)
+    data = tf.data.Dataset.from_tensor_slices((images, labels) if labelled else images)
+    data = data.batch(2 * users, drop_remainder=True)
     system.verbose = 0
     system.prepare(data, spec, tmp_path, resume=False)
-    if system.trainable:
-        weights = [w.numpy() for w in system.model.trainable_weights]
+    model = getattr(system, "model", None)
+    if system.trainable and model is not None:  # Keras systems (KerasSystem)
+        weights = [w.numpy() for w in model.trainable_weights]
         assert weights and all(np.all(np.isfinite(w)) for w in weights)
         assert (tmp_path / "final.weights.h5").exists()  # the step ran to the end
     count = 2 * users if system.trainable else DIGITAL_IMAGES
     images = rng.uniform(size=(count, size, size, 3)).astype(np.float32)
     target = 0.15 if entry.match_cr_of else None
     snr = float(np.median(scenario.snr.eval_db))
-    result = system.transmit(images, snr, target_cr=target)
+    extra = {"labels": rng.integers(0, 10, count)} if labelled else {}
+    result = system.transmit(images, snr, target_cr=target, **extra)
     assert result.images_hat.shape == images.shape
     assert np.all(np.isfinite(result.images_hat)) and result.cr.shape == (count,)
     assert np.all(result.cr > 0)

@@ -137,6 +137,7 @@ def _comparable(results_file: Path) -> dict:
     for system in results["systems"].values():
         system.pop("train_seconds")
         system.pop("eval_seconds")
+        system.pop("weights", None)  # provenance: "resumed" after a kill, else "trained"
     return results
 
 
