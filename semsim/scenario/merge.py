@@ -27,6 +27,7 @@ from semsim.report.results import ResultsFile
 from semsim.scenario.evaluation import system_results
 from semsim.scenario.runner import STATE_FILE, RunError, write_outputs
 from semsim.scenario.shard import SHARD_FILE
+from semsim.weights.shipped import weights_record
 
 
 def _read_json(path: Path) -> dict:
@@ -89,7 +90,9 @@ def merge_shards(dirs: list[Path], out: Path) -> ResultsFile:
         target = out / "eval" / name
         target.mkdir(exist_ok=True)
         points, timing = [], {"train_seconds": 0.0, "eval_seconds": 0.0}
+        weights: dict = {}  # where a learned system's weights came from (its shard's record)
         for d in sorted({owner[name, i] for i in range(n_snr)}, key=dirs.index):
+            weights = weights or weights_record(d / "checkpoints" / name)
             part = _read_json(d / "eval" / name / "timing.json")
             for key in ("train_seconds", "eval_seconds"):
                 timing[key] += part.get(key, 0.0)
@@ -101,7 +104,7 @@ def merge_shards(dirs: list[Path], out: Path) -> ResultsFile:
                 shutil.copyfile(owner[name, i] / "eval" / name / file, tmp)
             points.append(dict(np.load(target / file)))
         write_text(target / "timing.json", json.dumps(timing))
-        systems[name] = system_results(types[name], points, timing)
+        systems[name] = system_results(types[name], points, timing, weights)
     results = ResultsFile(
         semsim_version=__version__,
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
