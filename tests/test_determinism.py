@@ -10,7 +10,6 @@ from process to process, and this test failed.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
+from tests.comparable import comparable_results
 
 SCENARIO = """\
 name: determinism
@@ -72,15 +73,6 @@ def _digest(weights_file: Path) -> str:
     return digest.hexdigest()
 
 
-def _comparable(results_file: Path) -> dict:
-    """results.json without its creation time and wall-clock timings."""
-    results = json.loads(results_file.read_text())
-    results.pop("created")
-    for system in results["systems"].values():
-        system.pop("train_seconds")
-        system.pop("eval_seconds")
-    return results
-
 
 @pytest.mark.slow
 def test_two_processes_with_one_seed_train_identical_weights(tmp_path):
@@ -93,7 +85,7 @@ def test_two_processes_with_one_seed_train_identical_weights(tmp_path):
         weights = [out / "checkpoints" / system / "final.weights.h5" for out in (first, second)]
         assert _digest(weights[0]) == _digest(weights[1]), \
             f"{system}: two runs with seed 5 trained different weights"
-    assert _comparable(first / "results.json") == _comparable(second / "results.json")
+    assert comparable_results(first / "results.json") == comparable_results(second / "results.json")
 
 
 def test_seed_generator_states_survive_a_checkpoint(tmp_path):

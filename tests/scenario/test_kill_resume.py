@@ -25,6 +25,8 @@ import h5py
 import numpy as np
 import pytest
 
+from tests.comparable import comparable_results
+
 pytestmark = pytest.mark.slow
 
 TRAIN = ("train: {steps: 24, steps_per_epoch: 5, batch_size: 8, jit_compile: false}\n"
@@ -131,15 +133,6 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _comparable(results_file: Path) -> dict:
-    results = json.loads(results_file.read_text())
-    results.pop("created")
-    for system in results["systems"].values():
-        system.pop("train_seconds")
-        system.pop("eval_seconds")
-        system.pop("weights", None)  # provenance: "resumed" after a kill, else "trained"
-    return results
-
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_results(tmp_path, name):
@@ -164,4 +157,4 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_results(tmp_path, 
         assert sorted(found) == sorted(expected)
         for key, value in expected.items():
             np.testing.assert_array_equal(found[key], value, err_msg=f"{system}: {key}")
-    assert _comparable(run / "results.json") == _comparable(tmp_path / "clean" / "results.json")
+    assert comparable_results(run / "results.json") == comparable_results(tmp_path / "clean" / "results.json")
