@@ -38,6 +38,10 @@ SHRINK = {
     "deepjscc": dict(filters=(4, 4, 4, 4)),
     "adjscc": dict(filters=(4, 4, 4, 4)),
     "separation": dict(frame="short"),
+    # a few classifier steps (the classifier trains after the encoder)
+    "mijscc": dict(filters=(4, 4, 4), classifier_hidden=8, classifier_steps=2),
+    "classified": dict(classifier_train_images=8, batch=8, classifier_hidden=8,
+                       classifier_steps=2),
     # one step per training stage (each passes images through the real HEVC + LDPC chain)
     "scsc": dict(filters=4, ppen_depth=1, admm_layers=2, proxy_steps=1, pcen_steps=1,
                  ppen_steps=1, proxy_check_batches=1),
