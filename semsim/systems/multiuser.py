@@ -102,9 +102,12 @@ exp(-tau_decay * epoch)``.
 policies live, P1 collapses to sending no map at all (CPP -> 0, the decoder stays at the
 mean colour): the untrained decoder cannot use the symbols yet, so the straight-through
 gradient only sees their noise and the rate term. Therefore, for the first
-``policy_warmup`` fraction of the training steps (default 0.3) P1 is pinned to "all maps"
-and P2 to "ratio 0" (no gradient reaches them), so encoder and decoder learn a useful
-code first; P1's logit bias also starts as a ramp favouring more maps
+``policy_warmup`` fraction of the training steps (default 0.3) the policies do not decide
+(no gradient reaches them): every image draws its number of maps uniformly from
+``1..C/2`` pairs and its pruning ratio uniformly from ``ratios`` (seeded), so encoder and
+decoder learn a code that works at every rate the policies can later choose (a decoder
+that only ever saw all maps unpruned fails on the first pruned input, and the policies
+then learn from its failure). P1's logit bias also starts as a ramp favouring more maps
 (``policy_prior_slope``). Evaluation always uses the policies' decisions.
 
 Staged schedule (``staged=True``; stage lengths are fractions of the run's epochs, so a
@@ -133,7 +136,7 @@ from semsim.semantic.ccam import CCAM
 from semsim.semantic.channel_state import channel_features
 from semsim.semantic.entropy import entropy_2d
 from semsim.semantic.mhsa import MultiHeadSelfAttention
-from semsim.semantic.policy import CountPolicy, gumbel_softmax, pruned_symbol_probe
+from semsim.semantic.policy import CountPolicy, gumbel_softmax, pruned_symbol_probe, thermometer_code
 from semsim.semantic.resblock import ResBlock
 from semsim.semantic.soft_entropy import soft_entropy_2d
 from semsim.systems import users as users_lib
@@ -336,7 +339,8 @@ class MultiUserSemCom(LossModel):
         Stage lengths (fractions of the run's epochs, summing to 1) and learning rates.
     policy_warmup : float
         Fraction of the training steps (in ``[0, 1)``) during which P1 sends all maps and
-        P2 prunes nothing (see "Policy warm-up" in the module docstring).
+        the policies do not decide: random map counts and ratios (see "Policy warm-up" in
+        the module docstring).
     policy_prior_slope : float
         Initial bias ramp of P1's logits (:class:`~semsim.semantic.policy.CountPolicy`'s
         ``prior_slope``; > 0 favours sending more maps at the start).
@@ -441,6 +445,8 @@ class MultiUserSemCom(LossModel):
                                prior_slope=self.policy_prior_slope) for s in seeds]
         self.p2 = [RatioPolicy(len(self.ratios), self.policy_units,
                                seed=None if s is None else s + 1) for s in seeds]
+        self.warmup_seed = keras.random.SeedGenerator(
+            None if seed is None else seed + 2 * modules, name="warmup_seed")
         self.decoders = [SemanticDecoder(self.filters, self.num_heads, self.use_attention)
                          for _ in range(modules)]
         self.analog = AnalogLink(link)
@@ -492,16 +498,28 @@ class MultiUserSemCom(LossModel):
         (:func:`~semsim.semantic.policy.pruned_symbol_probe`): ``x_full`` ``[B, K, P]`` the
         unmasked real values, ``x_sent`` the sent ones, ``mask`` their (straight-through)
         mask; the probe uses ``x_full`` at each user's power-normalization scale (as the PHY
-        applies it to the ``ceil(kept / 2)`` complex symbols the kept reals form)."""
+        applies it to the ``ceil(kept / 2)`` complex symbols the kept reals form; a user
+        that sends nothing gets the scale of sending everything, so that "nothing" is not
+        a state without gradient)."""
         energy = tf.reduce_sum(tf.square(x_sent), axis=-1, keepdims=True)
         count = tf.math.ceil(tf.reduce_sum(tf.stop_gradient(mask), axis=-1, keepdims=True) / 2.0)
-        scale = tf.sqrt(tf.math.divide_no_nan(count * self.analog.symbol_energy, energy))
+        full_energy = tf.reduce_sum(tf.square(x_full), axis=-1, keepdims=True)
+        full_count = math.ceil(x_full.shape[-1] / 2)
+        scale = tf.where(
+            count > 0, tf.sqrt(tf.math.divide_no_nan(count * self.analog.symbol_energy, energy)),
+            tf.sqrt(tf.math.divide_no_nan(full_count * self.analog.symbol_energy, full_energy)))
         return pruned_symbol_probe(x_full * scale, mask)
 
     def _pinned(self, decided, warmup):
-        """The policy's decision, or ``warmup`` (send everything) while ``policy_on`` is 0;
-        no gradient reaches the policy during the warm-up."""
+        """The policy's decision, or ``warmup`` while ``policy_on`` is 0; no gradient
+        reaches the policy during the warm-up."""
         return self.policy_on * decided + (1.0 - self.policy_on) * warmup
+
+    def _warmup_choice(self, batch, options: int, low: int = 0):
+        """One-hot ``[B, options]`` of a uniform draw from ``low..options-1`` per image
+        (the warm-up's random decisions)."""
+        draw = keras.random.randint([batch], low, options, seed=self.warmup_seed)
+        return tf.one_hot(draw, options)
 
     def _condition(self, state: ChannelState, snr_db, user: int):
         if self.use_csi_feedback:
@@ -544,14 +562,14 @@ class MultiUserSemCom(LossModel):
                 feats1 = tf.concat([feats1, ent[:, 0::2] + ent[:, 1::2]], axis=-1)
             map_mask, _ = self.p1[u](feats1, cond, self.temperature, training=training)
             if training:
-                map_mask = self._pinned(map_mask, tf.ones_like(map_mask))
+                map_mask = self._pinned(map_mask, thermometer_code(
+                    self._warmup_choice(batch, self.num_maps // 2 + 1, low=1)))
             if self.use_pruning:
                 real_mask = tf.repeat(map_mask, 2, axis=1)  # [B, C]: both reals of a pair
                 choice = self.p2[u](map_means * real_mask, cond, self.temperature,
                                     training=training)
                 if training:
-                    choice = self._pinned(choice, tf.one_hot(tf.zeros([batch], tf.int32),
-                                                             len(self.ratios)))
+                    choice = self._pinned(choice, self._warmup_choice(batch, len(self.ratios)))
                 keep = tf.einsum("bt,btrl->brl", choice, magnitude_keep_masks(x, counts))
                 pruned = tf.linalg.matvec(choice, counts_f)
                 index = tf.linalg.matvec(choice, needs_index)

@@ -216,8 +216,9 @@ def test_registered_factory_builds_a_keras_system():
 
 @pytest.mark.slow
 def test_policy_warmup_pins_the_policies_for_the_first_steps():
-    """``policy_warmup=0.5`` of 2 x 3 steps: the first ceil(3) steps send all maps at ratio 0
-    although P1 and P2 are biased to "no map" / "ratio 0.5"; then the policies decide."""
+    """``policy_warmup=0.5`` of 2 x 3 steps: the first ceil(3) steps do not follow P1 and P2
+    (biased to "no map" / "ratio 0.5") but draw every map count 1..C/2 and every ratio at
+    random per image; then the policies decide."""
     set_seed(5)
     model = MultiUserSemCom(_link(2), image_size=(16, 16), seed=0, policy_warmup=0.5, **TINY)
     model.build()
@@ -236,16 +237,39 @@ def test_policy_warmup_pins_the_policies_for_the_first_steps():
               callbacks=model.training_callbacks(3) + [Record()])
     assert seen == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
     assert float(model.policy_on) == 1.0  # evaluation uses the policies
-    inputs = {"image": tf.constant(_images(4)), "snr_db": tf.fill([4], 20.0)}
+    inputs = {"image": tf.constant(_images(64)), "snr_db": tf.fill([64], 20.0)}
     model.policy_on.assign(0.0)
-    pinned, _ = model._forward(inputs, training=True)
-    np.testing.assert_array_equal(pinned["kept_maps"], 4.0)
-    np.testing.assert_array_equal(pinned["prune_ratio"], 0.0)
+    warm, _ = model._forward(inputs, training=True)
+    # 16x16 images: L = 16 positions per map, 2L = 32 reals per complex map pair.
+    assert set(np.unique(warm["kept_maps"])) == {2.0, 4.0}
+    assert set(np.round(np.unique(warm["prune_ratio"]) * 32)) == {
+        float(pruned_count(r, 32)) for r in model.ratios}
     model.policy_on.assign(1.0)
     live, _ = model._forward(inputs, training=True)
     np.testing.assert_array_equal(live["kept_maps"], 0.0)
     with pytest.raises(ValueError, match="policy_warmup"):
         MultiUserSemCom(_link(2), image_size=(16, 16), policy_warmup=1.0, **TINY)
+
+
+def test_sending_nothing_still_tells_the_policies_what_a_map_would_bring():
+    """A user that sends nothing: the probe's gradient with respect to the mask is each
+    value at the power-normalization scale of sending everything (mean complex symbol
+    energy Es), not zero; a state with nothing sent must not be a state without gradient
+    (P1 stayed there for good once it got there)."""
+    set_seed(7)
+    model = MultiUserSemCom(_link(2), image_size=(16, 16), seed=0, **TINY)
+    model.build()
+    rng = np.random.default_rng(3)
+    x_full = tf.constant(rng.normal(0.0, 3.0, (4, 2, 64)), tf.float32)
+    upstream = tf.constant(rng.normal(size=(4, 2, 64)), tf.float32)
+    mask = tf.Variable(tf.zeros([4, 2, 64]))
+    with tf.GradientTape() as tape:
+        probe = model._probe(x_full, x_full * mask, mask)
+        total = tf.reduce_sum(probe * upstream)
+    np.testing.assert_array_equal(probe, 0.0)
+    sent_values = (tape.gradient(total, mask) / upstream).numpy()
+    energy_per_symbol = np.sum(sent_values**2, axis=-1) / 32  # 64 reals = 32 complex symbols
+    np.testing.assert_allclose(energy_per_symbol, model.analog.symbol_energy, rtol=1e-4)
 
 
 def test_policy_prior_slope_favours_more_maps_at_start():
