@@ -28,11 +28,6 @@ import keras
 import tensorflow as tf
 
 
-def side_info_bits(num_symbols: int) -> int:
-    """Bits of the end index ``k`` in ``{0, ..., n}``."""
-    return max(1, math.ceil(math.log2(num_symbols + 1)))
-
-
 class NoiseMask(keras.layers.Layer):
     """Noise variance -> consecutive 0/1 mask over ``num_symbols`` complex symbols.
 

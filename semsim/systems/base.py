@@ -44,18 +44,27 @@ __all__ = ["CSISpec", "LinkSpec", "TrainReport", "TrainSpec", "TransmitResult", 
            "side_info_summary"]
 
 
-def side_info_bits(extras: dict[str, np.ndarray], keys: tuple[str, ...]) -> float:
+def side_info_bits(extras: dict[str, np.ndarray], keys: tuple[str, ...],
+                   fixed_bits: float = 0.0) -> float:
     """Side information per image (bits): the empirical entropy of the joint per-image
-    decisions ``extras[key]`` (``[num_images]`` integer-valued, rounded) over a test set."""
-    return empirical_entropy_bits(*(np.rint(np.asarray(extras[key], np.float64)) for key in keys))
+    decisions ``extras[key]`` (``[num_images]`` integer-valued, rounded) over a test set,
+    plus ``fixed_bits`` per image of values that are not decisions from a finite set
+    (e.g. a quantizer's scale as a 32-bit float) and so are sent at their fixed length."""
+    if fixed_bits < 0:
+        raise ValueError(f"fixed_bits must be >= 0, got {fixed_bits}")
+    decided = empirical_entropy_bits(*(np.rint(np.asarray(extras[key], np.float64))
+                                       for key in keys)) if keys else 0.0
+    return float(fixed_bits) + decided
 
 
-def side_info_summary(*keys: str) -> Callable[[dict[str, np.ndarray]], dict[str, float]]:
+def side_info_summary(*keys: str, fixed_bits: float = 0.0
+                      ) -> Callable[[dict[str, np.ndarray]], dict[str, float]]:
     """A :meth:`System.summarize` that reports ``{"side_info_bits": side_info_bits(extras,
-    keys)}`` for the per-image decisions named ``keys``."""
-    if not keys:
-        raise ValueError("side_info_summary needs the names of the decisions' extras")
-    return lambda extras: {"side_info_bits": side_info_bits(extras, keys)}
+    keys, fixed_bits)}`` for the per-image decisions named ``keys``."""
+    if not keys and fixed_bits <= 0:
+        raise ValueError("side_info_summary needs the names of the decisions' extras "
+                         "or fixed_bits > 0")
+    return lambda extras: {"side_info_bits": side_info_bits(extras, keys, fixed_bits)}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,8 +19,9 @@ Approach" (Wang, Yi, Han, Xu, Zhang, Nallanathan). System type ``mijscc``:
 
 At evaluation the runner hands the test labels (``uses_labels``); the per-image extra
 ``accuracy`` (1 correct / 0 wrong) averages to the accuracy per SNR. ``side_info_bits``
-counts the quantizer statistics and the mask's end index per image (assumed delivered
-error-free, not counted in the CR).
+(:meth:`MIJSCCSystem.summarize`, assumed delivered error-free, not counted in the CR) is
+the quantizer statistics at their fixed length plus the entropy of the mask's end index
+(extra ``kept_symbols``) over the test set, the toolkit's one definition.
 
 The link is the scenario's (any semsim link: SISO with the paper's equalization by the
 known gain is ``nr: 1, nt: 1, csi: perfect, detector: zf``; its LS-estimated variant
@@ -39,9 +40,8 @@ import tensorflow as tf
 
 from semsim.phy import reals_to_complex
 from semsim.phy.spec import LinkSpec
-from semsim.semantic.noise_mask import side_info_bits as mask_bits
 from semsim.semantic.quantize import SIDE_INFO_BITS
-from semsim.systems.base import TrainSpec, TransmitResult
+from semsim.systems.base import TrainSpec, TransmitResult, side_info_bits
 from semsim.systems.deepjscc import build_for_users
 from semsim.systems.keras_system import KerasSystem
 from semsim.systems.mijscc_classifier import (
@@ -107,6 +107,17 @@ class MIJSCCSystem(KerasSystem):
         load_or_train(self.classifier, workdir, resume,
                       lambda: self.train_classifier_head(batches, train))
 
+    def summarize(self, extras: dict[str, np.ndarray]) -> dict[str, float]:
+        """``side_info_bits``: the quantizer's scale, zero point and RMS level at their
+        fixed length (:data:`~semsim.semantic.quantize.SIDE_INFO_BITS`) plus, for A-MIJSCC,
+        the entropy of the mask's end index over the test set (the one definition of
+        :func:`~semsim.systems.base.side_info_bits`); nothing for the analog system."""
+        keys = ("kept_symbols",) if self.model.adaptive_active else ()
+        fixed = SIDE_INFO_BITS if self.model.bits else 0
+        if not keys and not fixed:
+            return {}
+        return {"side_info_bits": side_info_bits(extras, keys, fixed)}
+
     def train_classifier_head(self, batches, train: TrainSpec) -> float:
         """Train the classifier on the frozen encoder's received representation:
         ``batches`` yields ``(images, labels)``; each batch is sent at SNRs drawn per image
@@ -131,10 +142,9 @@ class MIJSCCSystem(KerasSystem):
             extras.pop(key)
         if self.model.adaptive_active:
             extras["active_ratio"] = ratio
-        side = (SIDE_INFO_BITS if self.model.bits else 0) + (
-            mask_bits(self.model.num_symbols) if self.model.adaptive_active else 0)
-        if side:
-            extras["side_info_bits"] = np.full(len(ratio), float(side))
+        if self.model.adaptive_active:
+            # The mask's end index: the number of kept complex symbols.
+            extras["kept_symbols"] = np.rint(ratio * self.model.num_symbols)
         if labels is not None:
             logits = self.classifier.predict_on_batch(rep_hat)
             extras["accuracy"] = accuracy_extra(np.asarray(logits), labels)

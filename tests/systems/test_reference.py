@@ -205,6 +205,10 @@ def test_side_info_bits_is_joint_entropy():
     # pairs (2, 5) x2, (4, 8) x1, (4, 5) x1 -> H = 1.5 bits
     extras = {"kept_maps": np.array([2, 2, 4, 4]), "kept_symbols": np.array([5, 5, 8, 5])}
     assert side_info_bits(extras, ("kept_maps", "kept_symbols")) == pytest.approx(1.5)
+    # Fixed-length values (not decisions) add their length; negative lengths are refused.
+    assert side_info_bits(extras, ("kept_maps",), fixed_bits=64) == pytest.approx(65.0)
+    with pytest.raises(ValueError, match="fixed_bits"):
+        side_info_bits(extras, (), fixed_bits=-1)
 
 
 def test_registry_factory_and_validation():
