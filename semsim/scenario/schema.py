@@ -241,7 +241,10 @@ class TrainConfig(Strict):
 
     Give ``steps`` (optimizer steps) or ``epochs`` (then ``steps = epochs *
     steps_per_epoch``), not both. ``steps_per_epoch`` defaults to the number of full
-    batches in the training set (at most ``steps``). ``max_seconds``: optional
+    batches in the training set (at most ``steps``); with ``steps``, the epochs are
+    ``ceil(steps / steps_per_epoch)`` and each is shortened to ``ceil(steps / epochs)``
+    steps, so the run trains ``steps`` exactly when the epoch count divides it, else at
+    most ``epochs - 1`` steps more (never a whole extra epoch). ``max_seconds``: optional
     wall-clock budget per system. ``lr_schedule``: ``constant`` (``learning_rate``
     throughout) or ``cosine`` (cosine decay from ``learning_rate`` to 1 % of it over the
     planned steps). ``distribute``: ``none``, ``mirrored`` (all local GPUs; ``batch_size``
@@ -275,6 +278,7 @@ class TrainConfig(Strict):
         per_epoch = self.steps_per_epoch or train_batches
         if self.steps is not None:
             per_epoch = min(per_epoch, self.steps)  # an epoch never exceeds the budget
+            per_epoch = -(-self.steps // -(-self.steps // per_epoch))  # even epochs
         steps = self.steps if self.steps is not None else self.epochs * per_epoch
         return TrainSpec(
             steps=steps, steps_per_epoch=per_epoch, batch_size=self.batch_size,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from semsim.scenario.loader import ScenarioError, load_scenario, validate_file
-from semsim.scenario.schema import evaluation_order
+from semsim.scenario.schema import TrainConfig, evaluation_order
 from semsim.systems.base import CSISpec, LinkSpec
 
 MU = """\
@@ -140,3 +140,16 @@ def test_steps_budget_caps_the_epoch_length(tmp_path):
     assert quick.scenario.train.epochs is None  # a profile's steps replace the base epochs
     spec = quick.scenario.train.to_spec((0.0, 20.0), seed=0, train_batches=99)
     assert (spec.steps, spec.steps_per_epoch, spec.epochs) == (5, 5, 1)
+
+
+@pytest.mark.parametrize("steps, batches, expected", [
+    (600, 204, (200, 3, 600)),     # 3 epochs of 204 would train 612 steps: 3 x 200
+    (7000, 500, (500, 14, 7000)),  # already even: unchanged
+    (601, 204, (201, 3, 603)),     # not divisible: at most epochs - 1 = 2 steps more
+    (10, 3, (3, 4, 12)),
+])
+def test_steps_budget_is_split_into_even_epochs(steps, batches, expected):
+    spec = TrainConfig(steps=steps).to_spec((0.0, 20.0), 0, batches)
+    trained = spec.epochs * spec.steps_per_epoch
+    assert (spec.steps_per_epoch, spec.epochs, trained) == expected
+    assert steps <= trained < steps + spec.epochs and spec.steps_per_epoch <= batches
