@@ -61,6 +61,21 @@ def pruned_symbol_probe(symbols: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return tf.cast(1.0 - tf.stop_gradient(mask), symbols.dtype) * (probe - tf.stop_gradient(probe))
 
 
+def transmit_scale(
+    sent_energy: tf.Tensor, sent_symbols: tf.Tensor, full_energy: tf.Tensor,
+    full_symbols: float | tf.Tensor, symbol_energy: float,
+) -> tf.Tensor:
+    """The per-image factor of the PHY's power normalization, ``sqrt(n Es / E)``, for the
+    probes of :func:`pruned_symbol_probe`: ``sent_energy`` (sum of squared sent reals) and
+    ``sent_symbols`` (complex symbols sent), float32, same shape. Where nothing is sent,
+    the factor that sending everything (``full_energy``, ``full_symbols``) would get, so
+    that "send nothing" is not a state without gradient: a zero scale would zero every
+    probe, and a policy that reached "nothing" could never leave it."""
+    sent = tf.sqrt(tf.math.divide_no_nan(sent_symbols * symbol_energy, sent_energy))
+    full = tf.sqrt(tf.math.divide_no_nan(full_symbols * symbol_energy, full_energy))
+    return tf.where(sent_symbols > 0, sent, full)
+
+
 def gumbel_softmax(
     logits: tf.Tensor, temperature: tf.Tensor | float, seed: tf.Tensor, hard: bool = True
 ) -> tf.Tensor:

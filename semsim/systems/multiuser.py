@@ -136,7 +136,13 @@ from semsim.semantic.ccam import CCAM
 from semsim.semantic.channel_state import channel_features
 from semsim.semantic.entropy import entropy_2d
 from semsim.semantic.mhsa import MultiHeadSelfAttention
-from semsim.semantic.policy import CountPolicy, gumbel_softmax, pruned_symbol_probe, thermometer_code
+from semsim.semantic.policy import (
+    CountPolicy,
+    gumbel_softmax,
+    pruned_symbol_probe,
+    thermometer_code,
+    transmit_scale,
+)
 from semsim.semantic.resblock import ResBlock
 from semsim.semantic.soft_entropy import soft_entropy_2d
 from semsim.systems import users as users_lib
@@ -503,11 +509,9 @@ class MultiUserSemCom(LossModel):
         a state without gradient)."""
         energy = tf.reduce_sum(tf.square(x_sent), axis=-1, keepdims=True)
         count = tf.math.ceil(tf.reduce_sum(tf.stop_gradient(mask), axis=-1, keepdims=True) / 2.0)
-        full_energy = tf.reduce_sum(tf.square(x_full), axis=-1, keepdims=True)
-        full_count = math.ceil(x_full.shape[-1] / 2)
-        scale = tf.where(
-            count > 0, tf.sqrt(tf.math.divide_no_nan(count * self.analog.symbol_energy, energy)),
-            tf.sqrt(tf.math.divide_no_nan(full_count * self.analog.symbol_energy, full_energy)))
+        scale = transmit_scale(energy, count,
+                               tf.reduce_sum(tf.square(x_full), axis=-1, keepdims=True),
+                               math.ceil(x_full.shape[-1] / 2), self.analog.symbol_energy)
         return pruned_symbol_probe(x_full * scale, mask)
 
     def _pinned(self, decided, warmup):
