@@ -55,12 +55,12 @@ SHIPPED: dict[str, tuple[str, str, str]] = {
                   "link with LMMSE detection."),
     "mijscc": ("MIJSCCParams", "semsim.systems.mijscc:build_mijscc",
                "MIJSCC (InfoMax-aided JSCC, optional q-bit constellation), A-MIJSCC "
-               "(adaptive), or Deep JSCC with the same networks (mi_weight: 0), each with a "
-               "frozen-encoder classifier reporting accuracy."),
+               "(``adaptive``), or Deep JSCC with the same networks (``mi_weight: 0``), each "
+               "with a frozen-encoder classifier reporting ``accuracy``."),
     "classified": ("ClassifiedParams", "semsim.systems.mijscc_separation:build_classified",
                    "Another system (e.g. HEVC + LDPC + QAM separation, or HEVC at capacity) "
                    "with a 3-layer FC classifier trained on its decoded images, reporting "
-                   "accuracy."),
+                   "``accuracy``."),
     "scsc": ("SCSCParams", "semsim.systems.scsc.system:build_scsc",
              "SCSC: PPEN + HEVC/LDPC/QPSK/SVD chain + PCEN, trained through a proxy "
              "(Han et al.)."),
