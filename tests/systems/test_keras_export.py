@@ -1,8 +1,13 @@
-"""Every learned system of a run is exported as ``checkpoints/<system>/model.keras``: after
-a tiny run the files load in a fresh interpreter with ``safe_mode=True`` and compute,
-on fixed inputs, channels and seeds, what the run's trained model computes (rebuilt
-from its ``final.weights.h5``) within 1e-6; a system that is not one Keras model is
-skipped with a one-line log."""
+"""Every learned system of a run is exported as ``checkpoints/<system>/model.keras``.
+
+A tiny run (Deep JSCC and the toy system of the runner tests) exports Deep JSCC; the file
+loads in a fresh interpreter with ``safe_mode=True`` and computes, on fixed inputs,
+channels and seeds, what the run's trained model (rebuilt from its ``final.weights.h5``)
+computes, within 1e-6. The multi-user model (whose tiny run costs about 45 s of CPU) and
+A-MIJSCC (in its fine-tuning stage) are exported by the same function from models with
+perturbed weights and checked the same way. The toy system is not a Keras model: it is
+skipped with a one-line log.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +24,19 @@ import tensorflow as tf
 
 import semsim
 from semsim.seeding import set_seed
-from semsim.systems.keras_export import MODEL_FILE, load_exported
+from semsim.systems.keras_export import MODEL_FILE, export_model, load_exported
 from semsim.systems.keras_system import FINAL_WEIGHTS
 from tests.scenario.toy_system import register
 
 register()
 ROOT = Path(__file__).resolve().parents[2]
 SIZE, USERS, SEED = 16, 2, 7
+MULTIUSER = {"name": "multiuser", "type": "multiuser",
+             "params": {"num_maps": 4, "filters": [8, 8, 16], "policy_units": 16, "num_heads": 2,
+                        "entropy_levels": 64, "eval_batch_size": 4}}
+MIJSCC = {"name": "mijscc", "type": "mijscc",
+          "params": {"cr": 1 / 12, "filters": [8, 8, 8], "bits": 8, "adaptive": True,
+                     "eval_batch_size": 4}}
 SCENARIO = {
     "name": "export", "description": "tiny run for the .keras export", "seed": 3,
     "link": {"nr": 2, "users": USERS, "csi": {"mode": "perfect"}},
@@ -34,15 +45,11 @@ SCENARIO = {
     "systems": [
         {"name": "deepjscc", "type": "deepjscc",
          "params": {"filters": [4, 4, 4, 4], "cr": 1 / 6, "eval_batch_size": 4}},
-        {"name": "multiuser", "type": "multiuser",
-         "params": {"num_maps": 4, "filters": [8, 8, 16], "policy_units": 16, "num_heads": 2,
-                    "entropy_levels": 64, "eval_batch_size": 4}},
         {"name": "toy", "type": "toy", "params": {"cr": 0.25}},
     ],
     "train": {"steps": 3, "batch_size": 2, "learning_rate": 0.01},
     "eval": {"batch_size": 4, "samples": 1},
 }
-LEARNED = ("deepjscc", "multiuser")
 
 
 def _inputs() -> dict[str, np.ndarray]:
@@ -63,55 +70,94 @@ def _outputs(model: keras.Model) -> dict[str, np.ndarray]:
 # Runs in a fresh interpreter: loads each exported model and prints its outputs.
 PROBE = """
 import json, sys
-import numpy as np
 from tests.systems.test_keras_export import _outputs
 from semsim.systems.keras_export import load_exported
 results = {}
 for name, path in json.loads(sys.argv[1]).items():
     model = load_exported(path)
     results[name] = {"class": type(model).__name__,
+                     "adaptive_active": getattr(model, "adaptive_active", None),
                      "outputs": {k: v.tolist() for k, v in _outputs(model).items()}}
 print(json.dumps(results))
 """
 
 
+class _Messages(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def tiny_run(tmp_path_factory):
+    """``(run directory, log lines of the run)``."""
     out = tmp_path_factory.mktemp("export") / "run"
-    semsim.run(SCENARIO, out=out, progress=False)
-    return out
+    logger = logging.getLogger("semsim")
+    handler, level = _Messages(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        semsim.run(SCENARIO, out=out, progress=False)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return out, handler.lines
 
 
-def test_learned_systems_are_exported_and_reload_in_a_fresh_process(run_dir):
-    paths = {name: str(run_dir / "checkpoints" / name / MODEL_FILE) for name in LEARNED}
-    run = subprocess.run([sys.executable, "-c", PROBE, json.dumps(paths)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300,
+@pytest.mark.slow
+def test_exported_models_reload_in_a_fresh_process_with_the_same_outputs(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    deepjscc = semsim.build_system(SCENARIO, "deepjscc")   # the run's model, as built
+    initial = {"deepjscc": _outputs(deepjscc.model)}
+    deepjscc.model.load_weights(run_dir / "checkpoints" / "deepjscc" / FINAL_WEIGHTS)
+    expected = {"deepjscc": _outputs(deepjscc.model)}
+    # the multi-user model and A-MIJSCC (in its fine-tuning stage), their weights moved
+    # away from their initial values
+    paths = {"deepjscc": run_dir / "checkpoints" / "deepjscc" / MODEL_FILE}
+    models = {"deepjscc": deepjscc.model}
+    rng = np.random.default_rng(1)
+    for entry in (MULTIUSER, MIJSCC):
+        name = entry["name"]
+        system = semsim.build_system({**SCENARIO, "systems": [entry]}, name)
+        if name == "mijscc":
+            system.model.enable_adaptive()
+        initial[name] = _outputs(system.model)
+        for variable in system.model.trainable_variables:
+            variable.assign(variable.numpy() * rng.uniform(0.5, 1.5, variable.shape))
+        expected[name] = _outputs(system.model)
+        (tmp_path / name).mkdir()
+        paths[name] = export_model(name, system, tmp_path / name)
+        assert paths[name] == tmp_path / name / MODEL_FILE
+        models[name] = system.model
+
+    run = subprocess.run([sys.executable, "-c", PROBE,
+                          json.dumps({k: str(v) for k, v in paths.items()})],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
                               "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert run.returncode == 0, run.stderr[-3000:]
     loaded = json.loads(run.stdout.strip().splitlines()[-1])
-    for name in LEARNED:
-        system = semsim.build_system(SCENARIO, name)
-        untrained = _outputs(system.model)
-        system.model.load_weights(run_dir / "checkpoints" / name / FINAL_WEIGHTS)
-        trained = _outputs(system.model)
-        assert loaded[name]["class"] == type(system.model).__name__
+    assert loaded["mijscc"]["adaptive_active"] is True
+    for name, model in models.items():
+        assert loaded[name]["class"] == type(model).__name__
         exported = {k: np.asarray(v) for k, v in loaded[name]["outputs"].items()}
-        assert exported.keys() == trained.keys()
-        for key, value in trained.items():
+        assert exported.keys() == expected[name].keys()
+        for key, value in expected[name].items():
             np.testing.assert_allclose(exported[key], value, rtol=0, atol=1e-6,
                                        err_msg=f"{name}: {key}")
-        # the comparison sees the trained weights: the untrained model differs
-        assert np.max(np.abs(untrained["image_hat"] - trained["image_hat"])) > 1e-4
+        # the comparison sees the trained (perturbed) weights: the initial model differs
+        assert np.max(np.abs(initial[name]["image_hat"] - expected[name]["image_hat"])) > 1e-4
 
 
-def test_a_system_that_is_not_a_keras_model_is_skipped_with_a_reason(tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="semsim"):
-        semsim.run({**SCENARIO, "systems": SCENARIO["systems"][2:]}, out=tmp_path / "toy",
-                   progress=False)
-    assert not (tmp_path / "toy" / "checkpoints" / "toy" / MODEL_FILE).exists()
-    lines = [r.getMessage() for r in caplog.records if MODEL_FILE in r.getMessage()]
-    assert lines == ["toy: no model.keras export: a toy system is not one Keras model"]
+def test_a_system_that_is_not_a_keras_model_is_skipped_with_a_reason(tiny_run):
+    run_dir, lines = tiny_run
+    assert (run_dir / "checkpoints" / "deepjscc" / MODEL_FILE).is_file()
+    assert not (run_dir / "checkpoints" / "toy" / MODEL_FILE).exists()
+    assert [line for line in lines if MODEL_FILE in line] == [
+        "toy: no model.keras export: a toy system is not one Keras model"]
 
 
 def test_loading_uses_safe_mode(tmp_path):
