@@ -1,8 +1,8 @@
 """Start-up time of the ``semsim`` command: wall-clock seconds of ``semsim --help``,
-``semsim run --help`` and ``semsim validate FILE`` in fresh interpreters (median of
-``--repeats`` runs each), with the heavy packages each one leaves imported. Target:
-``--help`` under 1 s (TensorFlow, Keras and Sionna are imported only by the commands that
-compute).
+``semsim run --help``, ``semsim validate FILE`` and ``semsim list`` in fresh interpreters
+(median of ``--repeats`` runs each), with the heavy packages each one leaves imported.
+Target: ``--help`` and ``validate`` under 1 s (TensorFlow, Keras, Sionna and TensorFlow
+Probability are imported only by the commands that compute).
 
     python benchmarks/cli_startup.py [--repeats 5] [--ref GIT_REF]
 
@@ -25,12 +25,15 @@ COMMANDS = {
     "semsim --help": ["--help"],
     "semsim run --help": ["run", "--help"],
     "semsim validate scenarios/siso_awgn.yaml": ["validate", "scenarios/siso_awgn.yaml"],
+    "semsim validate scenarios/mu_mimo_4users.yaml": ["validate",
+                                                      "scenarios/mu_mimo_4users.yaml"],
+    "semsim list": ["list"],
 }
 PROBE = ("import runpy, sys\nsys.argv = ['semsim', *sys.argv[1:]]\n"
          "try:\n    runpy.run_module('semsim', run_name='__main__')\n"
          "except SystemExit:\n    pass\n"
          "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
-         "{'tensorflow', 'keras', 'sionna', 'matplotlib'})\n"
+         "{'tensorflow', 'keras', 'sionna', 'tensorflow_probability', 'matplotlib'})\n"
          "print('HEAVY', ','.join(heavy) or '-', file=sys.stderr)\n")
 
 
@@ -61,11 +64,11 @@ def main() -> None:
                                      check=True, capture_output=True).stdout
             subprocess.run(["tar", "-x", "-C", scratch], input=archive, check=True)
             trees[args.ref] = Path(scratch)
-        print(f"{'command':42} {'tree':>12} {'median s':>9}  heavy imports")
+        print(f"{'command':47} {'tree':>12} {'median s':>9}  heavy imports")
         for label, argv in COMMANDS.items():
             for name, tree in trees.items():
                 seconds, heavy = time_command(tree, argv, args.repeats)
-                print(f"{label:42} {name:>12} {seconds:9.2f}  {heavy}")
+                print(f"{label:47} {name:>12} {seconds:9.2f}  {heavy}")
 
 
 if __name__ == "__main__":

@@ -3,42 +3,52 @@
 Conventions: complex64 signals shaped ``[batch, ..., antennas, symbols]``; SNR in dB is
 the per-receive-antenna average SNR (see :mod:`semsim.phy.channel` for its exact
 calibration); noise variances ``no`` are per complex sample, linear.
+
+The names below are imported on first access (``semsim.phy.AnalogLink``), so that
+importing a light submodule (:mod:`semsim.phy.spec`, used to validate scenarios) does not
+import TensorFlow or Sionna.
 """
 
-from semsim.phy.analog import AnalogLink, ChannelState, Transmission
-from semsim.phy.channel import MultiUserUplinkChannel, RayleighMIMOChannel, make_channel
-from semsim.phy.csi import NoisyCSI, PerfectCSI, PilotLSEstimator, make_csi, orthogonal_pilots
-from semsim.phy.detection import LMMSEDetector, ZFDetector
-from semsim.phy.power import PowerNormalization
-from semsim.phy.spec import CSISpec, LinkSpec
-from semsim.phy.utils import complex_to_reals, reals_to_complex
+import importlib
 
-__all__ = [
-    "AnalogLink",
-    "ChannelState",
-    "Transmission",
-    "make_channel",
-    "CSISpec",
-    "LinkSpec",
-    "RayleighMIMOChannel",
-    "MultiUserUplinkChannel",
-    "PerfectCSI",
-    "PilotLSEstimator",
-    "NoisyCSI",
-    "make_csi",
-    "orthogonal_pilots",
-    "LMMSEDetector",
-    "ZFDetector",
-    "PowerNormalization",
-    "reals_to_complex",
-    "complex_to_reals",
-]
+#: Public name -> the submodule defining it.
+_EXPORTS: dict[str, str] = {
+    "AnalogLink": "analog",
+    "ChannelState": "analog",
+    "Transmission": "analog",
+    "make_channel": "channel",
+    "CSISpec": "spec",
+    "LinkSpec": "spec",
+    "RayleighMIMOChannel": "channel",
+    "MultiUserUplinkChannel": "channel",
+    "PerfectCSI": "csi",
+    "PilotLSEstimator": "csi",
+    "NoisyCSI": "csi",
+    "make_csi": "csi",
+    "orthogonal_pilots": "csi",
+    "LMMSEDetector": "detection",
+    "ZFDetector": "detection",
+    "PowerNormalization": "power",
+    "reals_to_complex": "utils",
+    "complex_to_reals": "utils",
+    # digital chain
+    "QAMMapper": "qam",
+    "QAMDemapper": "qam",
+    "LDPC5GCodec": "ldpc",
+    "DVBS2LDPCCodec": "dvbs2",
+    "DigitalLink": "digital",
+}
 
-# Digital chain (QAM, LDPC, DVB-S2, DigitalLink): appended below.
+__all__ = list(_EXPORTS)
 
-from semsim.phy.digital import DigitalLink  # noqa: E402
-from semsim.phy.dvbs2 import DVBS2LDPCCodec  # noqa: E402
-from semsim.phy.ldpc import LDPC5GCodec  # noqa: E402
-from semsim.phy.qam import QAMDemapper, QAMMapper  # noqa: E402
 
-__all__ += ["QAMMapper", "QAMDemapper", "LDPC5GCodec", "DVBS2LDPCCodec", "DigitalLink"]
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'semsim.phy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"semsim.phy.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

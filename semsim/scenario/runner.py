@@ -5,7 +5,9 @@ Run directory layout (``RunOptions.out_dir``)::
     scenario.resolved.yaml      the resolved scenario (profile applied)
     run_state.json              what this directory holds (checked by --resume)
     checkpoints/<system>/       each system's ``prepare`` workdir (learned systems:
-                                backup/, final.weights.h5, history.csv, tensorboard/)
+                                backup/, final.weights.h5, history.csv, tensorboard/,
+                                and model.keras: the evaluated Keras model, see
+                                :mod:`semsim.systems.keras_export`)
     eval/<system>/snr_XX.npz    per-image results of one (system, SNR) point
     eval/<system>/timing.json   seconds spent training and evaluating, steps done/planned
     eval/originals.npy          the test images shown in the sample grids
@@ -69,6 +71,7 @@ from semsim.scenario.shard import SHARD_FILE, Shard, assignment
 from semsim.seeding import set_seed
 from semsim.systems.base import System, TrainReport, TransmitResult
 from semsim.systems.distribute import check_batch, check_distributable, strategy_for
+from semsim.systems.keras_export import export_model
 from semsim.systems.keras_system import NonFiniteTrainingError
 from semsim.systems.registry import get_system_type
 from semsim.weights.shipped import prepare_weights, weights_record
@@ -276,7 +279,10 @@ class _Run:
                 report = system.prepare(stream, train_spec, workdir, resume)
         except NonFiniteTrainingError as err:
             raise RunFailure(f"system {entry.name!r}: {err}") from err
-        return time.perf_counter() - start, report if isinstance(report, TrainReport) else None
+        seconds = time.perf_counter() - start
+        if self.options.checkpoints is None:  # never write into an earlier run's checkpoints
+            export_model(entry.name, system, workdir)
+        return seconds, report if isinstance(report, TrainReport) else None
 
     def _evaluate_point(self, entry: SystemConfig, system: System, snr_index: int,
                         batches: list[np.ndarray], channels: SharedChannels,

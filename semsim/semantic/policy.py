@@ -20,15 +20,16 @@ annealed exponentially or linearly.
 from __future__ import annotations
 
 import math
-from typing import Literal
+import typing
 
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-Schedule = Literal["exponential", "linear", "constant"]
-SCHEDULES: tuple[str, ...] = ("exponential", "linear", "constant")
+from semsim.systems.params import Schedule
+
+SCHEDULES: tuple[str, ...] = typing.get_args(Schedule)
 
 
 def thermometer_code(one_hot: tf.Tensor) -> tf.Tensor:

@@ -33,14 +33,13 @@ CR = the real symbols that entered the channel layer (``sent_reals`` of
 from __future__ import annotations
 
 import keras
-import pydantic
 import tensorflow as tf
 
 from semsim.phy import AnalogLink, layout
 from semsim.phy.spec import LinkSpec, link_from_config, link_to_config
 from semsim.systems import users as users_lib
 from semsim.systems.keras_system import KerasSystem, LossModel
-from semsim.systems.registry import register_system
+from semsim.systems.params import DeepJSCCParams
 
 #: Spatial down-sampling factor of the Deep JSCC encoder (two stride-2 convolutions).
 DOWNSAMPLING = 4
@@ -294,24 +293,6 @@ class DeepJSCC(MSEModel):
         }
 
 
-class DeepJSCCParams(pydantic.BaseModel):
-    """Scenario params of ``deepjscc`` and ``adjscc``.
-
-    ``cr``: target CR; the nearest achievable ``c / 48`` is used and reported.
-    ``train_snr_db``: fixed training SNR in dB (the multi-user paper: 25); ``None`` uses
-    the scenario's training SNR range. ``filters``/``kernel_size``: layer sizes.
-    ``eval_batch_size``: images per forward pass, a multiple of ``link.users``.
-    """
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    cr: float = pydantic.Field(1 / 6, gt=0, le=1)
-    train_snr_db: float | None = None
-    filters: tuple[int, int, int, int] = (16, 32, 32, 32)
-    kernel_size: int = pydantic.Field(5, ge=1)
-    eval_batch_size: int = pydantic.Field(64, ge=1)
-
-
 def _build(params: DeepJSCCParams, link: LinkSpec, image_size, attention: bool, name: str) -> KerasSystem:
     if params.eval_batch_size % link.users:
         raise ValueError(f"eval_batch_size ({params.eval_batch_size}) must be a multiple of "
@@ -328,13 +309,11 @@ def _build(params: DeepJSCCParams, link: LinkSpec, image_size, attention: bool, 
     return KerasSystem(model, name, snr_range_db=snr_range, eval_batch_size=params.eval_batch_size)
 
 
-@register_system("deepjscc", params=DeepJSCCParams)
 def build_deepjscc(params: DeepJSCCParams, link: LinkSpec, image_size, seed: int) -> KerasSystem:
     """Fixed-rate Deep JSCC (conv autoencoder, PReLU, per-image power normalization)."""
     return _build(params, link, image_size, attention=False, name="deepjscc")
 
 
-@register_system("adjscc", params=DeepJSCCParams)
 def build_adjscc(params: DeepJSCCParams, link: LinkSpec, image_size, seed: int) -> KerasSystem:
     """ADJSCC: Deep JSCC with SNR attention-feature modules."""
     return _build(params, link, image_size, attention=True, name="adjscc")

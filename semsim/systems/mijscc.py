@@ -35,7 +35,6 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import pydantic
 import tensorflow as tf
 
 from semsim.phy import reals_to_complex
@@ -52,7 +51,7 @@ from semsim.systems.mijscc_classifier import (
     train_classifier,
 )
 from semsim.systems.mijscc_model import DOWNSAMPLING, MIJSCCModel
-from semsim.systems.registry import register_system
+from semsim.systems.params import MIJSCCParams
 
 TYPE_NAME = "mijscc"
 
@@ -163,49 +162,6 @@ class MIJSCCSystem(KerasSystem):
         return (symbols / np.sqrt(energy)[:, None]).astype(np.complex64)
 
 
-class MIJSCCParams(pydantic.BaseModel):
-    """Scenario params of ``mijscc``.
-
-    ``cr``: target CR; the nearest ``c / 192`` is used (every symbol sent).
-    ``filters``: channels of the three residual blocks. ``mi_weight``: lambda (the paper
-    selects it from 0.1, 0.05, 0.01, 0.005, 0.001, 0.0005; 0 gives Deep JSCC trained on
-    MSE only). ``mu_global``/``mu_local``: mu1/mu2. ``bits``: 4, 8 or null (analog).
-    ``adaptive``: A-MIJSCC (needs ``bits``), fine-tuned for ``finetune_fraction`` of the
-    steps with mask threshold ``eta`` and ``rate_weight`` on the kept ratio.
-    ``num_classes``, ``classifier_hidden``, ``classifier_steps``,
-    ``classifier_learning_rate``: the frozen-encoder classifier. ``train_snr_db``: fixed
-    training SNR (dB), ``None`` for the scenario's range. ``eval_batch_size``: images per
-    forward pass, a multiple of ``link.users``.
-    """
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    cr: float = pydantic.Field(1 / 12, gt=0, le=1)
-    filters: tuple[int, int, int] = (32, 64, 128)
-    mi_weight: float = pydantic.Field(0.01, ge=0)
-    mu_global: float = pydantic.Field(0.01, ge=0)
-    mu_local: float = pydantic.Field(1.0, ge=0)
-    bits: int | None = None
-    adaptive: bool = False
-    eta: float = pydantic.Field(0.5, gt=0, lt=1)
-    rate_weight: float = pydantic.Field(0.01, ge=0)
-    finetune_fraction: float = pydantic.Field(0.5, gt=0, lt=1)
-    num_classes: int = pydantic.Field(10, ge=2)
-    classifier_hidden: int = pydantic.Field(256, ge=2)
-    classifier_steps: int = pydantic.Field(500, ge=1)
-    classifier_learning_rate: float = pydantic.Field(1e-3, gt=0)
-    train_snr_db: float | None = None
-    eval_batch_size: int = pydantic.Field(64, ge=1)
-
-    @pydantic.model_validator(mode="after")
-    def _consistent(self) -> MIJSCCParams:
-        if self.bits not in (None, 4, 8):
-            raise ValueError(f"bits: must be 4, 8 or null (analog), got {self.bits!r}")
-        if self.adaptive and self.bits is None:
-            raise ValueError("adaptive: A-MIJSCC fine-tunes a quantized model; set bits: 8 (or 4)")
-        return self
-
-
 def build_model(params: MIJSCCParams, link: LinkSpec, image_size) -> MIJSCCModel:
     """The (built) Keras model of ``params`` on ``link`` for ``image_size`` images."""
     model = MIJSCCModel(
@@ -217,7 +173,6 @@ def build_model(params: MIJSCCParams, link: LinkSpec, image_size) -> MIJSCCModel
     return model
 
 
-@register_system(TYPE_NAME, params=MIJSCCParams)
 def build_mijscc(params: MIJSCCParams, link: LinkSpec, image_size, seed: int) -> MIJSCCSystem:
     """MIJSCC (InfoMax-aided JSCC, optional q-bit constellation), A-MIJSCC
     (``adaptive``), or Deep JSCC with the same networks (``mi_weight: 0``), each with a

@@ -35,7 +35,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from semsim.phy.spec import LinkSpec, link_from_config
+from semsim.phy.spec import LinkSpec, link_from_config, link_to_config
 from semsim.semantic import infomax
 from semsim.semantic.noise_mask import MaskAttention, NoiseMask
 from semsim.semantic.quantize import from_constellation, to_constellation
@@ -79,6 +79,7 @@ class DownResBlock(keras.layers.Layer):
         return self.conv1.compute_output_shape(input_shape)
 
 
+@keras.saving.register_keras_serializable(package="semsim")
 class MIJSCCModel(LossModel):
     """MIJSCC over a link; ``enable_adaptive()`` turns on the A-MIJSCC mask.
 
@@ -128,6 +129,7 @@ class MIJSCCModel(LossModel):
         self.mu_global = float(mu_global)
         self.mu_local = float(mu_local)
         self.adaptive = bool(adaptive)
+        self.eta = float(eta)
         self.rate_weight = float(rate_weight)
         self.adaptive_active = False
         self.latent_shape = (height // DOWNSAMPLING, width // DOWNSAMPLING, self.latent_channels)
@@ -158,6 +160,34 @@ class MIJSCCModel(LossModel):
         if not self.adaptive:
             raise ValueError("this model was built with adaptive=False")
         self.adaptive_active = True
+
+    def get_config(self):
+        """Constructor arguments, and ``adaptive_active`` (the A-MIJSCC stage reached),
+        so that a saved ``.keras`` model computes what this one does."""
+        return {
+            **super().get_config(),
+            "link": link_to_config(self.link),
+            "image_size": list(self.image_size),
+            "latent_channels": self.latent_channels,
+            "filters": list(self.filters),
+            "bits": self.bits,
+            "mi_weight": self.mi_weight,
+            "mu_global": self.mu_global,
+            "mu_local": self.mu_local,
+            "adaptive": self.adaptive,
+            "eta": self.eta,
+            "rate_weight": self.rate_weight,
+            "adaptive_active": self.adaptive_active,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        active = config.pop("adaptive_active", False)
+        model = cls(**config)
+        if active:
+            model.enable_adaptive()
+        return model
 
     # ---- the two ends ----------------------------------------------------------------
     def encode(self, image):

@@ -23,7 +23,6 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-import pydantic
 import tensorflow as tf
 
 from semsim.phy.spec import LinkSpec
@@ -35,7 +34,8 @@ from semsim.systems.mijscc_classifier import (
     load_or_train,
     train_classifier,
 )
-from semsim.systems.registry import get_system_type, register_system
+from semsim.systems.params import ClassifiedParams
+from semsim.systems.registry import get_system_type
 
 TYPE_NAME = "classified"
 
@@ -106,38 +106,6 @@ class ClassifiedSystem(System):
         return self.inner.summarize(extras)
 
 
-class ClassifiedParams(pydantic.BaseModel):
-    """Scenario params of ``classified``: ``system`` (the wrapped type) and its
-    ``params``; ``classifier_cr`` (CR at which the training images are decoded),
-    ``classifier_train_images``, ``batch`` (images per decoded training batch),
-    ``num_classes``, ``classifier_hidden``, ``classifier_steps``,
-    ``classifier_learning_rate``."""
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    system: str
-    params: dict = pydantic.Field(default_factory=dict)
-    classifier_cr: float = pydantic.Field(gt=0, le=10)
-    classifier_train_images: int = pydantic.Field(512, ge=1)
-    batch: int = pydantic.Field(64, ge=1)
-    num_classes: int = pydantic.Field(10, ge=2)
-    classifier_hidden: int = pydantic.Field(256, ge=2)
-    classifier_steps: int = pydantic.Field(500, ge=1)
-    classifier_learning_rate: float = pydantic.Field(1e-3, gt=0)
-
-    @pydantic.model_validator(mode="after")
-    def _inner_known(self) -> ClassifiedParams:
-        if self.system == TYPE_NAME:
-            raise ValueError("system: cannot wrap 'classified' in itself")
-        try:
-            stype = get_system_type(self.system)
-        except KeyError as err:
-            raise ValueError(err.args[0]) from err
-        stype.params.model_validate(self.params)
-        return self
-
-
-@register_system(TYPE_NAME, params=ClassifiedParams)
 def build_classified(params: ClassifiedParams, link: LinkSpec, image_size, seed: int):
     """Another system (e.g. HEVC + LDPC + QAM separation, or HEVC at capacity) with a
     3-layer FC classifier trained on its decoded images, reporting ``accuracy``."""

@@ -123,7 +123,6 @@ import math
 
 import keras
 import numpy as np
-import pydantic
 import tensorflow as tf
 
 from semsim.phy import AnalogLink, ChannelState
@@ -148,10 +147,8 @@ from semsim.semantic.soft_entropy import soft_entropy_2d
 from semsim.systems import users as users_lib
 from semsim.systems.base import LinkSpec, side_info_summary
 from semsim.systems.keras_system import KerasSystem, LossModel
-from semsim.systems.registry import register_system
+from semsim.systems.params import RATIOS, MultiUserParams
 
-#: Pruning ratios of P2 (paper).
-RATIOS: tuple[float, ...] = (0.0, 0.2, 0.3, 0.4, 0.5)
 #: Spatial down-sampling of the CNN encoding module.
 DOWNSAMPLING = 4
 #: Trainable-variable groups frozen by the staged schedule.
@@ -810,45 +807,6 @@ class PolicyWarmup(keras.callbacks.Callback):
         self._target.policy_on.assign(1.0)
 
 
-class MultiUserParams(pydantic.BaseModel):
-    """Scenario params of ``multiuser`` (see :class:`MultiUserSemCom` for their meaning).
-
-    ``train_snr_db``: training SNR range ``(lo, hi)`` dB (paper: U[0, 25]); ``None`` uses the
-    scenario's. ``eval_batch_size`` must be a multiple of the number of users. The paper's
-    optimizer (Adam with weight decay 5e-4) is set in the scenario's training section.
-    """
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    num_maps: int = pydantic.Field(16, ge=2)
-    filters: tuple[int, int, int] = (64, 128, 256)
-    share_weights: bool = False
-    policy_units: int = pydantic.Field(256, ge=1)
-    ratios: tuple[float, ...] = RATIOS
-    alpha: float = pydantic.Field(2e-4, ge=0)
-    beta: float = pydantic.Field(1e-5, ge=0)
-    entropy_levels: int = pydantic.Field(256, ge=2)
-    num_heads: int = pydantic.Field(4, ge=1)
-    tau_init: float = pydantic.Field(5.0, gt=0)
-    tau_decay: float = pydantic.Field(0.01, ge=0)
-    use_entropy: bool = True
-    use_attention: bool = True
-    use_csi_feedback: bool = True
-    use_pruning: bool = True
-    entropy_features: bool = False
-    index_modulation: str = "64qam"
-    index_code_rate: float = pydantic.Field(0.75, gt=0, lt=1)
-    ldpc_iterations: int = pydantic.Field(20, ge=1)
-    staged: bool = True
-    stage_fractions: tuple[float, float, float, float] = (0.5, 0.25, 0.125, 0.125)
-    stage_learning_rates: tuple[float, float, float, float] = (1e-3, 1e-4, 1e-5, 1e-5)
-    policy_warmup: float = pydantic.Field(0.3, ge=0, lt=1)
-    policy_prior_slope: float = 3.0
-    train_snr_db: tuple[float, float] | None = (0.0, 25.0)
-    eval_batch_size: int = pydantic.Field(64, ge=1)
-
-
-@register_system("multiuser", params=MultiUserParams)
 def build_multiuser(params: MultiUserParams, link: LinkSpec, image_size, seed: int) -> KerasSystem:
     """Multi-user MIMO SemCom with entropy-and-channel-adaptive rate control (Chen et al.)."""
     if params.eval_batch_size % link.users:

@@ -56,10 +56,8 @@ slot's output.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Literal
 
 import keras
-import pydantic
 import tensorflow as tf
 
 from semsim.phy import AnalogLink, layout
@@ -69,7 +67,6 @@ from semsim.semantic.entropy import entropy_2d
 from semsim.semantic.losses import SNR_WEIGHTS, rate_distortion_loss
 from semsim.semantic.policy import (
     CountPolicy,
-    Schedule,
     TemperatureAnnealing,
     check_temperatures,
     transmit_scale,
@@ -77,81 +74,9 @@ from semsim.semantic.policy import (
 from semsim.semantic.swin import SwinDecoder, SwinEncoder
 from semsim.systems.base import side_info_summary
 from semsim.systems.keras_system import KerasSystem
-from semsim.systems.registry import register_system
+from semsim.systems.params import ReferenceParams
 
 TYPE_NAME = "reference"
-
-
-class SwinSizeParams(pydantic.BaseModel):
-    """Sizes of the channel-aware Swin encoder/decoder (the paper's by default), shared by
-    every Swin-based system so that comparisons use the same backbone: per-stage widths,
-    block counts and heads, the attention window in tokens (4 suits the 16x16 and 8x8
-    grids of 32x32 images), the patch size and the MLP expansion ratio. Paper sizes:
-    encoder stage 1 2 blocks x 6 heads (width 96), stage 2 4 blocks x 8 heads (128);
-    decoder stage 1 2 blocks x 8 heads (128), stage 2 4 blocks x 6 heads (96)."""
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    encoder_dims: tuple[int, ...] = (96, 128)
-    encoder_depths: tuple[int, ...] = (2, 4)
-    encoder_heads: tuple[int, ...] = (6, 8)
-    decoder_dims: tuple[int, ...] = (128, 96)
-    decoder_depths: tuple[int, ...] = (2, 4)
-    decoder_heads: tuple[int, ...] = (8, 6)
-    window_size: int = pydantic.Field(4, ge=1)
-    patch_size: int = pydantic.Field(2, ge=1)
-    mlp_ratio: float = pydantic.Field(4.0, gt=0)
-
-
-class ReferenceParams(SwinSizeParams):
-    """Parameters of the reference system (a scenario's ``params:``; unknown keys are errors).
-
-    Sizes: ``num_maps`` is ``C``; ``encoder_*``/``decoder_*`` list per-stage widths, block
-    counts and heads (paper sizes by default); ``window_size`` is the attention window in
-    tokens (4 suits the 16x16 and 8x8 grids of 32x32 images). Loss: ``lam`` (rate weight
-    lambda), ``mu`` (feature-consistency weight), ``beta`` and ``snr_weight`` (``w(SNR)``, see
-    :mod:`semsim.semantic.losses`), ``snr_range_db`` (training SNRs are drawn from it and ``w``
-    is normalized by it). Gumbel-Softmax temperature: ``temperature_initial`` (the paper's
-    tau = 5), constant by default (``temperature_schedule: constant``, as published); the
-    ``exponential`` or ``linear`` schedules anneal it to ``temperature_final`` over
-    ``temperature_anneal_steps`` optimizer steps (an option, not the paper's setting).
-    ``policy_prior_slope``: initial preference of both policies for
-    larger counts (see :class:`CountPolicy`; 5 starts at about 80 % of the maximum).
-    ``compensation``: name for
-    ``semsim.semantic.compensation.build_compensation`` (``"none"``: identity) with
-    ``compensation_options`` as keyword arguments.
-    """
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    num_maps: int = pydantic.Field(16, ge=1)
-    channel_embed_dim: int = pydantic.Field(32, ge=1)
-    entropy_embed_dim: int = pydantic.Field(64, ge=1)
-    entropy_levels: int = pydantic.Field(256, ge=2)
-    hidden_units: int = pydantic.Field(64, ge=1)
-    lam: float = pydantic.Field(0.02, ge=0)
-    mu: float = pydantic.Field(0.0, ge=0)
-    beta: float = pydantic.Field(1.0, ge=0)
-    snr_weight: Literal["linear", "constant"] = "linear"
-    snr_range_db: tuple[float, float] = (0.0, 20.0)
-    temperature_initial: float = pydantic.Field(5.0, gt=0)
-    temperature_final: float = pydantic.Field(0.5, gt=0)
-    temperature_anneal_steps: int = pydantic.Field(10_000, ge=1)
-    temperature_schedule: Schedule = "constant"
-    policy_prior_slope: float = 5.0
-    compensation: str = "none"
-    compensation_options: dict[str, Any] = pydantic.Field(default_factory=dict)
-
-    @pydantic.model_validator(mode="after")
-    def _check(self):
-        if len(self.encoder_dims) != len(self.decoder_dims):
-            raise ValueError(
-                f"encoder_dims {self.encoder_dims} and decoder_dims {self.decoder_dims} must "
-                "have as many stages (the decoder mirrors the encoder's resolutions)"
-            )
-        if self.snr_range_db[1] < self.snr_range_db[0]:
-            raise ValueError(f"snr_range_db must be (low, high), got {self.snr_range_db}")
-        return self
 
 
 @keras.saving.register_keras_serializable(package="semsim")
@@ -398,7 +323,6 @@ class ReferenceModel(keras.Model):
         }
 
 
-@register_system(TYPE_NAME, params=ReferenceParams)
 def build(params: ReferenceParams, link, image_size: tuple[int, int], seed: int) -> KerasSystem:
     """Channel- and content-adaptive Swin JSCC with learned map selection and symbol pruning
     (2D-entropy-aware Gumbel-Softmax policies) over a MIMO link with LMMSE detection."""

@@ -77,10 +77,9 @@ import itertools
 import math
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
-import pydantic
 import tensorflow as tf
 
 from semsim.codecs import DecodeError, ImageCodec, make_codec
@@ -90,7 +89,7 @@ from semsim.phy.digital import DigitalLink
 from semsim.phy.qam import bits_per_symbol
 from semsim.systems import users as users_lib
 from semsim.systems.base import LinkSpec, System, TrainSpec, TransmitResult
-from semsim.systems.registry import register_system
+from semsim.systems.params import CapacityBoundParams, SeparationParams  # noqa: F401 (re-exported)
 
 #: Bits of the payload-length field at the start of each image's share.
 LENGTH_FIELD_BITS = 16
@@ -501,37 +500,11 @@ class CapacityBoundSystem(_FallbackMixin, System):
         return TransmitResult(images_hat, cr_used.astype(np.float32), extras)
 
 
-class SeparationParams(pydantic.BaseModel):
-    """Scenario params of ``separation`` (see :class:`SeparationSystem`)."""
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    codec: Literal["hevc", "jpeg", "jpeg2000"] = "hevc"
-    code: Literal["dvbs2", "ldpc5g"] = "dvbs2"
-    frame: Literal["normal", "short"] = "normal"
-    modulation: Literal["auto", "qpsk", "16qam", "64qam", "256qam"] = "auto"
-    cr: float | None = pydantic.Field(None, gt=0)
-    required_snr_db: dict[Literal["qpsk", "16qam", "64qam", "256qam"], float] | None = None
-    num_iter: int | None = pydantic.Field(None, ge=1)
-    workers: int | None = pydantic.Field(None, ge=1)
-
-
-class CapacityBoundParams(pydantic.BaseModel):
-    """Scenario params of ``capacity_bound`` (see :class:`CapacityBoundSystem`)."""
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    codec: Literal["hevc", "jpeg", "jpeg2000"] = "hevc"
-    cr: float | None = pydantic.Field(None, gt=0)
-
-
-@register_system("separation", params=SeparationParams)
 def build_separation(params: SeparationParams, link: LinkSpec, image_size, seed: int):
     """Image codec + LDPC + QAM over the same MIMO link (classic digital baseline)."""
     return SeparationSystem(link, **params.model_dump())
 
 
-@register_system("capacity_bound", params=CapacityBoundParams)
 def build_capacity_bound(params: CapacityBoundParams, link: LinkSpec, image_size, seed: int):
     """HEVC intra at the per-image MIMO capacity (upper bound of separation)."""
     return CapacityBoundSystem(link, **params.model_dump())

@@ -36,7 +36,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
-import pydantic
 import sionna.phy
 import tensorflow as tf
 
@@ -50,8 +49,7 @@ from semsim.systems.deepjscc import (
     build_for_users,
 )
 from semsim.systems.keras_system import KerasSystem
-from semsim.systems.reference import SwinSizeParams
-from semsim.systems.registry import register_system
+from semsim.systems.params import SwinJSCCParams
 
 
 class SNRModulator(keras.layers.Layer):
@@ -249,20 +247,6 @@ class SwinJSCC(MSEModel):
         }
 
 
-class SwinJSCCParams(SwinSizeParams):
-    """Scenario params of ``swinjscc`` (sizes default to the reference system's; ``rates``
-    ``None`` trains every channel count ``1..channels``)."""
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    channels: int = pydantic.Field(16, ge=1)
-    rates: tuple[int, ...] | None = None
-    default_cr: float = pydantic.Field(1 / 6, gt=0)
-    hidden: int = pydantic.Field(32, ge=1)
-    eval_batch_size: int = pydantic.Field(64, ge=1)
-
-
-@register_system("swinjscc", params=SwinJSCCParams)
 def build_swinjscc(params: SwinJSCCParams, link: LinkSpec, image_size, seed: int) -> KerasSystem:
     """SwinJSCC with SNR and rate adaptation (SA&RA) on the same MIMO link."""
     options = params.model_dump()

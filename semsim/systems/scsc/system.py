@@ -43,17 +43,16 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
-import pydantic
 import tensorflow as tf
 
 from semsim.metrics import psnr_per_image
 from semsim.phy.spec import LinkSpec
 from semsim.systems.base import System, TrainSpec, TransmitResult
-from semsim.systems.registry import register_system
+from semsim.systems.params import SCSCParams
 from semsim.systems.scsc.chain import QPS, RATES, StandardChain, check_qp_rate
 from semsim.systems.scsc.pcen import PCEN
 from semsim.systems.scsc.ppen import PPEN
@@ -280,26 +279,6 @@ class SCSCSystem(System):
         return TransmitResult(out.images_hat, 2.0 * out.cbr, extras)
 
 
-class SCSCParams(pydantic.BaseModel):
-    """Scenario params of ``scsc`` (see :class:`SCSCSystem`)."""
-
-    model_config = pydantic.ConfigDict(extra="forbid")
-
-    qp: Literal[28, 31, 34, 37, 41] = 34
-    rate: Literal["1/2", "3/4"] = "1/2"
-    ppen: bool = True
-    pcen: bool = True
-    qa: bool = True
-    filters: int = pydantic.Field(32, ge=1)
-    ppen_depth: int = pydantic.Field(3, ge=1)
-    admm_layers: int = pydantic.Field(8, ge=1)
-    proxy_steps: int = pydantic.Field(200, ge=1)
-    pcen_steps: int = pydantic.Field(200, ge=1)
-    ppen_steps: int | None = pydantic.Field(None, ge=1)
-    proxy_check_batches: int = pydantic.Field(2, ge=1)
-
-
-@register_system("scsc", params=SCSCParams)
 def build_scsc(params: SCSCParams, link: LinkSpec, image_size, seed: int):
     """SCSC: PPEN + HEVC/LDPC/QPSK/SVD chain + PCEN, trained through a proxy (Han et al.)."""
     return SCSCSystem(link, **params.model_dump())
