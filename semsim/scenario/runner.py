@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 from semsim import __version__
 from semsim.atomic import atomic_path, write_text
 from semsim.data.pipeline import ImageData, eval_batches, load_data, train_dataset
+from semsim.report.bd import section_of_run
 from semsim.report.markdown import write_report
 from semsim.report.plots import plot_results, plot_samples
 from semsim.report.results import CORE_LISTS, ResultsFile, SystemResults, write_csv
@@ -413,13 +414,14 @@ class _Run:
         for entry in self.selected:
             systems[entry.name] = self._run_system(entry, data, validation, batches, channels,
                                                    points)
+        systems = {e.name: systems[e.name] for e in self.scenario.systems if e.name in systems}
+        scenario = self.resolved.to_dict()
         results = ResultsFile(
             semsim_version=__version__,
             created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             profile=self.resolved.profile, data=data.description,
             metrics=metrics_description(*data.test_shape),
-            scenario=self.resolved.to_dict(),
-            systems={e.name: systems[e.name] for e in self.scenario.systems if e.name in systems},
+            scenario=scenario, systems=systems, bd=section_of_run(scenario, systems),
         )
         write_outputs(results, self.out)
         return results

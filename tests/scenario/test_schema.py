@@ -140,3 +140,24 @@ def test_steps_budget_caps_the_epoch_length(tmp_path):
     assert quick.scenario.train.epochs is None  # a profile's steps replace the base epochs
     spec = quick.scenario.train.to_spec((0.0, 20.0), seed=0, train_batches=99)
     assert (spec.steps, spec.steps_per_epoch, spec.epochs) == (5, 5, 1)
+
+
+def test_bd_anchor_and_curves_must_name_systems(tmp_path):
+    def problems(eval_text):
+        text = MU.replace("train: {epochs: 3", f"eval: {eval_text}\ntrain: {{epochs: 3")
+        return [str(p) for p in validate_file(write(tmp_path, text))[0]]
+
+    assert problems("{bd_anchor: base}") == []
+    assert problems("{bd_anchor: sweep, bd_curves: {sweep: [base, late]}}") == []
+    assert problems("{bd_anchor: chain}") == [
+        "eval.bd_anchor: 'chain' is not a system of this scenario nor a curve of "
+        "eval.bd_curves; systems: base, matcher, late"]
+    assert problems("{bd_anchor: base, bd_curves: {s: [base, nope]}}") == [
+        "eval.bd_curves['s']: 'nope' is not a system of this scenario; "
+        "systems: base, matcher, late"]
+    assert problems("{bd_anchor: s, bd_curves: {s: [base], t: [base]}}") == [
+        "eval.bd_curves: system 'base' is in both 's' and 't'"]
+    assert problems("{bd_anchor: base, bd_curves: {s: [base, late]}}") == [
+        "eval.bd_anchor: 'base' belongs to curve 's'; name that curve"]
+    assert problems("{bd_curves: {s: [base]}}") == [
+        "eval.bd_curves: needs eval.bd_anchor (the curve compared against)"]
