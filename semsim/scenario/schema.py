@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from semsim.phy.precoding import check_precoding
 from semsim.systems.base import CSISpec, LinkSpec, TrainSpec
 
 #: Sane SNR range of a scenario, in dB.
@@ -81,7 +82,11 @@ class LinkConfig(Strict):
     default; ``realized``: the papers' ``||HX||^2 / (||HX||_0 sigma^2)``), see docs/phy.md.
     to ``nr`` (M) receive antennas; ``nt`` is then not given. ``model``: ``rayleigh``
     (i.i.d.) or a 3GPP TR 38.901 model (``cdl-a`` ... ``tdl-e``, single user, block fading,
-    no extra correlation) with RMS delay spread ``delay_spread_ns`` in ns.
+    no extra correlation) with RMS delay spread ``delay_spread_ns`` in ns. ``precoding``:
+    ``none`` or ``svd`` (transmitter CSI for every system: SVD precoding with water-filling
+    on the receiver's fed-back estimate, LMMSE detection on the effective channel; single
+    user, block fading or none, ``nr >= nt``, ``snr: average``, ``detector: lmmse``; see
+    docs/phy.md).
     """
 
     nr: Annotated[int, Field(gt=0)]
@@ -97,6 +102,7 @@ class LinkConfig(Strict):
     model: Literal["rayleigh", "cdl-a", "cdl-b", "cdl-c", "cdl-d", "cdl-e",
                    "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e"] = "rayleigh"
     delay_spread_ns: Annotated[float, Field(gt=0.0)] = 100.0
+    precoding: Literal["none", "svd"] = "none"
 
     @model_validator(mode="after")
     def _consistent(self) -> LinkConfig:
@@ -134,6 +140,8 @@ class LinkConfig(Strict):
             elif self.csi.pilots < streams:
                 raise ValueError(f"csi.pilots: {self.csi.pilots} is too few for {streams} transmit "
                                  f"streams (LS needs pilots >= {streams})")
+        check_precoding(self.precoding, users=self.users, num_rx_ant=self.nr, num_tx_ant=streams,
+                        fading=self.fading, snr=self.snr, detector=self.detector)
         return self
 
     @property
@@ -153,6 +161,7 @@ class LinkConfig(Strict):
             snr=self.snr,
             model=self.model,
             delay_spread_ns=self.delay_spread_ns,
+            precoding=self.precoding,
         )
 
 
