@@ -80,7 +80,7 @@ class LinkConfig(Strict):
     to ``nr`` (M) receive antennas; ``nt`` is then not given. ``snr``: the SNR definition
     every system of the scenario uses (``average``: per-receive-antenna average SNR, the
     default; ``realized``: the papers' ``||HX||^2 / (||HX||_0 sigma^2)``), see docs/phy.md.
-    to ``nr`` (M) receive antennas; ``nt`` is then not given. ``model``: ``rayleigh``
+    ``model``: ``rayleigh``
     (i.i.d.) or a 3GPP TR 38.901 model (``cdl-a`` ... ``tdl-e``, single user, block fading,
     no extra correlation) with RMS delay spread ``delay_spread_ns`` in ns. ``precoding``:
     ``none`` or ``svd`` (transmitter CSI for every system: SVD precoding with water-filling

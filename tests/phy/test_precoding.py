@@ -185,3 +185,18 @@ def test_a_learned_system_runs_end_to_end_on_a_precoded_link(tmp_path, monkeypat
     assert results.scenario["link"]["precoding"] == "svd"
     assert system.cr == [pytest.approx(8 / 48)] and np.isfinite(system.psnr_db[0])
     assert (4, 2, 2) in shapes  # the evaluation batch of 4 was precoded
+
+
+def test_capacity_bound_with_transmitter_csi_is_the_water_filling_capacity():
+    """Singular values (2, 1) at 10 dB: per-stream SNRs 21.5 and 4.625 (see above), so
+    C = log2(22.5) + log2(5.625) bit per channel use; without precoding the bound stays
+    log2 det(I + H H^H / 0.2) = log2((1 + 20)(1 + 5)), which is lower."""
+    from semsim.phy.spec import CSISpec, LinkSpec
+    from semsim.systems.separation import CapacityBoundSystem as CapacityBound
+
+    h = _known_h([2.0, 1.0], 3)
+    link = LinkSpec(csi=CSISpec(mode="perfect"), precoding="svd")
+    bits = CapacityBound(link).capacity_bits(h, 10.0, uses=10)
+    np.testing.assert_allclose(bits, 10 * (np.log2(22.5) + np.log2(5.625)), rtol=1e-5)
+    plain = CapacityBound(LinkSpec(csi=CSISpec(mode="perfect"))).capacity_bits(h, 10.0, uses=10)
+    np.testing.assert_allclose(plain, 10 * np.log2(21.0 * 6.0), rtol=1e-5)

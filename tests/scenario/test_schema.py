@@ -161,3 +161,15 @@ def test_bd_anchor_and_curves_must_name_systems(tmp_path):
         "eval.bd_anchor: 'base' belongs to curve 's'; name that curve"]
     assert problems("{bd_curves: {s: [base]}}") == [
         "eval.bd_curves: needs eval.bd_anchor (the curve compared against)"]
+
+
+def test_precoding_svd_is_refused_where_it_cannot_work(tmp_path):
+    single = MU.replace("{nr: 4, users: 4, csi: {mode: noisy, error_var: noise}, "
+                        "rx_correlation: 0.5}", "{nr: 2, nt: 2, precoding: svd}")
+    assert validate_file(write(tmp_path, single))[0] == []
+    resolved = load_scenario(write(tmp_path, single))
+    assert resolved.scenario.link.to_spec().precoding == "svd"
+    problems, _ = validate_file(write(tmp_path, MU.replace("rx_correlation: 0.5}",
+                                                           "rx_correlation: 0.5, precoding: svd}")))
+    assert [str(p) for p in problems] == [
+        "link: precoding 'svd' needs a single-user link (users is 4)"]
