@@ -138,7 +138,7 @@ def check_precoding(precoding: str, *, users: int, num_rx_ant: int, num_tx_ant: 
     ]
     for bad, need in problems:
         if bad:
-            raise ValueError(f"precoding 'svd' needs {need}")
+            raise ValueError(f"precoding: 'svd' needs {need}")
 
 
 def svd_precoding_matrix(h_hat, no, symbol_energy: float = 1.0) -> tf.Tensor:

@@ -147,9 +147,9 @@ def test_digital_link_svd_decodes_and_refuses_unsupported_links():
     bits = rng.integers(0, 2, size=(16, 256)).astype(np.float32)
     h = _known_h([1.5, 0.7], 16, seed=5)
     np.testing.assert_array_equal(link(bits, 40.0, h=h).numpy(), bits)
-    with pytest.raises(ValueError, match="precoding 'svd' needs a single-user link"):
+    with pytest.raises(ValueError, match="precoding: 'svd' needs a single-user link"):
         DigitalLink("qpsk", num_rx_ant=2, users=2, precoding="svd")
-    with pytest.raises(ValueError, match="precoding 'svd' needs fading 'block' or 'none'"):
+    with pytest.raises(ValueError, match="precoding: 'svd' needs fading 'block' or 'none'"):
         DigitalLink("qpsk", num_rx_ant=2, num_tx_ant=2, fading="fast", precoding="svd")
     with pytest.raises(ValueError, match=r"needs nr >= nt"):
         _svd_link(num_rx_ant=1, antennas_per_user=2)

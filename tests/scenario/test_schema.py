@@ -172,4 +172,4 @@ def test_precoding_svd_is_refused_where_it_cannot_work(tmp_path):
     problems, _ = validate_file(write(tmp_path, MU.replace("rx_correlation: 0.5}",
                                                            "rx_correlation: 0.5, precoding: svd}")))
     assert [str(p) for p in problems] == [
-        "link: precoding 'svd' needs a single-user link (users is 4)"]
+        "link.precoding: 'svd' needs a single-user link (users is 4)"]
