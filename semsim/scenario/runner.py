@@ -65,7 +65,7 @@ from semsim.scenario.evaluation import (
     validation_split,
 )
 from semsim.scenario.loader import ResolvedScenario
-from semsim.scenario.schema import SystemConfig, evaluation_order
+from semsim.scenario.schema import Scenario, SystemConfig, evaluation_order
 from semsim.scenario.shard import SHARD_FILE, Shard, assignment
 from semsim.seeding import set_seed
 from semsim.systems.base import System, TrainReport, TransmitResult
@@ -154,6 +154,13 @@ def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _without_resumable(scenario: dict) -> dict:
+    """The resolved scenario as a resume compares it: re-validated, so that a run made
+    before a schema field existed compares equal when the field is at its default, and
+    without the keys a resume may change."""
+    try:
+        scenario = Scenario.model_validate(scenario).model_dump(mode="json")
+    except ValueError:  # pydantic's ValidationError: compared as written
+        pass
     train = {k: v for k, v in scenario.get("train", {}).items() if k not in RESUME_MAY_CHANGE}
     return {**scenario, "train": train}
 

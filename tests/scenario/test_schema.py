@@ -173,3 +173,17 @@ def test_precoding_svd_is_refused_where_it_cannot_work(tmp_path):
                                                            "rx_correlation: 0.5, precoding: svd}")))
     assert [str(p) for p in problems] == [
         "link.precoding: 'svd' needs a single-user link (users is 4)"]
+
+
+def test_resume_accepts_a_run_made_before_new_fields_at_their_defaults(tmp_path):
+    """run_state.json of a run made before eval.bd_* and link.precoding existed lacks
+    them; --resume compares the re-validated scenarios, so they match, while a changed
+    value still differs."""
+    from semsim.scenario.runner import _without_resumable
+
+    now = load_scenario(write(tmp_path, MU)).to_dict()
+    before = {**now, "eval": {k: v for k, v in now["eval"].items() if not k.startswith("bd_")},
+              "link": {k: v for k, v in now["link"].items() if k != "precoding"}}
+    assert before != now and _without_resumable(before) == _without_resumable(now)
+    changed = {**before, "eval": {**before["eval"], "samples": 2}}
+    assert _without_resumable(changed) != _without_resumable(now)
