@@ -12,6 +12,16 @@ Shapes: single user ``x`` ``[B, Nt, L]``; multi-user ``x`` ``[B, K, A, L]`` (one
 constraint per user); ``x_hat`` and ``no_eff`` have the shape of ``x``. Systems lay their
 symbols out with :mod:`semsim.phy.layout` (the one symbol-to-antenna mapping).
 
+Transmitter CSI (``link.precoding == "svd"``, :mod:`semsim.phy.precoding`): ``transmit``
+precodes the normalized block by ``F = V diag(sqrt(p))`` from ``state.h_hat`` (the
+receiver's estimate, fed back) and water-filling at ``state.no_pilot`` (the noise variance
+of the link's SNR), sends ``F x`` through ``state.h`` and detects with the scenario's LMMSE
+detector on the effective channel ``h_hat F``. The layout, the power of ``x``, the total
+transmit power (``Nt Es`` per channel use) and hence ``no`` are those of the unprecoded
+link. With perfect CSI ``h F = U diag(s sqrt(p))`` has orthogonal columns, so LMMSE on it
+is ``U^H`` combining followed by each stream's MMSE scaling; a stream water-filling
+switches off comes back as 0 with error variance ``Es`` (its symbols are lost).
+
 Rate accounting: ``sent_reals`` counts the real symbols that entered the channel layer
 (2 per sent complex entry of ``mask``), per example ``[B]`` (multi-user: per user,
 ``[B, K]``); systems report their CR from it.
@@ -29,6 +39,7 @@ from semsim.phy.csi import make_csi
 from semsim.phy.detection import LMMSEDetector, ZFDetector
 from semsim.phy.layer import PhyLayer
 from semsim.phy.power import PowerNormalization
+from semsim.phy.precoding import check_precoding, svd_precoding_matrix
 from semsim.phy.spec import LinkSpec, link_from_config, link_to_config
 
 
@@ -84,6 +95,9 @@ class AnalogLink(PhyLayer):
         else:
             raise ValueError(f"detector must be 'lmmse' or 'zf', got {link.detector!r}")
         self.symbol_energy = float(power)
+        check_precoding(link.precoding, users=link.users, num_rx_ant=link.num_rx_ant,
+                        num_tx_ant=link.num_tx_ant, fading=link.fading, snr=link.snr,
+                        detector=link.detector)
 
     @property
     def pilot_overhead(self) -> int:
@@ -110,8 +124,14 @@ class AnalogLink(PhyLayer):
         sent = tf.ones(tf.shape(x), tf.float32) if mask is None else tf.broadcast_to(
             tf.cast(mask, tf.float32), tf.shape(x))
         x = self.power(x, sent_mask=sent) if normalize else x * tf.cast(sent, tf.complex64)
-        y, _, no = self.channel(x, snr_db, h=state.h, sent=sent)
-        x_hat, no_eff = self.detector(y, state.h_hat, no)
+        if self.link.precoding == "svd":
+            f = svd_precoding_matrix(state.h_hat, state.no_pilot, self.symbol_energy)
+            used = tf.broadcast_to(tf.reduce_max(sent, axis=-2, keepdims=True), tf.shape(sent))
+            y, _, no = self.channel(tf.matmul(f, x), snr_db, h=state.h, sent=used)
+            x_hat, no_eff = self.detector(y, tf.matmul(state.h_hat, f), no)
+        else:
+            y, _, no = self.channel(x, snr_db, h=state.h, sent=sent)
+            x_hat, no_eff = self.detector(y, state.h_hat, no)
         if self.multi_user:
             shape = tf.shape(x)
             x_hat = tf.reshape(x_hat, shape)

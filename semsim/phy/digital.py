@@ -24,6 +24,11 @@ combining. Without fading (``fading="none"``, ``H = I``) each antenna receives o
 ``snr`` is Es/N0 of every stream. Multi-user uplinks use :class:`~semsim.phy.MultiUserUplinkChannel`
 (SNR per user: ``snr = A Es / N0`` for ``A`` antennas per user under fading).
 
+Transmitter CSI (``precoding="svd"``): as in :class:`~semsim.phy.AnalogLink`, the streams
+are precoded by ``F = V diag(sqrt(p))`` from the receiver's estimate ``h_hat`` (fed back)
+with water-filling at the link's noise variance, and the (unbiased) LMMSE detector runs on
+``h_hat F``; symbols of a stream that water-filling switches off get zero LLRs.
+
 Multi-user uplink (``users = K > 1``): each user sends its own codeword on its ``A`` antennas;
 bits are ``[B, K, k]`` and the output likewise.
 """
@@ -43,6 +48,7 @@ from semsim.phy.dvbs2 import CODES as DVBS2_CODES
 from semsim.phy.dvbs2 import DVBS2LDPCCodec
 from semsim.phy.layer import PhyLayer
 from semsim.phy.ldpc import LDPC5GCodec
+from semsim.phy.precoding import check_precoding, svd_precoding_matrix
 from semsim.phy.qam import QAMDemapper, QAMMapper, bits_per_symbol
 from semsim.phy.spec import CSISpec, LinkSpec
 
@@ -83,6 +89,8 @@ class DigitalLink(PhyLayer):
     num_iter : int | None
         BP iterations (default 20 for 5G, 50 for DVB-S2).
     demapping : ``"app"`` | ``"maxlog"``
+    precoding : ``"none"`` | ``"svd"``
+        Transmitter CSI (module docstring; :func:`semsim.phy.precoding.check_precoding`).
 
     Call
     ----
@@ -100,7 +108,7 @@ class DigitalLink(PhyLayer):
                  csi_error_var: float | None = None, detector: str = "lmmse",
                  num_iter: int | None = None, demapping: str = "app",
                  rx_correlation: float = 0.0, tx_correlation: float = 0.0,
-                 snr: str = "average", **kwargs):
+                 snr: str = "average", precoding: str = "none", **kwargs):
         super().__init__(**kwargs)
         m = bits_per_symbol(modulation)
         if code not in CODES:
@@ -133,7 +141,10 @@ class DigitalLink(PhyLayer):
                             pilots=pilots, csi_error_var=csi_error_var, detector=detector,
                             num_iter=num_iter, demapping=demapping,
                             rx_correlation=rx_correlation, tx_correlation=tx_correlation,
-                            snr=snr)
+                            snr=snr, precoding=precoding)
+        check_precoding(precoding, users=users, num_rx_ant=num_rx_ant, num_tx_ant=num_tx_ant,
+                        fading=fading, snr=snr, detector=detector)
+        self.precoding = precoding
 
         self.codec = self._make_codec(code, k, n, frame, num_iter)
         self.k = self.codec.k if self.codec is not None else self._uncoded_k(k, n)
@@ -166,7 +177,7 @@ class DigitalLink(PhyLayer):
                    fading=link.fading, csi=link.csi.mode, pilots=link.csi.pilots,
                    csi_error_var=link.csi.error_var, detector=link.detector,
                    rx_correlation=link.rx_correlation, tx_correlation=link.tx_correlation,
-                   snr=link.snr, **kwargs)
+                   snr=link.snr, precoding=link.precoding, **kwargs)
 
     @staticmethod
     def _make_codec(code, k, n, frame, num_iter):
@@ -249,7 +260,18 @@ class DigitalLink(PhyLayer):
         x = tf.cast(x, tf.complex64)
         sent = tf.ones(tf.shape(x), tf.float32) if sent is None else tf.cast(sent, tf.float32)
         snr_db = tf.cast(snr_db, tf.float32)
-        y, h, no = self.channel(x * tf.cast(sent, tf.complex64), snr_db, h=h, sent=sent)
+        x = x * tf.cast(sent, tf.complex64)
+        if self.precoding == "svd":  # CSI first: the transmitter precodes with h_hat
+            h = self.channel.sample_channel(tf.shape(x)[0]) if h is None else h
+            h = tf.cast(h, tf.complex64)
+            no_pilot = self.channel.noise_variance(h, snr_db)
+            h_hat, _ = self.csi(h, no_pilot)
+            f = svd_precoding_matrix(h_hat, no_pilot)
+            used = tf.broadcast_to(tf.reduce_max(sent, axis=-2, keepdims=True), tf.shape(sent))
+            y, h, no = self.channel(tf.matmul(f, x), snr_db, h=h, sent=used)
+            x_hat, no_eff = self.detector(y, tf.matmul(h_hat, f), no)
+            return x_hat, no_eff, 2.0 * tf.reduce_sum(sent, axis=[-2, -1])
+        y, h, no = self.channel(x, snr_db, h=h, sent=sent)
         h_hat, _ = self.csi(h, self.channel.noise_variance(h, snr_db))
         x_hat, no_eff = self.detector(y, h_hat, no)
         return x_hat, no_eff, 2.0 * tf.reduce_sum(sent, axis=[-2, -1])

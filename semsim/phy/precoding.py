@@ -12,6 +12,15 @@ streams without precoding, so the SNR calibration of :mod:`semsim.phy.channel`'s
 ``"average"`` mode, ``no = P / snr``, is unchanged). Streams that water-filling switches
 off (``p_i = 0``) carry nothing; :meth:`SVDPrecoder.combine` reports them with an
 infinite effective noise variance so soft demapping yields zero LLRs (erasures).
+
+The link option ``precoding: svd`` (:class:`~semsim.phy.AnalogLink`,
+:class:`~semsim.phy.DigitalLink`, hence every system that sends through them) uses
+:func:`svd_precoding_matrix`: the transmitter precodes the layout's ``Nt`` streams
+(:mod:`semsim.phy.layout` unchanged: symbol ``n`` on stream ``n mod Nt``, stream ``i`` on
+the ``i``-th strongest eigenmode) by ``F = V diag(sqrt(p))``, computed from the channel the
+receiver estimated and fed back (``h_hat``, equal to ``h`` with perfect CSI) and
+water-filling at the link's noise variance; the receiver runs its usual LMMSE detector on
+the effective channel ``h_hat F``. :func:`check_precoding` says which links support it.
 """
 
 from __future__ import annotations
@@ -100,3 +109,54 @@ class SVDPrecoder:
         est = z * tf.complex(scale, 0.0)[..., tf.newaxis]
         no_eff = tf.where(on, self.no[:, tf.newaxis] / tf.where(on, gain**2, 1.0), float("inf"))
         return est, no_eff
+
+
+PRECODING_MODES = ("none", "svd")
+
+
+def check_precoding(precoding: str, *, users: int, num_rx_ant: int, num_tx_ant: int,
+                    fading: str, snr: str, detector: str) -> None:
+    """Raise a one-line ``ValueError`` unless the link supports ``precoding``.
+
+    ``svd`` needs a single-user link (the users of an uplink cannot share one precoder),
+    block fading or none (one ``H`` per block, known before sending), ``nr >= nt`` (one
+    eigenmode per layout stream), the ``average`` SNR definition (water-filling needs the
+    noise level before sending; ``realized`` depends on the precoded signal) and the LMMSE
+    detector (streams water-filling switches off make the effective channel singular for ZF).
+    """
+    if precoding not in PRECODING_MODES:
+        raise ValueError(f"precoding must be one of {', '.join(PRECODING_MODES)}, got {precoding!r}")
+    if precoding == "none":
+        return
+    problems = [
+        (users != 1, f"a single-user link (users is {users})"),
+        (fading not in ("block", "none"), f"fading 'block' or 'none' (got {fading!r})"),
+        (num_rx_ant < num_tx_ant,
+         f"nr >= nt, one eigenmode per transmit stream (got nr={num_rx_ant}, nt={num_tx_ant})"),
+        (snr != "average", f"snr 'average' (got {snr!r})"),
+        (detector != "lmmse", f"detector 'lmmse' (got {detector!r})"),
+    ]
+    for bad, need in problems:
+        if bad:
+            raise ValueError(f"precoding: 'svd' needs {need}")
+
+
+def svd_precoding_matrix(h_hat, no, symbol_energy: float = 1.0) -> tf.Tensor:
+    """The precoder ``F = V diag(sqrt(p))`` ``[B, Nt, Nt]`` complex64 of ``precoding: svd``.
+
+    ``h_hat``: ``[B, Nr, Nt]`` complex64, the transmitter's CSI (``Nr >= Nt``); ``no``:
+    ``[B]`` or scalar noise variance per complex receive sample; ``symbol_energy``: ``Es``
+    of each stream's symbols. ``p`` is the water-filling over the per-stream SNRs at unit
+    power ``s_i^2 Es / no`` with ``sum_i p_i = Nt``, so ``F x`` carries ``Nt Es`` per channel
+    use like ``Nt`` unprecoded streams: the same total transmit power, hence the same ``no``.
+    Column ``i`` of ``F`` is the ``i``-th strongest eigenmode (singular values descending).
+    """
+    h_hat = tf.convert_to_tensor(h_hat, tf.complex64)
+    if h_hat.shape.rank != 3:
+        raise ValueError(f"h_hat must have shape [B, Nr, Nt] (block fading), got {h_hat.shape}")
+    nr, nt = h_hat.shape[-2], h_hat.shape[-1]
+    if nr < nt:
+        raise ValueError(f"SVD precoding needs Nr >= Nt, got {nr} < {nt}")
+    no = tf.cast(no, tf.float32) / float(symbol_energy)
+    pre = SVDPrecoder(h_hat, no, total_power=nt)
+    return pre.v * tf.complex(tf.sqrt(pre.power), 0.0)[:, tf.newaxis, :]

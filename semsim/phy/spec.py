@@ -38,6 +38,8 @@ class LinkSpec:
     :mod:`semsim.phy.channel`.
     ``model``: ``"rayleigh"`` (i.i.d. CN(0, 1)) or a 3GPP TR 38.901 model ``"cdl-a"`` ...
     ``"tdl-e"`` (:mod:`semsim.phy.tr38901`) with RMS delay spread ``delay_spread_ns`` (ns).
+    ``precoding``: ``"none"`` or ``"svd"`` (transmitter CSI: SVD precoding with
+    water-filling on the fed-back ``h_hat``, :mod:`semsim.phy.precoding`).
     """
 
     num_rx_ant: int = 2
@@ -51,6 +53,7 @@ class LinkSpec:
     snr: Literal["average", "realized"] = "average"
     model: str = "rayleigh"
     delay_spread_ns: float = 100.0
+    precoding: Literal["none", "svd"] = "none"
 
     @property
     def num_tx_ant(self) -> int:

@@ -19,6 +19,16 @@ command line (writes ``bd.json`` beside ``results.json`` and prints it)::
 
 Both interpolate in log-rate with piecewise cubic Hermite (``pchip``) polynomials, the
 method the package recommends over the original cubic fit (monotone, no overshoot).
+
+:func:`bd_section` is what a run writes into ``results.json`` (``bd``) and ``report.md``
+when its scenario names an anchor (``eval: {bd_anchor: NAME, bd_curves: {...}}``): one
+curve per entry of ``bd_curves`` (its systems' points) or per system left out of them (a
+single point), compared per SNR against the anchor's curve. A system evaluates one CR per
+SNR point, so a rate sweep is a group of systems at different CRs at the same SNR; points
+at different SNRs are never joined (their quality differs for another reason than rate).
+A delta is ``null`` with its reason when either curve has fewer than
+:data:`MIN_RATE_POINTS` distinct rates, when PSNR does not increase strictly with CBR, or
+when the curves do not overlap (in PSNR for BD-rate, in CBR for BD-PSNR).
 """
 
 from __future__ import annotations
@@ -27,12 +37,19 @@ import argparse
 import json
 import re
 import sys
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import bjontegaard
 import numpy as np
 
 METHODS = ("pchip", "akima", "cubic")
+#: Distinct rate points a curve needs for a BD delta in a run's results (the four points
+#: of the original Bjontegaard fit; fewer leave the interpolation mostly unconstrained).
+MIN_RATE_POINTS = 4
+#: What the rate axis of :func:`bd_section` is.
+RATE_AXIS = "CBR = cr / 2 (complex channel symbols per real source value), per SNR point"
 
 
 def _curve(rate, quality, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -146,6 +163,101 @@ def bd_from_results(results: dict, anchor: str, method: str = "pchip") -> dict:
             row[family] = entry
         table[str(snr)] = row
     return table
+
+
+def _delta(fn, anchor, test, method: str) -> tuple[float | None, str | None, str | None]:
+    """``(value, reason it is null, library warning)`` of one BD delta."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            value = fn(*anchor, *test, method)
+        except ValueError as err:
+            return None, str(err), None
+    notes = [str(w.message) for w in caught if "overlap" in str(w.message).lower()]
+    return value, None, "; ".join(notes) or None
+
+
+def _too_few(name: str, rates: np.ndarray) -> str | None:
+    distinct = np.unique(np.round(rates, 12))
+    if distinct.size < MIN_RATE_POINTS:
+        return (f"curve {name!r} has {distinct.size} distinct rate point(s) at this SNR "
+                f"(BD needs >= {MIN_RATE_POINTS})")
+    if distinct.size < rates.size:
+        return f"curve {name!r} has systems at the same rate"
+    return None
+
+
+def bd_section(eval_config: Mapping, systems: Mapping[str, Mapping],
+               method: str = "pchip") -> dict | None:
+    """The ``bd`` section of ``results.json``, or ``None`` when ``eval_config`` (a
+    scenario's ``eval`` section as a dict) names no ``bd_anchor``.
+
+    ``systems``: name -> mapping with the per-SNR lists ``snr_db``, ``cr`` and
+    ``psnr_db`` (the results' systems, possibly a subset of the scenario's). Curves:
+    ``eval_config["bd_curves"]`` (curve name -> system names), every other system alone.
+    Returns ``{"anchor", "method", "rate", "min_rate_points", "curves", "snr_db",
+    "deltas"}`` with ``deltas[curve] = {"bd_rate_percent", "bd_psnr_db", "notes"}``, each a
+    list aligned with ``snr_db`` (the anchor's SNR grid); a ``None`` delta has its reason in
+    ``notes``, as does a library warning (partial overlap) beside a number.
+    """
+    anchor = eval_config.get("bd_anchor")
+    if anchor is None:
+        return None
+    _check_method(method)
+    grouped = {c: list(names) for c, names in (eval_config.get("bd_curves") or {}).items()}
+    member = {n for names in grouped.values() for n in names}
+    curves = {c: [n for n in names if n in systems] for c, names in grouped.items()}
+    curves.update({n: [n] for n in systems if n not in member})
+    curves = {c: names for c, names in curves.items() if names}
+    first = curves[anchor][0] if anchor in curves else next(iter(systems))
+    snrs = list(systems[first]["snr_db"])
+
+    def points(curve: str, snr: float) -> tuple[np.ndarray, np.ndarray] | None:
+        rates, psnrs = [], []
+        for name in curves[curve]:
+            grid = list(systems[name]["snr_db"])
+            if snr not in grid:
+                return None
+            i = grid.index(snr)
+            rates.append(systems[name]["cr"][i] / 2.0)
+            psnrs.append(systems[name]["psnr_db"][i])
+        return np.asarray(rates, np.float64), np.asarray(psnrs, np.float64)
+
+    deltas: dict[str, dict] = {}
+    for curve in curves:
+        if curve == anchor:
+            continue
+        entry: dict[str, list] = {"bd_rate_percent": [], "bd_psnr_db": [], "notes": []}
+        for snr in snrs:
+            ref = points(anchor, snr) if anchor in curves else None
+            test = points(curve, snr)
+            if ref is None or test is None:
+                reason = (f"curve {anchor if ref is None else curve!r} was not evaluated "
+                          "at this SNR in this run")
+            else:
+                reason = _too_few(anchor, ref[0]) or _too_few(curve, test[0])
+            if reason:
+                entry["bd_rate_percent"].append(None)
+                entry["bd_psnr_db"].append(None)
+                entry["notes"].append(reason)
+                continue
+            rate, why_rate, warn_rate = _delta(bd_rate, ref, test, method)
+            psnr, why_psnr, warn_psnr = _delta(bd_quality, ref, test, method)
+            notes = [f"BD-rate: {why_rate or warn_rate}" if why_rate or warn_rate else None,
+                     f"BD-PSNR: {why_psnr or warn_psnr}" if why_psnr or warn_psnr else None]
+            entry["bd_rate_percent"].append(rate)
+            entry["bd_psnr_db"].append(psnr)
+            entry["notes"].append("; ".join(n for n in notes if n) or None)
+        deltas[curve] = entry
+    return {"anchor": anchor, "method": method, "rate": RATE_AXIS,
+            "min_rate_points": MIN_RATE_POINTS, "curves": curves, "snr_db": snrs,
+            "deltas": deltas}
+
+
+def section_of_run(scenario: Mapping, systems: Mapping) -> dict | None:
+    """:func:`bd_section` of a run: ``scenario`` the resolved scenario as a dict (its
+    ``eval`` section names the anchor), ``systems`` name -> ``SystemResults``."""
+    return bd_section(scenario.get("eval", {}), {n: s.model_dump() for n, s in systems.items()})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,6 +62,38 @@ def _metric_notes(results: ResultsFile) -> list[str]:
     return lines
 
 
+def _bd_lines(results: ResultsFile) -> list[str]:
+    """The Bjontegaard table: one row per curve, one cell per SNR (BD-rate / BD-PSNR, or
+    ``n/a`` with a numbered reason below the table)."""
+    bd = results.bd
+    if bd is None:
+        return []
+    lines = ["## Bjontegaard deltas", "",
+             f"Against `{bd.anchor}`, per SNR: BD-rate (percent CBR at equal PSNR; negative = "
+             f"fewer channel symbols) / BD-PSNR (dB at equal CBR; positive = better), "
+             f"`bjontegaard` package, {bd.method} interpolation in log-CBR. Curves (systems "
+             f"at different rates, same SNR): "
+             + "; ".join(f"{c}: {', '.join(n)}" for c, n in bd.curves.items()) + ".", ""]
+    if not bd.deltas:
+        return [*lines, "No curve besides the anchor.", ""]
+    lines += ["| curve | " + " | ".join(f"{s:g} dB" for s in bd.snr_db) + " |",
+              "|---|" + "---|" * len(bd.snr_db)]
+    notes: list[str] = []
+    for curve, entry in bd.deltas.items():
+        cells = []
+        for rate, psnr, note in zip(entry.bd_rate_percent, entry.bd_psnr_db, entry.notes,
+                                    strict=True):
+            cell = " / ".join(["n/a" if rate is None else f"{rate:+.1f} %",
+                               "n/a" if psnr is None else f"{psnr:+.2f} dB"])
+            if note:
+                if note not in notes:
+                    notes.append(note)
+                cell += f" [{notes.index(note) + 1}]"
+            cells.append(cell)
+        lines.append(f"| {curve} | " + " | ".join(cells) + " |")
+    return [*lines, "", *(f"[{i}] {note}  " for i, note in enumerate(notes, 1)), ""]
+
+
 def write_report(results: ResultsFile, figures: list[Path], path: str | Path) -> Path:
     """Write ``report.md`` at ``path`` (atomically); ``figures`` are embedded relative
     to it."""
@@ -98,6 +130,7 @@ def write_report(results: ResultsFile, figures: list[Path], path: str | Path) ->
         "",
         *_table(results, _ssim_cell, with_training=False),
         "",
+        *_bd_lines(results),
         "## Figures",
         "",
     ]

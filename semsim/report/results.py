@@ -1,9 +1,9 @@
 """The ``results.json`` schema (versioned) and its CSV export.
 
-``results.json`` (``schema_version`` 2; metric definitions in ``docs/metrics.md``)::
+``results.json`` (``schema_version`` 3; metric definitions in ``docs/metrics.md``)::
 
     {
-      "schema_version": 2,
+      "schema_version": 3,
       "semsim_version": "0.1.0",
       "created": "2025-01-01T12:00:00+00:00",
       "profile": "quick",                      # profile applied, or null
@@ -33,10 +33,21 @@
                                                # trained | resumed (semsim.weights.shipped)
           "<extra>": [...]                     # per-SNR mean of each TransmitResult.extras
         }                                      # entry (e.g. kept_maps, side_info_bits,
-      }                                        # failed = failure rate; target_cr for
-    }                                          # systems with match_cr_of)
+      },                                       # failed = failure rate; target_cr for
+                                               # systems with match_cr_of)
+      "bd": {                                  # null unless the scenario names
+        "anchor": "chain",                     # eval.bd_anchor (semsim.report.bd)
+        "method": "pchip", "rate": "CBR = cr / 2 ...", "min_rate_points": 4,
+        "curves": {"chain": ["chain_q28", ...], "deepjscc": ["deepjscc"]},
+        "snr_db": [2.0, 6.0],
+        "deltas": {"<curve>": {"bd_rate_percent": [...], # % CBR vs the anchor at equal
+                               "bd_psnr_db": [...],      # PSNR; dB at equal CBR; null
+                               "notes": [...]}}          # with its reason in notes
+      }
+    }
 
-Every list of a system is aligned with its ``snr_db``.
+Every list of a system is aligned with its ``snr_db``, every list of ``bd.deltas`` with
+``bd.snr_db``. Version 2 files (before the ``bd`` section) are read with ``bd`` null.
 """
 
 from __future__ import annotations
@@ -52,7 +63,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from semsim.atomic import write_text
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: Older versions :meth:`ResultsFile.read` still reads (version 2: no ``bd`` section).
+READABLE_VERSIONS = (2, SCHEMA_VERSION)
 #: Per-SNR lists every system has (in CSV column order).
 CORE_LISTS = ("snr_db", "psnr_db", "psnr_ci95_db", "psnr_std_db", "psnr_of_mean_mse_db",
               "exact_images", "ssim", "ssim_ci95", "ms_ssim", "ms_ssim_ci95", "cr", "n_images")
@@ -113,10 +126,48 @@ class SystemResults(BaseModel):
         return {k: [float(v) for v in values] for k, values in (self.model_extra or {}).items()}
 
 
+class BDDeltas(BaseModel):
+    """One curve's Bjontegaard deltas against the anchor, per SNR (``None``: undefined,
+    reason in ``notes``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bd_rate_percent: list[float | None]
+    bd_psnr_db: list[float | None]
+    notes: list[str | None]
+
+
+class BDResults(BaseModel):
+    """The ``bd`` section (:func:`semsim.report.bd.bd_section`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    anchor: str
+    method: str
+    rate: str
+    min_rate_points: int
+    curves: dict[str, list[str]]
+    snr_db: list[float]
+    deltas: dict[str, BDDeltas]
+
+    @model_validator(mode="after")
+    def _aligned(self) -> BDResults:
+        n = len(self.snr_db)
+        for curve, entry in self.deltas.items():
+            for key in ("bd_rate_percent", "bd_psnr_db", "notes"):
+                if len(getattr(entry, key)) != n:
+                    raise ValueError(f"bd.deltas[{curve!r}].{key} has "
+                                     f"{len(getattr(entry, key))} values, bd.snr_db has {n}")
+            for key in ("bd_rate_percent", "bd_psnr_db"):
+                if not all(v is None or math.isfinite(v) for v in getattr(entry, key)):
+                    raise ValueError(f"bd.deltas[{curve!r}].{key} holds a non-finite value")
+        return self
+
+
 class ResultsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     semsim_version: str
     created: str
     profile: str | None = None
@@ -124,6 +175,7 @@ class ResultsFile(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     scenario: dict[str, Any]
     systems: dict[str, SystemResults] = Field(min_length=1)
+    bd: BDResults | None = None
 
     def write(self, path: str | Path) -> None:
         """Write as JSON (strict: no NaN/inf), atomically."""
@@ -138,11 +190,14 @@ class ResultsFile(BaseModel):
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"cannot read results file {str(path)!r}: {err}") from err
         version = data.get("schema_version") if isinstance(data, dict) else None
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ValueError(f"{path}: schema_version {version!r} is not supported "
-                             f"(this semsim reads version {SCHEMA_VERSION}; regenerate it with "
+                             f"(this semsim reads versions "
+                             f"{', '.join(map(str, READABLE_VERSIONS))}; regenerate it with "
                              "`semsim eval --checkpoint RUN_DIR`)")
-        return cls.model_validate(data)
+        if version == 2 and "bd" in data:
+            raise ValueError(f"{path}: a schema_version 2 file has no 'bd' section")
+        return cls.model_validate({**data, "schema_version": SCHEMA_VERSION})
 
 
 def write_csv(results: ResultsFile, path: str | Path) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from semsim import __version__
 from semsim.atomic import atomic_path, write_text
+from semsim.report.bd import section_of_run
 from semsim.report.results import ResultsFile
 from semsim.scenario.evaluation import system_results
 from semsim.scenario.runner import STATE_FILE, RunError, write_outputs
@@ -109,6 +110,6 @@ def merge_shards(dirs: list[Path], out: Path) -> ResultsFile:
         semsim_version=__version__,
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         profile=states[0]["profile"], data=records[0]["data"], metrics=records[0]["metrics"],
-        scenario=scenario, systems=systems)
+        scenario=scenario, systems=systems, bd=section_of_run(scenario, systems))
     write_outputs(results, out)
     return results

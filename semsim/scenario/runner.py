@@ -56,6 +56,7 @@ from tqdm.auto import tqdm
 from semsim import __version__
 from semsim.atomic import atomic_path, write_text
 from semsim.data.pipeline import ImageData, eval_batches, load_data, train_dataset
+from semsim.report.bd import section_of_run
 from semsim.report.markdown import write_report
 from semsim.report.plots import plot_results, plot_samples
 from semsim.report.results import CORE_LISTS, ResultsFile, SystemResults, write_csv
@@ -66,7 +67,7 @@ from semsim.scenario.evaluation import (
     validation_split,
 )
 from semsim.scenario.loader import ResolvedScenario
-from semsim.scenario.schema import SystemConfig, evaluation_order
+from semsim.scenario.schema import Scenario, SystemConfig, evaluation_order
 from semsim.scenario.shard import SHARD_FILE, Shard, assignment
 from semsim.seeding import set_seed
 from semsim.systems.base import System, TrainReport, TransmitResult
@@ -156,6 +157,13 @@ def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _without_resumable(scenario: dict) -> dict:
+    """The resolved scenario as a resume compares it: re-validated, so that a run made
+    before a schema field existed compares equal when the field is at its default, and
+    without the keys a resume may change."""
+    try:
+        scenario = Scenario.model_validate(scenario).model_dump(mode="json")
+    except ValueError:  # pydantic's ValidationError: compared as written
+        pass
     train = {k: v for k, v in scenario.get("train", {}).items() if k not in RESUME_MAY_CHANGE}
     return {**scenario, "train": train}
 
@@ -419,13 +427,14 @@ class _Run:
         for entry in self.selected:
             systems[entry.name] = self._run_system(entry, data, validation, batches, channels,
                                                    points)
+        systems = {e.name: systems[e.name] for e in self.scenario.systems if e.name in systems}
+        scenario = self.resolved.to_dict()
         results = ResultsFile(
             semsim_version=__version__,
             created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             profile=self.resolved.profile, data=data.description,
             metrics=metrics_description(*data.test_shape),
-            scenario=self.resolved.to_dict(),
-            systems={e.name: systems[e.name] for e in self.scenario.systems if e.name in systems},
+            scenario=scenario, systems=systems, bd=section_of_run(scenario, systems),
         )
         write_outputs(results, self.out)
         return results

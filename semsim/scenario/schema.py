@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from semsim.phy.precoding import check_precoding
 from semsim.systems.base import CSISpec, LinkSpec, TrainSpec
 
 #: Sane SNR range of a scenario, in dB.
@@ -79,9 +80,13 @@ class LinkConfig(Strict):
     to ``nr`` (M) receive antennas; ``nt`` is then not given. ``snr``: the SNR definition
     every system of the scenario uses (``average``: per-receive-antenna average SNR, the
     default; ``realized``: the papers' ``||HX||^2 / (||HX||_0 sigma^2)``), see docs/phy.md.
-    to ``nr`` (M) receive antennas; ``nt`` is then not given. ``model``: ``rayleigh``
+    ``model``: ``rayleigh``
     (i.i.d.) or a 3GPP TR 38.901 model (``cdl-a`` ... ``tdl-e``, single user, block fading,
-    no extra correlation) with RMS delay spread ``delay_spread_ns`` in ns.
+    no extra correlation) with RMS delay spread ``delay_spread_ns`` in ns. ``precoding``:
+    ``none`` or ``svd`` (transmitter CSI for every system: SVD precoding with water-filling
+    on the receiver's fed-back estimate, LMMSE detection on the effective channel; single
+    user, block fading or none, ``nr >= nt``, ``snr: average``, ``detector: lmmse``; see
+    docs/phy.md).
     """
 
     nr: Annotated[int, Field(gt=0)]
@@ -97,6 +102,7 @@ class LinkConfig(Strict):
     model: Literal["rayleigh", "cdl-a", "cdl-b", "cdl-c", "cdl-d", "cdl-e",
                    "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e"] = "rayleigh"
     delay_spread_ns: Annotated[float, Field(gt=0.0)] = 100.0
+    precoding: Literal["none", "svd"] = "none"
 
     @model_validator(mode="after")
     def _consistent(self) -> LinkConfig:
@@ -134,6 +140,8 @@ class LinkConfig(Strict):
             elif self.csi.pilots < streams:
                 raise ValueError(f"csi.pilots: {self.csi.pilots} is too few for {streams} transmit "
                                  f"streams (LS needs pilots >= {streams})")
+        check_precoding(self.precoding, users=self.users, num_rx_ant=self.nr, num_tx_ant=streams,
+                        fading=self.fading, snr=self.snr, detector=self.detector)
         return self
 
     @property
@@ -153,6 +161,7 @@ class LinkConfig(Strict):
             snr=self.snr,
             model=self.model,
             delay_spread_ns=self.delay_spread_ns,
+            precoding=self.precoding,
         )
 
 
@@ -291,10 +300,45 @@ class TrainConfig(Strict):
 
 class EvalConfig(Strict):
     """Evaluation: ``batch_size`` images per channel draw; ``samples``: images shown
-    in the original-vs-reconstruction grid."""
+    in the original-vs-reconstruction grid. ``bd_anchor``: the curve every other one is
+    compared with by Bjontegaard deltas (BD-rate in percent CBR at equal PSNR, BD-PSNR in
+    dB at equal CBR, per SNR; written to results.json and report.md, see
+    :mod:`semsim.report.bd`): a system name or a key of ``bd_curves``. ``bd_curves``: curve
+    name -> the systems whose (CBR, PSNR) points at one SNR form that curve (a rate sweep:
+    the same scheme at different rates); a system in no curve is a curve of one point.
+    A delta needs at least 4 distinct rates on both curves, otherwise it is null with
+    the reason."""
 
     batch_size: Annotated[int, Field(gt=0)] = 32
     samples: Annotated[int, Field(gt=0, le=16)] = 4
+    bd_anchor: str | None = None
+    bd_curves: dict[str, Annotated[list[str], Field(min_length=1)]] | None = None
+
+    def check_bd(self, names: list[str]) -> None:
+        """Raise ``ValueError`` unless the BD options refer to systems ``names``."""
+        curves = self.bd_curves or {}
+        if curves and self.bd_anchor is None:
+            raise ValueError("eval.bd_curves: needs eval.bd_anchor (the curve compared against)")
+        seen: dict[str, str] = {}
+        for curve, members in curves.items():
+            for name in members:
+                if name not in names:
+                    raise ValueError(f"eval.bd_curves[{curve!r}]: {name!r} is not a system of "
+                                     f"this scenario; systems: {', '.join(names)}")
+                if name in seen:
+                    raise ValueError(f"eval.bd_curves: system {name!r} is in both "
+                                     f"{seen[name]!r} and {curve!r}")
+                seen[name] = curve
+            if curve in names and curve not in members:
+                raise ValueError(f"eval.bd_curves: curve {curve!r} is named like a system "
+                                 "outside it")
+        if self.bd_anchor is not None and self.bd_anchor not in names and \
+                self.bd_anchor not in curves:
+            raise ValueError(f"eval.bd_anchor: {self.bd_anchor!r} is not a system of this "
+                             f"scenario nor a curve of eval.bd_curves; systems: {', '.join(names)}")
+        if self.bd_anchor in seen and self.bd_anchor not in curves:
+            raise ValueError(f"eval.bd_anchor: {self.bd_anchor!r} belongs to curve "
+                             f"{seen[self.bd_anchor]!r}; name that curve")
 
 
 class SystemConfig(Strict):
@@ -344,6 +388,7 @@ class Scenario(Strict):
                 raise ValueError(f"systems[{i}].match_cr_of: {entry.match_cr_of!r} is not a system "
                                  f"of this scenario; systems: {', '.join(names)}")
         evaluation_order(self.systems)
+        self.eval.check_bd(names)
         users = self.link.users
         if users > 1:
             # consecutive groups of `users` images share one multi-user channel use

@@ -86,6 +86,7 @@ from semsim.codecs import DecodeError, ImageCodec, make_codec
 from semsim.phy import layout
 from semsim.phy.channel import make_channel
 from semsim.phy.digital import DigitalLink
+from semsim.phy.precoding import water_filling
 from semsim.phy.qam import bits_per_symbol
 from semsim.systems import users as users_lib
 from semsim.systems.base import LinkSpec, System, TrainSpec, TransmitResult
@@ -451,7 +452,9 @@ class CapacityBoundSystem(_FallbackMixin, System):
         ``uses * log2 det(I + (Es / no) H H^H)``; ``[R, K]`` (equal for all users) on a
         multi-user uplink, ``uses * min_S log2 det(I + (Es / no) H_S H_S^H) / |S|``, with
         ``no`` the noise variance the link's channel layer draws for unit-energy symbols
-        (``Es / no = snr / A`` under the ``"average"`` SNR definition with fading)."""
+        (``Es / no = snr / A`` under the ``"average"`` SNR definition with fading). With
+        ``precoding: svd`` (single user) the capacity with transmitter CSI,
+        ``uses * sum_i log2(1 + p_i s_i^2 Es / no)``, water-filling ``sum_i p_i = Nt``."""
         no = self.channel.noise_variance(tf.constant(h, tf.complex64), float(snr_db)).numpy()
         h = np.asarray(h, np.complex128)
         snr = (1.0 / no.astype(np.float64))[:, None, None]
@@ -462,6 +465,10 @@ class CapacityBoundSystem(_FallbackMixin, System):
             gram = np.eye(h.shape[1]) + snr * hs @ np.conj(np.swapaxes(hs, 1, 2))
             return np.linalg.slogdet(gram)[1] / np.log(2.0)
 
+        if users == 1 and self.link.precoding == "svd":  # transmitter CSI: water-filling
+            gains = np.linalg.svd(h, compute_uv=False) ** 2 * snr[:, 0]
+            power = water_filling(tf.constant(gains, tf.float32), h.shape[2]).numpy()
+            return uses * np.sum(np.log2(1.0 + power * gains), axis=1)
         if users == 1:
             return uses * log_det(slice(None))
         rate = np.full(len(h), np.inf)

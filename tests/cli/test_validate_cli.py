@@ -38,7 +38,7 @@ CASES = {
     "unknown_key": (GOOD.replace("link: {nr: 2, nt: 2}", "link: {nr: 2, nt: 2, fadding: fast}"),
                     ["link: unknown key 'fadding' (allowed: nr, nt, users, antennas_per_user, "
                      "fading, rx_correlation, tx_correlation, csi, detector, snr, model, "
-                     "delay_spread_ns)"]),
+                     "delay_spread_ns, precoding)"]),
     "bad_params": (GOOD.replace("params: {cr: 0.5}", "params: {cr: 2.0, colour: red}"),
                    ["systems[0].params.cr: Input should be less than or equal to 1 (got 2.0)",
                     "systems[0].params: unknown key 'colour' (allowed: cr, shrink, "

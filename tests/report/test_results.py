@@ -12,7 +12,7 @@ from PIL import Image
 
 from semsim.report.markdown import write_report
 from semsim.report.plots import plot_results, plot_samples
-from semsim.report.results import ResultsFile, SystemResults, write_csv
+from semsim.report.results import BDDeltas, BDResults, ResultsFile, SystemResults, write_csv
 
 
 def quality(psnr, **more):
@@ -46,7 +46,7 @@ def test_round_trip(tmp_path):
     results = make_results()
     results.write(tmp_path / "results.json")
     data = json.loads((tmp_path / "results.json").read_text())
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3 and data["bd"] is None
     assert data["systems"]["ref"]["steps_done"] == 600
     assert data["systems"]["ref"]["kept_maps"] == [3.5, 6.0]  # extras sit beside core lists
     again = ResultsFile.read(tmp_path / "results.json")
@@ -68,6 +68,47 @@ def test_schema_rejects_bad_files(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match="schema_version 1 is not supported"):
         ResultsFile.read(tmp_path / "r.json")
+
+
+def test_version_2_files_are_read_without_bd(tmp_path):
+    """A file written before the bd section (version 2, no "bd" key) loads with bd null
+    and is written back as version 3."""
+    data = make_results().model_dump(mode="json")
+    data.pop("bd")
+    data["schema_version"] = 2
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    old = ResultsFile.read(tmp_path / "r.json")
+    assert old.bd is None and old.schema_version == 3 and old.systems == make_results().systems
+    data["bd"] = None
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="version 2 file has no 'bd'"):
+        ResultsFile.read(tmp_path / "r.json")
+
+
+def _with_bd() -> ResultsFile:
+    results = make_results()
+    return results.model_copy(update={"bd": BDResults(
+        anchor="ref", method="pchip", rate="CBR", min_rate_points=4,
+        curves={"ref": ["ref"], "sep": ["sep"]}, snr_db=[0.0, 10.0],
+        deltas={"sep": BDDeltas(bd_rate_percent=[None, -12.345], bd_psnr_db=[None, 0.5],
+                                notes=["too few", None])})})
+
+
+def test_bd_section_round_trip_and_report(tmp_path):
+    results = _with_bd()
+    results.write(tmp_path / "results.json")
+    assert json.loads((tmp_path / "results.json").read_text())["bd"]["deltas"]["sep"][
+        "bd_rate_percent"] == [None, -12.345]
+    assert ResultsFile.read(tmp_path / "results.json") == results
+    report = write_report(results, [], tmp_path / "report.md").read_text()
+    assert "## Bjontegaard deltas" in report and "Against `ref`" in report
+    assert "| curve | 0 dB | 10 dB |" in report
+    assert "| sep | n/a / n/a [1] | -12.3 % / +0.50 dB |" in report
+    assert "[1] too few" in report
+    with pytest.raises(pydantic.ValidationError, match="bd_psnr_db has 1 values"):
+        BDResults(anchor="a", method="pchip", rate="CBR", min_rate_points=4, curves={},
+                  snr_db=[0.0, 1.0], deltas={"b": {"bd_rate_percent": [1.0, 2.0],
+                                                   "bd_psnr_db": [1.0], "notes": [None, None]}})
 
 
 def test_csv_has_one_row_per_system_and_snr(tmp_path):

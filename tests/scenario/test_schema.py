@@ -153,3 +153,50 @@ def test_steps_budget_is_split_into_even_epochs(steps, batches, expected):
     trained = spec.epochs * spec.steps_per_epoch
     assert (spec.steps_per_epoch, spec.epochs, trained) == expected
     assert steps <= trained < steps + spec.epochs and spec.steps_per_epoch <= batches
+
+
+def test_bd_anchor_and_curves_must_name_systems(tmp_path):
+    def problems(eval_text):
+        text = MU.replace("train: {epochs: 3", f"eval: {eval_text}\ntrain: {{epochs: 3")
+        return [str(p) for p in validate_file(write(tmp_path, text))[0]]
+
+    assert problems("{bd_anchor: base}") == []
+    assert problems("{bd_anchor: sweep, bd_curves: {sweep: [base, late]}}") == []
+    assert problems("{bd_anchor: chain}") == [
+        "eval.bd_anchor: 'chain' is not a system of this scenario nor a curve of "
+        "eval.bd_curves; systems: base, matcher, late"]
+    assert problems("{bd_anchor: base, bd_curves: {s: [base, nope]}}") == [
+        "eval.bd_curves['s']: 'nope' is not a system of this scenario; "
+        "systems: base, matcher, late"]
+    assert problems("{bd_anchor: s, bd_curves: {s: [base], t: [base]}}") == [
+        "eval.bd_curves: system 'base' is in both 's' and 't'"]
+    assert problems("{bd_anchor: base, bd_curves: {s: [base, late]}}") == [
+        "eval.bd_anchor: 'base' belongs to curve 's'; name that curve"]
+    assert problems("{bd_curves: {s: [base]}}") == [
+        "eval.bd_curves: needs eval.bd_anchor (the curve compared against)"]
+
+
+def test_precoding_svd_is_refused_where_it_cannot_work(tmp_path):
+    single = MU.replace("{nr: 4, users: 4, csi: {mode: noisy, error_var: noise}, "
+                        "rx_correlation: 0.5}", "{nr: 2, nt: 2, precoding: svd}")
+    assert validate_file(write(tmp_path, single))[0] == []
+    resolved = load_scenario(write(tmp_path, single))
+    assert resolved.scenario.link.to_spec().precoding == "svd"
+    problems, _ = validate_file(write(tmp_path, MU.replace("rx_correlation: 0.5}",
+                                                           "rx_correlation: 0.5, precoding: svd}")))
+    assert [str(p) for p in problems] == [
+        "link.precoding: 'svd' needs a single-user link (users is 4)"]
+
+
+def test_resume_accepts_a_run_made_before_new_fields_at_their_defaults(tmp_path):
+    """run_state.json of a run made before eval.bd_* and link.precoding existed lacks
+    them; --resume compares the re-validated scenarios, so they match, while a changed
+    value still differs."""
+    from semsim.scenario.runner import _without_resumable
+
+    now = load_scenario(write(tmp_path, MU)).to_dict()
+    before = {**now, "eval": {k: v for k, v in now["eval"].items() if not k.startswith("bd_")},
+              "link": {k: v for k, v in now["link"].items() if k != "precoding"}}
+    assert before != now and _without_resumable(before) == _without_resumable(now)
+    changed = {**before, "eval": {**before["eval"], "samples": 2}}
+    assert _without_resumable(changed) != _without_resumable(now)

@@ -49,7 +49,7 @@ systems:
   - {name: b, type: toy, match_cr_of: a, params: {shrink: 0.3}}
   - {name: d, type: toy_fixed, match_cr_of: c, params: {shrink: 0.5}}
 train: {steps: 2, batch_size: 4}
-eval: {batch_size: 8, samples: 2}
+eval: {batch_size: 8, samples: 2, bd_anchor: a}
 """
 
 
@@ -102,6 +102,9 @@ def test_merged_shards_equal_a_single_process_run(tmp_path):
     assert list(merged.systems) == list(single.systems) == ["a", "c", "b", "d"]
     assert comparable(merged) == comparable(single)
     assert merged.metrics == single.metrics and merged.data == single.data
+    assert merged.bd == single.bd and single.bd.anchor == "a"  # one point each: null
+    assert single.bd.deltas["c"].bd_rate_percent == [None] * 3
+    assert "1 distinct rate point(s)" in single.bd.deltas["c"].notes[0]
     assert ResultsFile.read(tmp_path / "merged" / "results.json") == merged
     for name in ("report.md", "results.csv", "samples_d.png"):
         assert (tmp_path / "merged" / name).is_file()
