@@ -39,8 +39,8 @@ from semsim.phy.csi import make_csi
 from semsim.phy.detection import LMMSEDetector, ZFDetector
 from semsim.phy.layer import PhyLayer
 from semsim.phy.power import PowerNormalization
-from semsim.phy.precoding import check_precoding, svd_precoding_matrix
-from semsim.phy.spec import LinkSpec, link_from_config, link_to_config
+from semsim.phy.precoding import svd_precoding_matrix
+from semsim.phy.spec import LinkSpec, check_precoding, link_from_config, link_to_config
 
 
 class ChannelState(NamedTuple):

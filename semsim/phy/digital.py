@@ -48,9 +48,9 @@ from semsim.phy.dvbs2 import CODES as DVBS2_CODES
 from semsim.phy.dvbs2 import DVBS2LDPCCodec
 from semsim.phy.layer import PhyLayer
 from semsim.phy.ldpc import LDPC5GCodec
-from semsim.phy.precoding import check_precoding, svd_precoding_matrix
+from semsim.phy.precoding import svd_precoding_matrix
 from semsim.phy.qam import QAMDemapper, QAMMapper, bits_per_symbol
-from semsim.phy.spec import CSISpec, LinkSpec
+from semsim.phy.spec import CSISpec, LinkSpec, check_precoding
 
 CODES = ("none", "ldpc5g", "dvbs2")
 DETECTORS = ("lmmse", "zf")

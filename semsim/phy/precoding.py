@@ -20,7 +20,7 @@ The link option ``precoding: svd`` (:class:`~semsim.phy.AnalogLink`,
 the ``i``-th strongest eigenmode) by ``F = V diag(sqrt(p))``, computed from the channel the
 receiver estimated and fed back (``h_hat``, equal to ``h`` with perfect CSI) and
 water-filling at the link's noise variance; the receiver runs its usual LMMSE detector on
-the effective channel ``h_hat F``. :func:`check_precoding` says which links support it.
+the effective channel ``h_hat F``. :func:`semsim.phy.spec.check_precoding` says which links support it.
 """
 
 from __future__ import annotations
@@ -109,36 +109,6 @@ class SVDPrecoder:
         est = z * tf.complex(scale, 0.0)[..., tf.newaxis]
         no_eff = tf.where(on, self.no[:, tf.newaxis] / tf.where(on, gain**2, 1.0), float("inf"))
         return est, no_eff
-
-
-PRECODING_MODES = ("none", "svd")
-
-
-def check_precoding(precoding: str, *, users: int, num_rx_ant: int, num_tx_ant: int,
-                    fading: str, snr: str, detector: str) -> None:
-    """Raise a one-line ``ValueError`` unless the link supports ``precoding``.
-
-    ``svd`` needs a single-user link (the users of an uplink cannot share one precoder),
-    block fading or none (one ``H`` per block, known before sending), ``nr >= nt`` (one
-    eigenmode per layout stream), the ``average`` SNR definition (water-filling needs the
-    noise level before sending; ``realized`` depends on the precoded signal) and the LMMSE
-    detector (streams water-filling switches off make the effective channel singular for ZF).
-    """
-    if precoding not in PRECODING_MODES:
-        raise ValueError(f"precoding must be one of {', '.join(PRECODING_MODES)}, got {precoding!r}")
-    if precoding == "none":
-        return
-    problems = [
-        (users != 1, f"a single-user link (users is {users})"),
-        (fading not in ("block", "none"), f"fading 'block' or 'none' (got {fading!r})"),
-        (num_rx_ant < num_tx_ant,
-         f"nr >= nt, one eigenmode per transmit stream (got nr={num_rx_ant}, nt={num_tx_ant})"),
-        (snr != "average", f"snr 'average' (got {snr!r})"),
-        (detector != "lmmse", f"detector 'lmmse' (got {detector!r})"),
-    ]
-    for bad, need in problems:
-        if bad:
-            raise ValueError(f"precoding: 'svd' needs {need}")
 
 
 def svd_precoding_matrix(h_hat, no, symbol_energy: float = 1.0) -> tf.Tensor:

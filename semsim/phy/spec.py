@@ -73,3 +73,33 @@ def link_from_config(config: dict | LinkSpec) -> LinkSpec:
     csi = config.get("csi", {})
     config["csi"] = csi if isinstance(csi, CSISpec) else CSISpec(**csi)
     return LinkSpec(**config)
+
+
+PRECODING_MODES = ("none", "svd")
+
+
+def check_precoding(precoding: str, *, users: int, num_rx_ant: int, num_tx_ant: int,
+                    fading: str, snr: str, detector: str) -> None:
+    """Raise a one-line ``ValueError`` unless the link supports ``precoding``.
+
+    ``svd`` needs a single-user link (the users of an uplink cannot share one precoder),
+    block fading or none (one ``H`` per block, known before sending), ``nr >= nt`` (one
+    eigenmode per layout stream), the ``average`` SNR definition (water-filling needs the
+    noise level before sending; ``realized`` depends on the precoded signal) and the LMMSE
+    detector (streams water-filling switches off make the effective channel singular for ZF).
+    """
+    if precoding not in PRECODING_MODES:
+        raise ValueError(f"precoding must be one of {', '.join(PRECODING_MODES)}, got {precoding!r}")
+    if precoding == "none":
+        return
+    problems = [
+        (users != 1, f"a single-user link (users is {users})"),
+        (fading not in ("block", "none"), f"fading 'block' or 'none' (got {fading!r})"),
+        (num_rx_ant < num_tx_ant,
+         f"nr >= nt, one eigenmode per transmit stream (got nr={num_rx_ant}, nt={num_tx_ant})"),
+        (snr != "average", f"snr 'average' (got {snr!r})"),
+        (detector != "lmmse", f"detector 'lmmse' (got {detector!r})"),
+    ]
+    for bad, need in problems:
+        if bad:
+            raise ValueError(f"precoding: 'svd' needs {need}")

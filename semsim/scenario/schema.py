@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from semsim.phy.precoding import check_precoding
+from semsim.phy.spec import check_precoding
 from semsim.systems.base import CSISpec, LinkSpec, TrainSpec
 
 #: Sane SNR range of a scenario, in dB.
