@@ -130,3 +130,62 @@ def test_unsupported_learned_types_are_refused_in_one_line():
         check_precision("reference", "mixed_bfloat16", reference)
     check_precision("reference", "float32", reference)
     check_precision("separation", "mixed_float16", get_system_type("separation").factory)
+
+
+SCENARIO = """\
+name: tiny_precision
+description: tiny scenario of the precision tests
+link: {nr: 2, nt: 2, csi: perfect}
+data: {source: builtin, image_size: 16, test_images: 8}
+systems:
+  - {name: deepjscc, type: deepjscc, params: {filters: [4, 4, 4, 4]}}
+  - {name: reference, type: reference, params: {num_maps: 4}}
+train: {steps: 2, batch_size: 4}
+"""
+
+
+def _resolved(tmp_path, precision: str | None):
+    from semsim.scenario.loader import load_scenario
+
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO)
+    return load_scenario(path, None, {} if precision is None else {"train.precision": precision})
+
+
+def test_the_runner_builds_under_the_policy_and_the_hash_keeps_float32_out(tmp_path):
+    from pathlib import Path
+
+    from semsim.data.pipeline import load_data
+    from semsim.scenario.runner import RunError, RunOptions, _Run
+    from semsim.weights.manifest import config_hash, hashed_config
+
+    hashes = {}
+    for precision in (None, "float32", "mixed_bfloat16"):
+        resolved = _resolved(tmp_path, precision)
+        run = _Run(resolved, RunOptions(out_dir=Path("unused"), progress=False))
+        system = run._build(resolved.scenario.system("deepjscc"), load_data(resolved.scenario.data))
+        assert keras.config.dtype_policy().name == "float32"
+        compute = "bfloat16" if precision == "mixed_bfloat16" else "float32"
+        assert system.model.encoder_layers[0].compute_dtype == compute
+        config = hashed_config(resolved, "deepjscc", system)
+        hashes[precision] = config_hash(config)
+        if precision == "mixed_bfloat16":
+            assert config["train"]["precision"] == "mixed_bfloat16"
+            with pytest.raises(RunError, match=r"system 'reference': train.precision: system "
+                                               r"type 'reference' does not support"):
+                run._build(resolved.scenario.system("reference"),
+                           load_data(resolved.scenario.data))
+    # float32 (the default) leaves the hash of existing checkpoints unchanged; a mixed
+    # policy trains other weights, so it is part of the hash
+    assert hashes[None] == hashes["float32"] != hashes["mixed_bfloat16"]
+
+
+def test_the_command_line_flag_sets_train_precision():
+    from semsim.cli.main import build_parser
+    from semsim.cli.run import overrides_of
+
+    args = build_parser().parse_args(["run", "s.yaml", "--precision", "mixed_float16"])
+    assert overrides_of(args) == {"train.precision": "mixed_float16"}
+    assert overrides_of(build_parser().parse_args(["run", "s.yaml"])) == {}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "s.yaml", "--precision", "float16"])
