@@ -22,8 +22,10 @@ SIZE = 16
 BATCH = 8
 STEPS = 4
 #: Relative tolerance of a mixed-precision step's loss against float32's, per step
-#: (4 steps of a tiny deepjscc, seed 0; measured: at most 1.2e-4).
-LOSS_RTOL = 2e-3
+#: (4 steps of a tiny deepjscc, seed 0; measured: at most 1.0e-4 for mixed_float16,
+#: 2.4e-4 for mixed_bfloat16). The 4 steps lower the loss by about 3.7e-3 relative, so
+#: steps that do not train (e.g. all skipped by the loss scaling) would not pass.
+LOSS_RTOL = 1e-3
 MIXED = pytest.mark.parametrize("precision, compute", [("mixed_float16", "float16"),
                                                        ("mixed_bfloat16", "bfloat16")])
 
@@ -100,7 +102,8 @@ def test_a_mixed_step_keeps_the_channel_in_full_precision(monkeypatch, type_name
 def test_a_few_mixed_steps_track_float32(float32_losses, precision, compute):
     losses = _losses("deepjscc", precision)
     assert np.all(np.isfinite(losses))
-    assert float32_losses[-1] < float32_losses[0]  # the steps do train
+    for trajectory in (losses, float32_losses):  # the steps do train
+        assert trajectory[0] - trajectory[-1] > 2 * LOSS_RTOL * trajectory[0]
     np.testing.assert_allclose(losses, float32_losses, rtol=LOSS_RTOL)
 
 
