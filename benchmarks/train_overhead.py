@@ -24,9 +24,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from semsim.phy import CSISpec, LinkSpec, layout  # noqa: E402
+from semsim.seeding import set_seed  # noqa: E402
 from semsim.semantic.entropy import entropy_2d  # noqa: E402
 from semsim.semantic.policy import pruned_symbol_probe  # noqa: E402
-from semsim.seeding import set_seed  # noqa: E402
 from semsim.systems.reference import ReferenceModel, ReferenceParams  # noqa: E402
 
 SIZE = 32

@@ -35,9 +35,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from semsim.phy import CSISpec, LinkSpec  # noqa: E402
+from semsim.seeding import set_seed  # noqa: E402
 from semsim.semantic.channel_state import ChannelStateEncoder  # noqa: E402
 from semsim.semantic.swin import SwinDecoder, SwinEncoder  # noqa: E402
-from semsim.seeding import set_seed  # noqa: E402
 from semsim.systems.keras_system import LossModel  # noqa: E402
 from semsim.systems.multiuser import (  # noqa: E402
     AdaptiveEncoding,
