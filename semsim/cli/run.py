@@ -80,6 +80,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distribute", choices=("none", "mirrored", "multi_worker"),
                         help="train on several devices (same as --set train.distribute=...): "
                              "mirrored = all local GPUs (multi_worker: not supported yet)")
+    parser.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
+                        help="dtype policy of the learned blocks (same as --set "
+                             "train.precision=...); the physical layer stays float32")
     parser.add_argument("--shard", type=shard_of, metavar="I/N",
                         help="run only shard I of N (0 <= I < N) of the (system, SNR point) "
                              "pairs; assemble the N run directories with `semsim merge`")
@@ -136,6 +139,8 @@ def overrides_of(args: argparse.Namespace) -> dict[str, object]:
         values["seed"] = args.seed
     if getattr(args, "distribute", None):
         values["train.distribute"] = args.distribute
+    if getattr(args, "precision", None):
+        values["train.precision"] = args.precision
     return values
 
 

@@ -12,7 +12,15 @@ import tensorflow as tf
 class PhyLayer(keras.layers.Layer):
     """A Keras layer that also accepts plain Python/NumPy numbers as positional
     arguments (e.g. ``channel(x, 10.0)`` for an SNR in dB); Keras 3 otherwise only
-    accepts tensors there. Numbers become float32 tensors, complex numbers complex64."""
+    accepts tensors there. Numbers become float32 tensors, complex numbers complex64.
+
+    Physical layers always use the ``float32`` dtype policy (unless given another
+    ``dtype``), so a global mixed-precision policy never casts their inputs (SNRs,
+    noise variances) down."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(*args, **kwargs)
 
     def __call__(self, *args, **kwargs):
         return super().__call__(*(_as_tensor(a) for a in args), **kwargs)

@@ -58,9 +58,13 @@ def compact(values: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
     """Move the entries of ``values`` ``[..., P]`` whose ``keep`` (0/1, hard, same shape) is
     1 to the front, in order; the tail holds the others (zero when ``values`` is masked).
     Gradients reach ``values``; ``keep`` only orders them."""
-    order = tf.argsort(tf.cast(1.0 - tf.stop_gradient(tf.cast(keep, tf.float32)), tf.int32),
-                       axis=-1, stable=True)
-    return tf.gather(values, order, batch_dims=values.shape.rank - 1)
+    return tf.gather(values, _compaction_order(keep), batch_dims=values.shape.rank - 1)
+
+
+def _compaction_order(keep: tf.Tensor) -> tf.Tensor:
+    """The permutation :func:`compact` applies: kept positions first, each group in order."""
+    return tf.argsort(tf.cast(1.0 - tf.stop_gradient(tf.cast(keep, tf.float32)), tf.int32),
+                      axis=-1, stable=True)
 
 
 def expand(stream: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
@@ -79,12 +83,22 @@ def place(symbols: tf.Tensor, antennas: int, keep: tf.Tensor | None = None):
     ``keep`` (optional ``[..., N]`` hard 0/1) selects the symbols to send; they are
     compacted first (module docstring). Unsent slots of ``x`` are zero.
     """
+    return _place(symbols, antennas, keep, compacted=keep is None)
+
+
+def _place(symbols: tf.Tensor, antennas: int, keep: tf.Tensor | None, compacted: bool):
+    """:func:`place`; ``compacted``: ``keep`` is known to be a prefix mask already (all
+    ones, or the mask of symbols :func:`pack_reals` compacted), so the compaction, an
+    identity permutation then, is skipped (same values and gradients, one sort less)."""
     symbols = tf.cast(symbols, tf.complex64)
     n = _static_last(symbols, "symbols")
     keep = tf.ones(tf.shape(symbols), tf.float32) if keep is None else tf.cast(keep, tf.float32)
     keep = tf.stop_gradient(keep)
-    symbols = compact(symbols * tf.cast(keep, tf.complex64), keep)
-    keep = compact(keep, keep)
+    symbols = symbols * tf.cast(keep, tf.complex64)
+    if not compacted:  # one permutation for the symbols and their mask
+        order = _compaction_order(keep)
+        symbols = tf.gather(symbols, order, batch_dims=symbols.shape.rank - 1)
+        keep = tf.gather(keep, order, batch_dims=keep.shape.rank - 1)
     length = num_channel_uses(n, antennas)
     pad = antennas * length - n
 
@@ -130,7 +144,7 @@ def pack_reals(z: tf.Tensor, antennas: int, keep: tf.Tensor | None = None):
     symbols = reals_to_complex(z)
     symbols.set_shape(z.shape[:-1].concatenate([(r + 1) // 2]))
     sent = None if keep is None else _pair_keep(keep, r)
-    return place(symbols, antennas, sent)
+    return _place(symbols, antennas, sent, compacted=True)  # the kept reals lead already
 
 
 def unpack_reals(x: tf.Tensor, num_reals: int, keep: tf.Tensor | None = None) -> tf.Tensor:

@@ -74,6 +74,7 @@ from semsim.systems.base import System, TrainReport, TransmitResult
 from semsim.systems.distribute import check_batch, check_distributable, strategy_for
 from semsim.systems.keras_export import export_model
 from semsim.systems.keras_system import NonFiniteTrainingError
+from semsim.systems.precision import check_precision, dtype_policy
 from semsim.systems.registry import get_system_type
 from semsim.weights.shipped import prepare_weights, weights_record
 
@@ -249,11 +250,15 @@ class _Run:
         stype = get_system_type(entry.type)
         size = (data.image_size, data.image_size)
         set_seed(self.scenario.seed)
+        precision = self.scenario.train.precision
         try:
             strategy = strategy_for(self.scenario.train.distribute)
+            check_precision(entry.type, precision, stype.factory)
         except ValueError as err:
-            raise RunError(str(err)) from err
-        with strategy.scope():  # variables of learned systems mirrored over the replicas
+            raise RunError(f"system {entry.name!r}: {err}") from err
+        # variables of learned systems mirrored over the replicas; learned layers built
+        # under the precision's dtype policy (restored afterwards)
+        with strategy.scope(), dtype_policy(precision):
             system = stype.factory(self.resolved.params[entry.name],
                                    self.scenario.link.to_spec(), size, self.scenario.seed)
         if hasattr(system, "model"):

@@ -258,7 +258,9 @@ class TrainConfig(Strict):
     throughout) or ``cosine`` (cosine decay from ``learning_rate`` to 1 % of it over the
     planned steps). ``distribute``: ``none``, ``mirrored`` (all local GPUs; ``batch_size``
     stays the global batch) or ``multi_worker`` (refused for now), see
-    :mod:`semsim.systems.distribute`.
+    :mod:`semsim.systems.distribute`. ``precision``: ``float32`` (default),
+    ``mixed_float16`` or ``mixed_bfloat16``: the dtype policy of the learned blocks (the
+    physical layer stays float32/complex64), see :mod:`semsim.systems.precision`.
     """
 
     steps: Annotated[int, Field(gt=0)] | None = None
@@ -272,6 +274,7 @@ class TrainConfig(Strict):
     max_seconds: Annotated[float, Field(gt=0.0)] | None = None
     jit_compile: bool = True
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainConfig:
@@ -294,7 +297,8 @@ class TrainConfig(Strict):
             learning_rate=self.learning_rate, lr_schedule=self.lr_schedule,
             optimizer=self.optimizer,
             weight_decay=self.weight_decay, snr_range_db=tuple(snr_range_db),
-            max_seconds=self.max_seconds, jit_compile=self.jit_compile, seed=seed,
+            max_seconds=self.max_seconds, jit_compile=self.jit_compile,
+            precision=self.precision, seed=seed,
         )
 
 

@@ -78,7 +78,8 @@ class TrainSpec:
     the test set) on which learned systems log their PSNR after every epoch.
     ``tensorboard``: also write TensorBoard logs under the workdir.
     ``lr_schedule``: ``constant`` or ``cosine`` (decay to 1 % of ``learning_rate`` over
-    ``steps``).
+    ``steps``). ``precision``: ``float32``, ``mixed_float16`` or ``mixed_bfloat16`` (the
+    learned blocks' dtype policy, see :mod:`semsim.systems.precision`).
     """
 
     steps: int = 100
@@ -91,6 +92,7 @@ class TrainSpec:
     snr_range_db: tuple[float, float] = (0.0, 20.0)
     max_seconds: float | None = None
     jit_compile: bool = True
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     seed: int = 0
     validation_images: np.ndarray | None = dataclasses.field(default=None, compare=False,
                                                              repr=False)

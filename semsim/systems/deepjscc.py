@@ -104,8 +104,12 @@ class LatentLink(keras.layers.Layer):
     def send(self, z, state, snr_db, sent=None):
         """Send the reals ``z`` ``[N, *shape]``; ``sent`` optional ``[N, *shape]`` 0/1 mask
         of the reals actually sent; ``snr_db`` ``[N]`` or scalar (dB). Returns ``(z_hat,
-        sent_reals)``: ``z_hat`` like ``z`` (unsent reals 0) and the real symbols of each
-        image that entered the channel, ``[N]`` float32."""
+        sent_reals)``: ``z_hat`` like ``z`` (unsent reals 0, ``z``'s dtype) and the real
+        symbols of each image that entered the channel, ``[N]`` float32. Under mixed
+        precision ``z`` may be float16/bfloat16: the channel gets it as float32 (complex64
+        symbols) and ``z_hat`` is cast back."""
+        compute_dtype = z.dtype
+        z = tf.cast(z, tf.float32)
         num_reals = _static_size(z)
         shape = tf.shape(z)
         flat = tf.reshape(z, [shape[0], num_reals])
@@ -118,7 +122,7 @@ class LatentLink(keras.layers.Layer):
         x_hat, _, _, sent_reals = self.analog.transmit(x, state, snr, mask=mask)
         x_hat = tf.reshape(x_hat, [shape[0], self.link.antennas_per_user, -1])
         z_hat = layout.unpack_reals(x_hat, num_reals, keep)
-        return tf.reshape(z_hat, shape), tf.reshape(sent_reals, [shape[0]])
+        return tf.cast(tf.reshape(z_hat, shape), compute_dtype), tf.reshape(sent_reals, [shape[0]])
 
     def build(self, input_shape):
         self.built = True  # the analog link has no weights
@@ -258,13 +262,14 @@ class DeepJSCC(MSEModel):
         return x
 
     def decode(self, z, snr_db):
-        """Detected latent ``[B, H/4, W/4, c]`` -> image ``[B, H, W, 3]`` in ``[0, 1]``."""
+        """Detected latent ``[B, H/4, W/4, c]`` -> image ``[B, H, W, 3]`` in ``[0, 1]``,
+        float32 whatever the compute dtype of the layers."""
         x = z
         for i, layer in enumerate(self.decoder_layers[:-1]):
             x = self.decoder_acts[i](layer(x))
             if self.snr_attention:
                 x = self.decoder_af[i](x, snr_db)
-        return tf.sigmoid(self.decoder_layers[-1](x))
+        return tf.sigmoid(tf.cast(self.decoder_layers[-1](x), tf.float32))
 
     def call(self, inputs, training=False):
         image = tf.convert_to_tensor(inputs["image"], tf.float32)

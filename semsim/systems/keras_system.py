@@ -66,6 +66,7 @@ from semsim.seeding import (
     sionna_rng_state,
 )
 from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
+from semsim.systems.precision import wrap_optimizer
 
 FINAL_WEIGHTS = "final.weights.h5"
 FINAL_STATE = "final.json"
@@ -81,7 +82,12 @@ COSINE_FINAL_FRACTION = 0.01
 
 def make_optimizer(train: TrainSpec) -> keras.optimizers.Optimizer:
     """Adam or AdamW with the scenario's learning rate (constant, or cosine decay to
-    :data:`COSINE_FINAL_FRACTION` of it over ``train.steps``) and weight decay."""
+    :data:`COSINE_FINAL_FRACTION` of it over ``train.steps``) and weight decay, in a
+    loss-scale optimizer for ``train.precision: mixed_float16``."""
+    return wrap_optimizer(_base_optimizer(train), train.precision)
+
+
+def _base_optimizer(train: TrainSpec) -> keras.optimizers.Optimizer:
     rate = train.learning_rate
     if train.lr_schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(
@@ -117,7 +123,16 @@ def training_inputs(
 class LossModel(keras.Model):
     """Base of learned models whose training is "minimize ``_loss``": subclasses define
     ``_loss(data, training) -> (loss, metrics)`` on the inputs dict of this module, and
-    get the matching ``train_step`` and ``test_step``."""
+    get the matching ``train_step`` and ``test_step``.
+
+    The model itself keeps the ``float32`` dtype policy (its inputs, outputs and losses
+    stay float32) whatever the global policy its learned layers are built under (see
+    :mod:`semsim.systems.precision`); the loss is scaled by the optimizer (a no-op but for
+    a :class:`keras.optimizers.LossScaleOptimizer`, whose ``apply`` unscales)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(*args, **kwargs)
 
     def _loss(self, data, training):
         raise NotImplementedError
@@ -125,7 +140,8 @@ class LossModel(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, metrics = self._loss(data, training=True)
-        grads = tape.gradient(loss, self.trainable_variables)
+            scaled = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         return metrics
 
