@@ -13,7 +13,9 @@ Packages
 
 The Python API (:mod:`semsim.api`), for notebooks without YAML files:
 ``semsim.load_scenario(dict | str | Path)``, ``semsim.run(scenario, out=...)`` (returns
-the results) and ``semsim.build_system(scenario, name)``. ``import semsim`` stays light:
+the results), ``semsim.build_system(scenario, name)`` (untrained) and
+``semsim.trained_system(scenario, name)`` (with its shipped weights, or
+``retrain=True``). ``import semsim`` stays light:
 TensorFlow is imported on first use of the API.
 """
 
@@ -21,7 +23,7 @@ import logging as _logging
 import traceback as _traceback
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load_scenario", "run", "build_system"]
+__all__ = ["__version__", "load_scenario", "run", "build_system", "trained_system"]
 
 
 class _CastGradientFilter(_logging.Filter):
@@ -43,7 +45,7 @@ _logging.getLogger("tensorflow").addFilter(_CastGradientFilter())
 
 
 def __getattr__(name: str):
-    if name in ("load_scenario", "run", "build_system"):
+    if name in ("load_scenario", "run", "build_system", "trained_system", "NoShippedWeights"):
         from semsim import api
 
         return getattr(api, name)

@@ -327,6 +327,9 @@ def build(params: ReferenceParams, link, image_size: tuple[int, int], seed: int)
     """Channel- and content-adaptive Swin JSCC with learned map selection and symbol pruning
     (2D-entropy-aware Gumbel-Softmax policies) over a MIMO link with LMMSE detection."""
     model = ReferenceModel(params, link, image_size, seed)
+    # Built now, as every other learned model: a shipped checkpoint's config hash covers the
+    # weight shapes, which are read before training (semsim.weights.shipped).
+    model.build()
     return KerasSystem(
         model,
         TYPE_NAME,

@@ -1,0 +1,110 @@
+"""``semsim.trained_system``: a learned system with its shipped weights installed as the
+runner installs them, a one-line error naming the way to train when none is shipped, and
+``retrain=True`` training exactly as ``semsim run`` does."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+import semsim
+from semsim.scenario import SCENARIOS_DIR
+from semsim.weights import WEIGHTS_DIR
+from semsim.weights.manifest import read_manifest, validation_psnr
+
+SISO = SCENARIOS_DIR / "siso_awgn.yaml"
+#: Reproduction tolerance of the recorded validation PSNR (dB), as for every checkpoint.
+PSNR_TOLERANCE_DB = 0.05
+
+TINY = """\
+name: tiny_api
+description: tiny SISO AWGN scenario of the trained_system tests
+seed: 4
+link: {nr: 1, nt: 1, fading: none, csi: perfect}
+snr: {train_db: [0, 20], eval_db: [10]}
+data: {source: builtin, image_size: 32, test_images: 4}
+systems:
+  - {name: deepjscc, type: deepjscc, params: {cr: 0.1667, filters: [4, 4, 4, 4]}}
+  - {name: separation, type: separation, params: {codec: jpeg, code: ldpc5g, cr: 0.1667}}
+train: {steps: 6, batch_size: 8, jit_compile: false}
+eval: {batch_size: 4, samples: 1}
+profile: standard
+profiles:
+  standard: {train: {steps: 6}}
+"""
+
+
+def test_shipped_siso_deepjscc_reproduces_its_manifest(capsys):
+    manifest = read_manifest(WEIGHTS_DIR / "siso_awgn" / "standard" / "deepjscc.manifest.json")
+    system = semsim.trained_system(SISO, "deepjscc")
+    assert f"using shipped weights {manifest['id']}" in capsys.readouterr().out
+    resolved = semsim.load_scenario(SISO, "standard")
+    psnr = validation_psnr(resolved, system)
+    assert abs(psnr - manifest["validation"]["psnr_db"]) <= PSNR_TOLERANCE_DB
+
+
+def test_overrides_outside_the_hash_keep_the_shipped_weights(tmp_path, capsys):
+    resolved = semsim.load_scenario(SISO, "standard", {"data.test_images": 8,
+                                                       "snr.eval_db": [0.0, 10.0]})
+    semsim.trained_system(resolved, "deepjscc", profile=None, workdir=tmp_path)
+    assert "using shipped weights siso_awgn/standard/deepjscc@" in capsys.readouterr().out
+    record = json.loads((tmp_path / "checkpoints" / "deepjscc" / "weights.json").read_text())
+    assert record["weights"] == "shipped"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"profile": "quick"}, r"^no shipped weights for siso_awgn/quick/deepjscc .*retrain=True"),
+    ({"overrides": {"train.learning_rate": 0.001}},
+     r"^the shipped weights of siso_awgn/standard/deepjscc do not match this config \(config "
+     r"hash differs \(changed: train\)\);.*retrain=True"),
+])
+def test_no_matching_checkpoint_is_a_one_line_error(kwargs, message):
+    with pytest.raises(semsim.NoShippedWeights, match=message) as err:
+        semsim.trained_system(SISO, "deepjscc", **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_or_classic_system(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    with pytest.raises(KeyError, match="no system named 'nosuch' in scenario 'tiny_api'"):
+        semsim.trained_system(path, "nosuch")
+    with pytest.raises(ValueError, match="'separation' .* has no learned weights"):
+        semsim.trained_system(path, "separation")
+    with pytest.raises(semsim.NoShippedWeights, match="no shipped weights for tiny_api/standard"):
+        semsim.trained_system(path, "deepjscc")
+
+
+def _datasets(path) -> dict[str, np.ndarray]:
+    """Every array of a Keras ``.weights.h5`` file, by its path in the file."""
+    arrays: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda name, obj: arrays.__setitem__(name, obj[()])
+                          if isinstance(obj, h5py.Dataset) else None)
+    return arrays
+
+
+@pytest.mark.slow  # trains a tiny model twice for a few steps
+def test_retrain_trains_as_semsim_run(tmp_path, capsys):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    system = semsim.trained_system(path, "deepjscc", retrain=True, workdir=tmp_path / "api")
+    assert "deepjscc: training from scratch" in capsys.readouterr().out
+    ours = tmp_path / "api" / "checkpoints" / "deepjscc"
+    assert json.loads((ours / "final.json").read_text()) == {"steps_done": 6, "steps_planned": 6}
+    # the runner, in its own directory, trains the same weights from the same stream
+    results = semsim.run(path, out=tmp_path / "run", systems=["deepjscc"], progress=False)
+    assert results.systems["deepjscc"].weights == "trained"
+    mine = _datasets(ours / "final.weights.h5")
+    runner = _datasets(tmp_path / "run" / "checkpoints" / "deepjscc" / "final.weights.h5")
+    assert mine.keys() == runner.keys() and len(mine) > 0
+    assert all(np.array_equal(mine[k], runner[k]) for k in mine)
+    # the returned system holds these weights: a fresh build that loads the file agrees
+    fresh = semsim.build_system(path, "deepjscc")
+    fresh.model.load_weights(ours / "final.weights.h5")
+    held, loaded = system.model.get_weights(), fresh.model.get_weights()
+    assert len(held) == len(loaded) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(held, loaded, strict=True))
