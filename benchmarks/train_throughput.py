@@ -39,11 +39,10 @@ from semsim.seeding import set_seed  # noqa: E402
 from semsim.semantic.channel_state import ChannelStateEncoder  # noqa: E402
 from semsim.semantic.swin import SwinDecoder, SwinEncoder  # noqa: E402
 from semsim.systems.keras_system import LossModel  # noqa: E402
-from semsim.systems.multiuser import (  # noqa: E402
+from semsim.systems.multiuser import MultiUserParams, MultiUserSemCom  # noqa: E402
+from semsim.systems.multiuser_layers import (  # noqa: E402
     AdaptiveEncoding,
     CNNEncoding,
-    MultiUserParams,
-    MultiUserSemCom,
     SemanticDecoder,
 )
 from semsim.systems.reference import ReferenceModel, ReferenceParams  # noqa: E402

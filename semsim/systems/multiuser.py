@@ -119,10 +119,7 @@ is the scenario's ``TrainSpec``.
 
 from __future__ import annotations
 
-import math
-
 import keras
-import numpy as np
 import tensorflow as tf
 
 from semsim.phy import AnalogLink, ChannelState
@@ -130,169 +127,31 @@ from semsim.phy.layout import compact, expand
 from semsim.phy.ldpc import LDPC5GCodec
 from semsim.phy.qam import QAMDemapper, QAMMapper, bits_per_symbol
 from semsim.phy.spec import link_from_config, link_to_config
-from semsim.semantic.cbam import CBAMCSI
-from semsim.semantic.ccam import CCAM
 from semsim.semantic.channel_state import channel_features
 from semsim.semantic.entropy import entropy_2d
-from semsim.semantic.mhsa import MultiHeadSelfAttention
 from semsim.semantic.policy import (
     CountPolicy,
-    gumbel_softmax,
     pruned_symbol_probe,
     thermometer_code,
     transmit_scale,
 )
-from semsim.semantic.resblock import ResBlock
 from semsim.semantic.soft_entropy import soft_entropy_2d
 from semsim.systems import users as users_lib
 from semsim.systems.base import LinkSpec, side_info_summary
 from semsim.systems.keras_system import KerasSystem, LossModel
+from semsim.systems.multiuser_layers import (
+    DOWNSAMPLING,
+    GROUPS,
+    AdaptiveEncoding,
+    CNNEncoding,
+    RatioPolicy,
+    SemanticDecoder,
+    index_code_length,
+    magnitude_keep_masks,
+    pruned_count,
+)
+from semsim.systems.multiuser_training import PolicyWarmup, StagedSchedule
 from semsim.systems.params import RATIOS, MultiUserParams
-
-#: Spatial down-sampling of the CNN encoding module.
-DOWNSAMPLING = 4
-#: Trainable-variable groups frozen by the staged schedule.
-GROUPS = ("cnn", "adaptive", "p1", "p2")
-
-
-def pruned_count(ratio: float, length: int) -> int:
-    """Symbols pruned from a map of ``length`` symbols at ``ratio``: ``floor(r L + 1/2)``."""
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"pruning ratio must be in [0, 1), got {ratio!r}")
-    return int(math.floor(ratio * length + 0.5))
-
-
-def index_code_length(info_bits: int, rate: float, bits_per_sym: int) -> int:
-    """Code bits ``n`` of one index codeword: the smallest multiple of ``bits_per_sym`` with
-    ``info_bits / n <= rate``."""
-    if not 0.0 < rate < 1.0:
-        raise ValueError(f"index_code_rate must be in (0, 1), got {rate!r}")
-    symbols = math.ceil(info_bits / rate / bits_per_sym - 1e-9)
-    return symbols * bits_per_sym
-
-
-def magnitude_keep_masks(x: tf.Tensor, counts: tuple[int, ...]) -> tf.Tensor:
-    """Keep masks of the ``l1`` pruning rule.
-
-    ``x`` float32 or complex64 ``[B, R, L]``; ``counts``: entries to prune per row, one per
-    ratio.
-    Returns float32 ``[B, T, R, L]``, 1 = kept: in every row the ``counts[t]`` entries of
-    smallest ``|x|`` are 0 (ties: lower index pruned first). No gradient.
-    """
-    mag = tf.stop_gradient(tf.abs(x))
-    rank = tf.argsort(tf.argsort(mag, axis=-1, stable=True), axis=-1, stable=True)
-    counts_t = tf.constant(counts, tf.int32)[None, :, None, None]
-    return tf.cast(rank[:, None] >= counts_t, tf.float32)
-
-
-@keras.saving.register_keras_serializable(package="semsim")
-class CNNEncoding(keras.layers.Layer):
-    """``[B, H, W, 3]`` -> ``[B, H/4, W/4, filters[2]]``: conv 7x7, conv 3x3 /2, conv 3x3 /2,
-    each with PReLU."""
-
-    def __init__(self, filters: tuple[int, int, int] = (64, 128, 256), **kwargs):
-        super().__init__(**kwargs)
-        self.filters = tuple(int(f) for f in filters)
-        specs = [(self.filters[0], 7, 1), (self.filters[1], 3, 2), (self.filters[2], 3, 2)]
-        self.convs = [keras.layers.Conv2D(f, k, strides=s, padding="same") for f, k, s in specs]
-        self.acts = [keras.layers.PReLU(shared_axes=[1, 2]) for _ in specs]
-
-    def call(self, x):
-        for conv, act in zip(self.convs, self.acts, strict=True):
-            x = act(conv(x))
-        return x
-
-    def get_config(self):
-        return {**super().get_config(), "filters": list(self.filters)}
-
-
-@keras.saving.register_keras_serializable(package="semsim")
-class AdaptiveEncoding(keras.layers.Layer):
-    """Channel-adaptive encoding module: 2 x [ResBlock, CBAM-CSI, ``z + CCAM(z, c)``] then
-    conv 3x3 to ``num_maps``. ``call(x [B, h, w, F], c [B, D]) -> [B, h, w, num_maps]``."""
-
-    def __init__(self, channels: int, num_maps: int, use_attention: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.channels, self.num_maps = int(channels), int(num_maps)
-        self.use_attention = bool(use_attention)
-        self.res = [ResBlock(self.channels) for _ in range(2)]
-        self.cbam = [CBAMCSI() for _ in range(2)] if self.use_attention else []
-        self.ccam = [CCAM() for _ in range(2)]
-        self.out = keras.layers.Conv2D(self.num_maps, 3, padding="same")
-
-    def call(self, x, c):
-        for i in range(2):
-            x = self.res[i](x)
-            if self.use_attention:
-                x = self.cbam[i](x, c)
-            x = x + self.ccam[i](x, c)
-        return self.out(x)
-
-    def get_config(self):
-        return {**super().get_config(), "channels": self.channels, "num_maps": self.num_maps,
-                "use_attention": self.use_attention}
-
-
-@keras.saving.register_keras_serializable(package="semsim")
-class SemanticDecoder(keras.layers.Layer):
-    """``call(z [B, h, w, C], c [B, D]) -> [B, 4h, 4w, 3]`` in ``(0, 1)``: MHSA, conv 3x3,
-    2 x [``z + CCAM(z, c)`` (the encoder's residual form), ResBlock], transposed convs 3x3 /2
-    to ``filters[1]`` and ``filters[0]``,
-    conv 5x5 to 3, sigmoid."""
-
-    def __init__(self, filters=(64, 128, 256), num_heads: int = 4, use_attention: bool = True,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.filters = tuple(int(f) for f in filters)
-        self.num_heads, self.use_attention = int(num_heads), bool(use_attention)
-        self.mhsa = MultiHeadSelfAttention(self.num_heads) if self.use_attention else None
-        self.inp = keras.layers.Conv2D(self.filters[2], 3, padding="same")
-        self.inp_act = keras.layers.PReLU(shared_axes=[1, 2])
-        self.ccam = [CCAM() for _ in range(2)]
-        self.res = [ResBlock(self.filters[2]) for _ in range(2)]
-        self.up = [keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same")
-                   for f in (self.filters[1], self.filters[0])]
-        self.up_acts = [keras.layers.PReLU(shared_axes=[1, 2]) for _ in range(2)]
-        self.out = keras.layers.Conv2D(3, 5, padding="same", activation="sigmoid")
-
-    def call(self, z, c):
-        x = self.mhsa(z) if self.use_attention else z
-        x = self.inp_act(self.inp(x))
-        for ccam, res in zip(self.ccam, self.res, strict=True):
-            x = res(x + ccam(x, c))
-        for up, act in zip(self.up, self.up_acts, strict=True):
-            x = act(up(x))
-        return self.out(x)
-
-    def get_config(self):
-        return {**super().get_config(), "filters": list(self.filters),
-                "num_heads": self.num_heads, "use_attention": self.use_attention}
-
-
-@keras.saving.register_keras_serializable(package="semsim")
-class RatioPolicy(keras.layers.Layer):
-    """P2: ``Dense(hidden, ReLU) -> Dense(T)`` on ``[features, c]``; ``call(features, c, tau,
-    training)`` -> one-hot choice ``[B, T]`` (Gumbel-Softmax straight-through in training,
-    argmax at evaluation)."""
-
-    def __init__(self, num_ratios: int, hidden_units: int = 256, seed: int | None = None,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.num_ratios, self.hidden_units, self.seed = int(num_ratios), int(hidden_units), seed
-        self.hidden = keras.layers.Dense(self.hidden_units, activation="relu")
-        self.logits = keras.layers.Dense(self.num_ratios)
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, features, c, temperature, training=False):
-        logits = self.logits(self.hidden(tf.concat([features, c], axis=-1)))
-        if training:
-            seed = tf.cast(self.seed_generator.next(), tf.int32)
-            return gumbel_softmax(logits, temperature, seed)
-        return tf.one_hot(tf.argmax(logits, axis=-1), self.num_ratios)
-
-    def get_config(self):
-        return {**super().get_config(), "num_ratios": self.num_ratios,
-                "hidden_units": self.hidden_units, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="semsim")
@@ -508,7 +367,8 @@ class MultiUserSemCom(LossModel):
         count = tf.math.ceil(tf.reduce_sum(tf.stop_gradient(mask), axis=-1, keepdims=True) / 2.0)
         scale = transmit_scale(energy, count,
                                tf.reduce_sum(tf.square(x_full), axis=-1, keepdims=True),
-                               math.ceil(x_full.shape[-1] / 2), self.analog.symbol_energy)
+                               tf.math.ceil(tf.cast(tf.shape(x_full)[-1], tf.float32) / 2.0),
+                               self.analog.symbol_energy)
         return pruned_symbol_probe(x_full * scale, mask)
 
     def _pinned(self, decided, warmup):
@@ -712,99 +572,6 @@ class MultiUserSemCom(LossModel):
             "policy_warmup": self.policy_warmup, "policy_prior_slope": self.policy_prior_slope,
             "seed": self.seed,
         }
-
-
-def stage_lengths(epochs: int, fractions: tuple[float, ...]) -> list[int]:
-    """Epochs per stage for a run of ``epochs``: ``fractions * epochs`` rounded by largest
-    remainder, then every stage with a nonzero fraction gets at least one epoch (taken from
-    the longest stage) as long as ``epochs`` allows; the lengths sum to ``epochs``."""
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    exact = np.asarray(fractions, float) * epochs
-    lengths = np.floor(exact).astype(int)
-    for i in np.argsort(-(exact - lengths), kind="stable")[: epochs - lengths.sum()]:
-        lengths[i] += 1
-    for i in np.flatnonzero(np.asarray(fractions) > 0):
-        if lengths[i] == 0 and lengths.max() > 1:
-            lengths[np.argmax(lengths)] -= 1
-            lengths[i] = 1
-    return lengths.tolist()
-
-
-def stage_of_epoch(epoch: int, epochs: int, fractions: tuple[float, ...]) -> int:
-    """Stage index (0..3) of ``epoch`` in a run of ``epochs`` (see :func:`stage_lengths`)."""
-    bounds = np.cumsum(stage_lengths(epochs, fractions))
-    return int(min(np.searchsorted(bounds, epoch, side="right"), len(fractions) - 1))
-
-
-#: Groups frozen in each stage of the paper's schedule.
-FROZEN_BY_STAGE: tuple[tuple[str, ...], ...] = ((), (), ("cnn", "p2"), ("adaptive", "p1"))
-
-
-class StagedSchedule(keras.callbacks.Callback):
-    """Per epoch: Gumbel temperature ``tau_init * exp(-tau_decay * epoch)``; with
-    ``model.staged`` also the stage's learning rate and frozen groups (the train function
-    is rebuilt when the trainable set changes). Restores all groups at the end of training."""
-
-    def __init__(self, model: MultiUserSemCom):
-        super().__init__()
-        self._target = model
-        self._frozen: tuple[str, ...] = ()
-
-    def _set_frozen(self, frozen: tuple[str, ...]) -> bool:
-        if frozen == self._frozen:
-            return False
-        for group in GROUPS:
-            for layer in self._target.group_layers(group):
-                layer.trainable = group not in frozen
-        self._frozen = frozen
-        return True
-
-    def on_train_begin(self, logs=None):
-        # Build the model and the optimizer on every weight before a stage freezes some.
-        if not self._target.built:
-            self._target.build()
-        if not self._target.optimizer.built:
-            self._target.optimizer.build(self._target.trainable_variables)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        m = self._target
-        m.temperature.assign(m.tau_init * math.exp(-m.tau_decay * epoch))
-        if not m.staged:
-            return
-        stage = stage_of_epoch(epoch, self.params["epochs"], m.stage_fractions)
-        m.optimizer.learning_rate = m.stage_learning_rates[stage]
-        if self._set_frozen(FROZEN_BY_STAGE[stage]):
-            m.make_train_function(force=True)
-
-    def on_train_end(self, logs=None):
-        self._set_frozen(())
-
-
-def warmup_steps(total_steps: int, fraction: float) -> int:
-    """Optimizer steps of the policy warm-up: ``ceil(fraction * total_steps)``."""
-    return int(math.ceil(fraction * total_steps - 1e-9))
-
-
-class PolicyWarmup(keras.callbacks.Callback):
-    """Pins P1 to "all maps" and P2 to "ratio 0" (``model.policy_on = 0``) for the first
-    :func:`warmup_steps` optimizer steps of the run (counted by the optimizer's iterations,
-    so a resumed run continues the same schedule), then lets the policies decide; the
-    policies are on again after training (evaluation always uses them)."""
-
-    def __init__(self, model: MultiUserSemCom):
-        super().__init__()
-        self._target = model
-
-    def on_train_batch_begin(self, batch, logs=None):
-        m = self._target
-        total = self.params["epochs"] * self.params["steps"]
-        on = float(int(m.optimizer.iterations) >= warmup_steps(total, m.policy_warmup))
-        if float(m.policy_on) != on:
-            m.policy_on.assign(on)
-
-    def on_train_end(self, logs=None):
-        self._target.policy_on.assign(1.0)
 
 
 def build_multiuser(params: MultiUserParams, link: LinkSpec, image_size, seed: int) -> KerasSystem:

@@ -8,18 +8,12 @@ import pytest
 import tensorflow as tf
 
 from semsim.phy import MultiUserUplinkChannel
+from semsim.phy.layout import compact, expand
 from semsim.seeding import set_seed
 from semsim.systems.base import CSISpec, LinkSpec
-from semsim.systems.multiuser import (
-    MultiUserSemCom,
-    compact,
-    expand,
-    index_code_length,
-    magnitude_keep_masks,
-    pruned_count,
-    stage_lengths,
-    stage_of_epoch,
-)
+from semsim.systems.multiuser import MultiUserSemCom
+from semsim.systems.multiuser_layers import index_code_length, magnitude_keep_masks, pruned_count
+from semsim.systems.multiuser_training import stage_lengths, stage_of_epoch
 from semsim.systems.registry import get_system_type
 
 TINY = dict(num_maps=4, filters=(8, 8, 16), policy_units=16, num_heads=2, entropy_levels=64)
@@ -331,6 +325,7 @@ def test_users_interfere():
     on the same images and seeds."""
     set_seed(4)
     kw = dict(TINY, share_weights=True, use_pruning=False, use_attention=False, staged=False,
+              policy_warmup=0.0,
               alpha=0.0)
     two = MultiUserSemCom(_link(2), image_size=(16, 16), seed=0, **kw)
     two.build()
