@@ -17,8 +17,9 @@ from nbclient import NotebookClient
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-#: Longest a single cell may run in CI (seconds).
-CELL_TIMEOUT_S = 240
+#: Longest a single cell may run in CI (seconds): notebook 03 evaluates four systems with
+#: HEVC on 128 images at six SNRs, measured up to 277 s on a loaded 2-core machine.
+CELL_TIMEOUT_S = 600
 
 
 def test_notebooks_exist():
