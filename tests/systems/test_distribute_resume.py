@@ -33,11 +33,11 @@ data: {source: builtin, image_size: 16, train_images: 3, test_images: 8}
 systems:
   - {name: deepjscc, type: deepjscc, params: {cr: 0.1667, filters: [4, 4, 4, 4],
                                               kernel_size: 3, eval_batch_size: 8}}
-train: {steps: 12, steps_per_epoch: 5, batch_size: 8, jit_compile: false,
+train: {steps: 10, steps_per_epoch: 5, batch_size: 8, jit_compile: false,
         distribute: mirrored}
 eval: {batch_size: 8, samples: 1}
 """
-#: Killed right after optimizer step 7, inside the second epoch of 5 steps.
+#: Killed right after optimizer step 7, inside the second of two epochs of 5 steps.
 KILL_STEP = 7
 SPLIT = ("from semsim.systems.distribute import split_cpu, strategy_for\nsplit_cpu(2)\n"
          "assert strategy_for('mirrored').num_replicas_in_sync == 2\n")
