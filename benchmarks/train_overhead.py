@@ -23,10 +23,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from semsim.phy import CSISpec, LinkSpec, layout  # noqa: E402
+from semsim.phy import CSISpec, LinkSpec  # noqa: E402
 from semsim.seeding import set_seed  # noqa: E402
 from semsim.semantic.entropy import entropy_2d  # noqa: E402
-from semsim.semantic.policy import pruned_symbol_probe  # noqa: E402
 from semsim.systems.reference import ReferenceModel, ReferenceParams  # noqa: E402
 
 SIZE = 32
@@ -112,14 +111,7 @@ def main() -> None:
         return a[:, :, None] * b[:, None, :]
 
     def link_block(mp, msk, snr):
-        keep = tf.stop_gradient(tf.reshape(msk, [-1, c_maps * n_sym]))
-        x, sent = layout.pack_reals(tf.reshape(mp * msk, [-1, c_maps * n_sym]),
-                                    model.num_tx_ant, keep)
-        x_hat = model.analog.transmit(x, state, snr, mask=sent)[0]
-        z_hat = tf.reshape(layout.unpack_reals(x_hat, c_maps * n_sym, keep), [-1, c_maps, n_sym])
-        energy = tf.reduce_sum(tf.square(mp * msk), axis=[1, 2])
-        scale = tf.sqrt(tf.math.divide_no_nan(tf.reduce_sum(sent, [1, 2]), energy))
-        return z_hat + pruned_symbol_probe(mp * scale[:, None, None], msk)
+        return model.through_link(mp, msk, state, snr)[0]
 
     def loss(o_image, o_cr, o_z0, o_ref):
         return model.loss_terms(inputs, {"image_hat": o_image, "cr": o_cr, "z0": o_z0,

@@ -42,15 +42,16 @@ def thermometer_code(one_hot: tf.Tensor) -> tf.Tensor:
     return tf.cumsum(one_hot, axis=-1, reverse=True)[..., 1:]
 
 
-def pruned_symbol_probe(symbols: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Straight-through path for the gradient of pruned positions; exactly zero forward.
+def mask_probe(symbols: tf.Tensor, mask: tf.Tensor, pruned_only: bool = True) -> tf.Tensor:
+    """Straight-through path for a mask's gradient; exactly zero forward.
 
     A PHY that forces unsent entries (and so their gradients) to zero leaves the loss with
     no information on whether keeping one more map or symbol would help. Added to the
     receiver's symbols, this term makes ``d loss / d mask`` equal ``symbols * d loss /
-    d received`` at pruned positions (``mask == 0``), i.e. as if the symbol had been received
-    error-free at the transmit scale; at sent positions it is zero and the masks' gradients
-    come through the channel.
+    d received``, i.e. as if the symbol had been received error-free at the transmit
+    scale: at pruned positions (``mask == 0``) only with ``pruned_only`` (the masks'
+    gradient at sent positions then comes through the channel), at every position
+    otherwise (for a system whose channel path carries no mask gradient).
 
     ``symbols``: float32 or complex64 (the unmasked symbols at the transmit scale);
     ``mask``: float32 0/1 with straight-through gradients, same shape. Returns
@@ -58,8 +59,10 @@ def pruned_symbol_probe(symbols: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """
     symbols = tf.stop_gradient(symbols)
     weight = tf.cast(mask, symbols.dtype)
-    probe = symbols * weight
-    return tf.cast(1.0 - tf.stop_gradient(mask), symbols.dtype) * (probe - tf.stop_gradient(probe))
+    probe = symbols * (weight - tf.stop_gradient(weight))
+    if not pruned_only:
+        return probe
+    return tf.cast(1.0 - tf.stop_gradient(mask), symbols.dtype) * probe
 
 
 def transmit_scale(
@@ -67,7 +70,7 @@ def transmit_scale(
     full_symbols: float | tf.Tensor, symbol_energy: float,
 ) -> tf.Tensor:
     """The per-image factor of the PHY's power normalization, ``sqrt(n Es / E)``, for the
-    probes of :func:`pruned_symbol_probe`: ``sent_energy`` (sum of squared sent reals) and
+    probes of :func:`mask_probe`: ``sent_energy`` (sum of squared sent reals) and
     ``sent_symbols`` (complex symbols sent), float32, same shape. Where nothing is sent,
     the factor that sending everything (``full_energy``, ``full_symbols``) would get, so
     that "send nothing" is not a state without gradient: a zero scale would zero every

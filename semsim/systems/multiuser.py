@@ -50,7 +50,7 @@ through the thermometer code; the rate term (below) is linear in both choices. T
 forces unsent symbols (and so their gradients) to zero, which alone would tell a policy that
 keeps fewer symbols nothing about what keeping more would bring, and P1 collapses to one or
 two maps; in training the receiver therefore adds
-:func:`~semsim.semantic.policy.pruned_symbol_probe` (exactly zero forward): at pruned
+:func:`~semsim.semantic.policy.mask_probe` (exactly zero forward): at pruned
 positions the masks get the gradient of an error-free channel at the user's transmit scale.
 
 Channel use and the index side channel
@@ -131,7 +131,7 @@ from semsim.semantic.channel_state import channel_features
 from semsim.semantic.entropy import entropy_2d
 from semsim.semantic.policy import (
     CountPolicy,
-    pruned_symbol_probe,
+    mask_probe,
     thermometer_code,
     transmit_scale,
 )
@@ -357,7 +357,7 @@ class MultiUserSemCom(LossModel):
 
     def _probe(self, x_full, x_sent, mask):
         """Zero-valued term whose gradient tells P1/P2 what pruned values would bring
-        (:func:`~semsim.semantic.policy.pruned_symbol_probe`): ``x_full`` ``[B, K, P]`` the
+        (:func:`~semsim.semantic.policy.mask_probe`): ``x_full`` ``[B, K, P]`` the
         unmasked real values, ``x_sent`` the sent ones, ``mask`` their (straight-through)
         mask; the probe uses ``x_full`` at each user's power-normalization scale (as the PHY
         applies it to the ``ceil(kept / 2)`` complex symbols the kept reals form; a user
@@ -369,7 +369,7 @@ class MultiUserSemCom(LossModel):
                                tf.reduce_sum(tf.square(x_full), axis=-1, keepdims=True),
                                tf.math.ceil(tf.cast(tf.shape(x_full)[-1], tf.float32) / 2.0),
                                self.analog.symbol_energy)
-        return pruned_symbol_probe(x_full * scale, mask)
+        return mask_probe(x_full * scale, mask, pruned_only=True)
 
     def _pinned(self, decided, warmup):
         """The policy's decision, or ``warmup`` while ``policy_on`` is 0; no gradient

@@ -30,7 +30,7 @@ the PHY's power normalization: through it, "keep one map more" reads as "move po
 weak map", which the loss always dislikes, and the policies drifted to sending nothing (CR
 0 after ~1,000 steps of the `standard` mimo_2x2 profile). Instead every position, sent or
 pruned, gets the gradient of its value arriving error-free at the normalization scale (a
-zero-valued probe, as :func:`~semsim.semantic.policy.pruned_symbol_probe` does for pruned
+zero-valued probe (:func:`~semsim.semantic.policy.mask_probe`, as the multi-user system does for pruned
 positions; with nothing sent, the scale of sending everything,
 :func:`~semsim.semantic.policy.transmit_scale`). In an 800-step run of that profile the
 channel-path gradient drifted to CR 0.075 (3.6 maps) and this one held CR 0.104 (5 maps)
@@ -69,6 +69,7 @@ from semsim.semantic.policy import (
     CountPolicy,
     TemperatureAnnealing,
     check_temperatures,
+    mask_probe,
     transmit_scale,
 )
 from semsim.semantic.swin import SwinDecoder, SwinEncoder
@@ -221,21 +222,7 @@ class ReferenceModel(keras.Model):
         )
         mask = m1[:, :, None] * m2[:, None, :]  # [B, C, N]
 
-        # Kept reals compacted onto the antennas (semsim.phy.layout).
-        keep = tf.stop_gradient(tf.reshape(mask, [-1, c_maps * n_sym]))
-        sent_maps = maps * tf.stop_gradient(mask)  # the values' gradient only
-        x, sent = layout.pack_reals(tf.reshape(sent_maps, [-1, c_maps * n_sym]), self.num_tx_ant, keep)
-        x_hat, _, _, sent_reals = self.analog.transmit(x, state, snr_db, mask=sent)
-        z_hat = tf.reshape(layout.unpack_reals(x_hat, c_maps * n_sym, keep), [-1, c_maps, n_sym])
-
-        # The masks' gradient: every position, sent or pruned, as if its value arrived
-        # error-free at the PHY's power-normalization scale (zero forward).
-        scale = transmit_scale(
-            tf.reduce_sum(tf.square(sent_maps), axis=[1, 2]), tf.reduce_sum(sent, axis=[1, 2]),
-            tf.reduce_sum(tf.square(maps), axis=[1, 2]), float((c_maps * n_sym + 1) // 2),
-            self.analog.symbol_energy)
-        probe_values = tf.stop_gradient(maps * scale[:, None, None])
-        z_hat = z_hat + probe_values * (mask - tf.stop_gradient(mask))
+        z_hat, sent_reals, scale = self.through_link(maps, mask, state, snr_db)
         to_grid = lambda t: tf.transpose(tf.reshape(t, [-1, c_maps, *self.grid]), [0, 2, 3, 1])
         z_refined = to_grid(z_hat)
         if self.compensation is not None:
@@ -252,6 +239,28 @@ class ReferenceModel(keras.Model):
             "z0": z0 * scale[:, None, None, None],
             "z_refined": z_refined,
         }
+
+    def through_link(self, maps, mask, state, snr_db):
+        """Send ``maps * mask`` (``[B, C, N]`` float32 reals, ``mask`` 0/1 with
+        straight-through gradients) over the link: the kept reals compacted onto the
+        antennas (:mod:`semsim.phy.layout`), detected and put back in place (pruned reals
+        0). Returns ``(z_hat [B, C, N], sent_reals [B], scale [B])``, ``scale`` the per-image
+        power-normalization factor of the sent values. The sent values carry their own
+        gradient through the channel; the mask's gradient comes from a zero-valued probe
+        at every position, sent or pruned, as if its value arrived error-free at the PHY's
+        power-normalization scale (module docstring)."""
+        c_maps, n_sym = self.params.num_maps, self.num_symbols
+        keep = tf.stop_gradient(tf.reshape(mask, [-1, c_maps * n_sym]))
+        sent_maps = maps * tf.stop_gradient(mask)
+        x, sent = layout.pack_reals(tf.reshape(sent_maps, [-1, c_maps * n_sym]), self.num_tx_ant, keep)
+        x_hat, _, _, sent_reals = self.analog.transmit(x, state, snr_db, mask=sent)
+        z_hat = tf.reshape(layout.unpack_reals(x_hat, c_maps * n_sym, keep), [-1, c_maps, n_sym])
+        scale = transmit_scale(
+            tf.reduce_sum(tf.square(sent_maps), axis=[1, 2]), tf.reduce_sum(sent, axis=[1, 2]),
+            tf.reduce_sum(tf.square(maps), axis=[1, 2]), float((c_maps * n_sym + 1) // 2),
+            self.analog.symbol_energy)
+        probe = mask_probe(maps * scale[:, None, None], mask, pruned_only=False)
+        return z_hat + probe, sent_reals, scale
 
     def call(self, inputs, training=False):
         out = self.forward_with_latents(inputs, training=bool(training))

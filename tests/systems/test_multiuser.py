@@ -353,7 +353,7 @@ def test_users_interfere():
     assert psnr_one - psnr_two >= 0.05, (psnr_one, psnr_two)
 
 
-def test_pruned_symbol_probe_is_zero_and_passes_error_free_gradient():
+def test_mask_probe_is_zero_and_passes_error_free_gradient():
     # The probe must not change the received values, and at pruned positions the mask
     # must get the gradient of an error-free channel at the user's power-normalization
     # scale s (sent energy per complex symbol = symbol energy, ceil(kept / 2) symbols):
