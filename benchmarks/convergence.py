@@ -2,14 +2,20 @@
 
 For each learned system and each budget ``b`` of ``--budgets`` (fractions of the
 profile's planned steps ``N``, or of ``--steps``), the system is trained from scratch for
-``b N`` steps exactly as ``semsim run`` trains it (its own learning-rate schedule over
-those steps) and its validation PSNR is measured: the mean per-image PSNR of the first
-``--val-images`` test images at the scenario's middle evaluation SNR, with the seeded
-channel and noise of :mod:`semsim.weights.manifest`. Verdict (issue 16): converged when
-doubling the steps from ``N`` to ``2N`` raises validation PSNR by less than 0.3 dB.
-Writes ``convergence.csv`` and ``convergence.png`` under ``--out``.
+``b N`` steps exactly as ``semsim run`` trains it (the training images less the held-out
+validation images, its own learning-rate schedule over those steps) and its validation
+PSNR is measured: the mean per-image PSNR of at most ``--val-images`` held-out validation
+images (:func:`semsim.scenario.evaluation.validation_split`, never the test set) at the
+scenario's middle evaluation SNR, with the seeded channel and noise of
+:mod:`semsim.weights.manifest`. ``--from-shipped`` adds a cheaper series: the shipped
+checkpoint (``N`` steps), then ``N`` more steps from it with the profile's recipe run
+again (fresh optimizer, schedule, warm-up and annealing), so ``2N`` in all: a warm
+restart, not a ``2N`` run from scratch, and labelled so. Verdict (issue 16): converged
+when doubling the steps from ``N`` to ``2N`` raises validation PSNR by less than 0.3 dB.
+Writes ``convergence.csv`` (after every run) and ``convergence.png`` under ``--out``.
 
     python benchmarks/convergence.py scenarios/mu_mimo_4users.yaml
+    python benchmarks/convergence.py scenarios/mimo_2x2.yaml --from-shipped
     python benchmarks/convergence.py scenarios/siso_awgn.yaml --steps 200 --budgets 0.5,1,2
     python benchmarks/convergence.py scenarios/mimo_2x2.yaml --throughput --probe-steps 20
 
@@ -48,33 +54,59 @@ def _planned_steps(scenario, data) -> int:
                        max(1, data.num_train // cfg.batch_size)).steps
 
 
-def train_and_validate(args, name: str, steps: int, images: np.ndarray) -> dict:
-    """Train ``name`` from scratch for ``steps`` steps; its validation PSNR and timing."""
+def train_and_validate(args, name: str, steps: int, warm: bool = False) -> dict:
+    """Train ``name`` for ``steps`` steps as ``semsim run`` does (its training images less
+    the held-out validation images, its schedule over those steps) and measure its
+    validation PSNR. ``warm``: start from the shipped checkpoint (a fresh optimizer, the
+    profile's whole recipe run again: schedule, warm-up, annealing), so that ``steps``
+    more steps than the checkpoint's ``N`` are done in all; ``steps = 0`` measures the
+    shipped checkpoint itself."""
     import tempfile
+
+    from semsim.scenario.evaluation import validation_split
+    from semsim.weights.shipped import find_shipped
 
     resolved = load_scenario(args.scenario, args.profile)
     scenario = resolved.scenario
-    update = {"steps": steps, "epochs": None}
-    if args.max_seconds is not None:
-        update["max_seconds"] = args.max_seconds
-    scenario.train = scenario.train.model_copy(update=update)
+    entry = scenario.system(name)
     with tempfile.TemporaryDirectory(prefix="semsim-convergence-") as tmp:
         run = _Run(resolved, RunOptions(out_dir=Path(tmp), retrain=True, progress=False))
-        data = load_data(scenario.data)
-        system = run._build(scenario.system(name), data)
+        data, validation = validation_split(load_data(scenario.data), scenario.link.users)
+        system = run._build(entry, data)
         system.verbose = 0
-        seconds = run._prepare(scenario.system(name), system, data)
-    done = int(system.model.optimizer.iterations.numpy())
+        done, seconds, start = 0, 0.0, "scratch"
+        if warm:
+            manifest = find_shipped(resolved, name, system)  # hash of the profile's config
+            if manifest is None:
+                raise SystemExit(f"--from-shipped: no shipped checkpoint for {name!r} "
+                                 f"({scenario.name}, {args.profile})")
+            system.model.load_weights(manifest["_weights_path"])
+            done, start = int(manifest["steps_done"]), manifest["id"]
+        if steps:
+            update = {"steps": steps, "epochs": None}
+            if args.max_seconds is not None:
+                update["max_seconds"] = args.max_seconds
+            scenario.train = scenario.train.model_copy(update=update)
+            seconds, report = run._prepare(entry, system, data, validation)
+            done += report.steps_done
+    images = validation[:args.val_images // scenario.link.users * scenario.link.users]
     psnr = validation_psnr(resolved, system, images=images)
-    return {"system": name, "steps": steps, "steps_done": done, "train_seconds": seconds,
+    series = f"{name}, from shipped" if warm else name
+    return {"system": name, "series": series, "start": start, "steps": done,
+            "train_seconds": round(seconds, 1), "val_images": len(images),
             "val_psnr_db": psnr}
 
 
+def _series(row: dict) -> str:
+    return row.get("series", row["system"])
+
+
 def verdicts(rows: list[dict]) -> dict[str, str]:
-    """Per system: the PSNR gain from the largest budget's half to it, and the verdict."""
+    """Per series (a system from scratch, or from its shipped checkpoint): the PSNR gain
+    from the largest step count's half to it, and the verdict."""
     out = {}
-    for name in dict.fromkeys(r["system"] for r in rows):
-        by_steps = {r["steps"]: r["val_psnr_db"] for r in rows if r["system"] == name}
+    for name in dict.fromkeys(_series(r) for r in rows):
+        by_steps = {r["steps"]: r["val_psnr_db"] for r in rows if _series(r) == name}
         top = max(by_steps)
         half = top // 2
         if half not in by_steps:
@@ -94,14 +126,16 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name in dict.fromkeys(r["system"] for r in rows):
-        mine = sorted((r["steps"], r["val_psnr_db"]) for r in rows if r["system"] == name)
-        ax.plot(*zip(*mine, strict=True), marker="o", label=name)
+    for name in dict.fromkeys(_series(r) for r in rows):
+        mine = sorted((r["steps"], r["val_psnr_db"]) for r in rows if _series(r) == name)
+        style = "--s" if "from shipped" in name else "-o"
+        ax.plot(*zip(*mine, strict=True), style, label=name)
     ax.set_xscale("log", base=2)
     ticks = sorted({r["steps"] for r in rows})
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.minorticks_off()
-    ax.set_xlabel("training steps (each point: its own run)")
+    ax.set_xlabel("training steps (solid: each point its own run from scratch; "
+                  "dashed: shipped checkpoint, then trained again)", fontsize=7)
     ax.set_ylabel("validation PSNR (dB)")
     ax.set_title(title, fontsize=9)
     ax.grid(True, alpha=0.3)
@@ -153,10 +187,13 @@ def main() -> None:
     parser.add_argument("--profile", default="standard")
     parser.add_argument("--systems", help="comma-separated learned systems (default: all)")
     parser.add_argument("--steps", type=int, help="N (default: the profile's planned steps)")
-    parser.add_argument("--budgets", default="0.25,0.5,1,2",
-                        help="fractions of N to train for, each its own run")
+    parser.add_argument("--budgets", help="fractions of N to train for from scratch, each its "
+                        "own run (default 0.25,0.5,1,2; none with --from-shipped)")
+    parser.add_argument("--from-shipped", action="store_true",
+                        help="also measure the shipped checkpoint (N steps) and train it for N "
+                        "more steps (2N in all) with the profile's recipe run again")
     parser.add_argument("--val-images", type=int, default=64,
-                        help="validation images (a multiple of link.users)")
+                        help="at most this many held-out validation images")
     parser.add_argument("--max-seconds", type=float, help="override train.max_seconds")
     parser.add_argument("--out", type=Path, default=Path("runs/convergence"))
     parser.add_argument("--throughput", action="store_true", help="measure images/s only")
@@ -176,32 +213,34 @@ def main() -> None:
         return
     data = load_data(resolved.scenario.data)
     total = args.steps or _planned_steps(resolved.scenario, data)
-    budgets = sorted({max(1, round(float(b) * total)) for b in args.budgets.split(",")})
-    users = resolved.scenario.link.users
-    count = min(args.val_images, len(data.test)) // users * users
-    images = data.test[:count].astype(np.float32) / 255.0
+    fractions = args.budgets if args.budgets is not None else \
+        ("" if args.from_shipped else "0.25,0.5,1,2")
+    budgets = sorted({max(1, round(float(b) * total)) for b in fractions.split(",") if b})
     snr = validation_setup(resolved)["snr_db"]
-    print(f"{resolved.scenario.name} [{args.profile}]: N = {total}, budgets {budgets}, "
-          f"{count} validation images at {snr:g} dB", flush=True)
-    rows = []
-    for name in names:
-        for steps in budgets:
-            row = train_and_validate(args, name, steps, images)
-            rows.append(row)
-            print(f"{name:<12} steps {steps:>7} (done {row['steps_done']:>7}) "
-                  f"{row['train_seconds']:>8.1f} s  validation PSNR {row['val_psnr_db']:.2f} dB",
-                  flush=True)
+    plan = [(name, steps, False) for name in names for steps in budgets]
+    if args.from_shipped:  # the shipped checkpoint (N), then N more steps from it (2N)
+        plan += [(name, steps, True) for name in names for steps in (0, total)]
+    print(f"{resolved.scenario.name} [{args.profile}]: N = {total}, from scratch {budgets}, "
+          f"from shipped {'0 and N more' if args.from_shipped else 'no'}; validation at "
+          f"{snr:g} dB", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "convergence.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    title = f"{resolved.scenario.name} [{args.profile}], {snr:g} dB, {count} images"
+    rows = []
+    for name, steps, warm in plan:
+        row = train_and_validate(args, name, steps, warm)
+        rows.append(row)
+        print(f"{row['series']:<24} steps {row['steps']:>7} {row['train_seconds']:>8.1f} s  "
+              f"validation PSNR {row['val_psnr_db']:.2f} dB ({row['val_images']} images)",
+              flush=True)
+        with open(args.out / "convergence.csv", "w", newline="") as handle:  # after each run
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    title = f"{resolved.scenario.name} [{args.profile}], {snr:g} dB, {rows[0]['val_images']} " \
+            "held-out validation images"
     plot(rows, args.out / "convergence.png", title)
     for name, text in verdicts(rows).items():
         print(f"{name}: {text}")
     print(f"wrote {args.out / 'convergence.csv'} and {args.out / 'convergence.png'}")
-
 
 if __name__ == "__main__":
     main()
