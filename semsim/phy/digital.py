@@ -91,6 +91,8 @@ class DigitalLink(PhyLayer):
     demapping : ``"app"`` | ``"maxlog"``
     precoding : ``"none"`` | ``"svd"``
         Transmitter CSI (module docstring; :func:`semsim.phy.precoding.check_precoding`).
+    model : ``"rayleigh"`` | a TR 38.901 ``"cdl-a"`` ... ``"tdl-e"``, with ``delay_spread_ns``
+        The channel model the link draws ``H`` from when no ``h`` is given.
 
     Call
     ----
@@ -108,7 +110,8 @@ class DigitalLink(PhyLayer):
                  csi_error_var: float | None = None, detector: str = "lmmse",
                  num_iter: int | None = None, demapping: str = "app",
                  rx_correlation: float = 0.0, tx_correlation: float = 0.0,
-                 snr: str = "average", precoding: str = "none", **kwargs):
+                 snr: str = "average", precoding: str = "none", model: str = "rayleigh",
+                 delay_spread_ns: float = 100.0, **kwargs):
         super().__init__(**kwargs)
         m = bits_per_symbol(modulation)
         if code not in CODES:
@@ -141,7 +144,8 @@ class DigitalLink(PhyLayer):
                             pilots=pilots, csi_error_var=csi_error_var, detector=detector,
                             num_iter=num_iter, demapping=demapping,
                             rx_correlation=rx_correlation, tx_correlation=tx_correlation,
-                            snr=snr, precoding=precoding)
+                            snr=snr, precoding=precoding, model=model,
+                            delay_spread_ns=delay_spread_ns)
         check_precoding(precoding, users=users, num_rx_ant=num_rx_ant, num_tx_ant=num_tx_ant,
                         fading=fading, snr=snr, detector=detector)
         self.precoding = precoding
@@ -157,7 +161,8 @@ class DigitalLink(PhyLayer):
         self.channel = make_channel(LinkSpec(
             num_rx_ant=num_rx_ant, users=users, antennas_per_user=antennas_per_user,
             fading=fading, rx_correlation=rx_correlation, tx_correlation=tx_correlation,
-            csi=CSISpec(csi, pilots, csi_error_var), detector=detector, snr=snr))
+            csi=CSISpec(csi, pilots, csi_error_var), detector=detector, snr=snr, model=model,
+            delay_spread_ns=delay_spread_ns))
         if csi == "ls" and fading == "fast":
             raise ValueError("csi 'ls' (pilots) cannot follow fading 'fast'; "
                              "use csi 'perfect' or 'noisy'")
@@ -171,13 +176,15 @@ class DigitalLink(PhyLayer):
     @classmethod
     def from_spec(cls, link, modulation: str, code: str = "none", **kwargs) -> DigitalLink:
         """Build from a :class:`semsim.phy.LinkSpec` (antennas, users, fading, correlation,
-        CSI, detector); ``kwargs`` are the code options (``k``, ``n``, ``frame``, ...)."""
+        CSI, detector, SNR definition, precoding, channel model); ``kwargs`` are the code
+        options (``k``, ``n``, ``frame``, ...)."""
         return cls(modulation, code, num_rx_ant=link.num_rx_ant, num_tx_ant=link.num_tx_ant,
                    users=link.users, antennas_per_user=link.antennas_per_user,
                    fading=link.fading, csi=link.csi.mode, pilots=link.csi.pilots,
                    csi_error_var=link.csi.error_var, detector=link.detector,
                    rx_correlation=link.rx_correlation, tx_correlation=link.tx_correlation,
-                   snr=link.snr, precoding=link.precoding, **kwargs)
+                   snr=link.snr, precoding=link.precoding, model=link.model,
+                   delay_spread_ns=link.delay_spread_ns, **kwargs)
 
     @staticmethod
     def _make_codec(code, k, n, frame, num_iter):

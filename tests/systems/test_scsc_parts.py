@@ -13,7 +13,7 @@ from semsim.systems.scsc.ppen import PPEN
 from semsim.systems.scsc.proxy import ProxyNet
 from semsim.systems.scsc.straight_through import straight_through
 
-LINK = LinkSpec(csi=CSISpec(mode="perfect"))
+LINK = LinkSpec(csi=CSISpec(mode="perfect"), precoding="svd")
 
 
 def _images(n=2, size=64, seed=0):

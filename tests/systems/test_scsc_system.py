@@ -10,7 +10,7 @@ from semsim.systems.base import TrainSpec
 from semsim.systems.registry import get_system_type
 from semsim.systems.scsc.system import PROXY_CHECK_SNRS_DB, SCSCParams, SCSCSystem
 
-LINK = LinkSpec(csi=CSISpec(mode="perfect"))
+LINK = LinkSpec(csi=CSISpec(mode="perfect"), precoding="svd")
 TINY = dict(filters=4, ppen_depth=1, admm_layers=2, proxy_steps=2, pcen_steps=2,
             proxy_check_batches=1)
 

@@ -20,7 +20,9 @@ SNR: ``snr_db`` per receive antenna with ``E|h|^2 = 1`` and the total transmit e
 channel use ``Nt`` (water-filling spends exactly that), i.e. ``no = Nt / snr``: the
 ``"average"`` SNR definition (``link.snr``, required) of :mod:`semsim.phy.channel`, whose
 factory :func:`~semsim.phy.channel.make_channel` builds the channel and computes ``no``.
-CSI: perfect at both ends (SVD precoding needs the transmitter to know ``H``).
+CSI: perfect at both ends (SVD precoding needs the transmitter to know ``H``); the link
+must say ``precoding: svd``, so the scenario's other systems get the same transmitter
+CSI through :class:`~semsim.phy.AnalogLink`/:class:`~semsim.phy.DigitalLink`.
 """
 
 from __future__ import annotations
@@ -84,6 +86,11 @@ class StandardChain:
             raise ValueError(f"the SCSC chain is single-user, got users={link.users}")
         if link.csi.mode != "perfect":
             raise ValueError(f"the SCSC chain needs csi 'perfect' (SVD precoding), got {link.csi.mode!r}")
+        if link.precoding != "svd":
+            # equal terms: the chain precodes, so the scenario must give every system the
+            # same transmitter CSI (AnalogLink/DigitalLink precode with the same SVD)
+            raise ValueError("the SCSC chain precodes with SVD and water-filling: set link "
+                             f"precoding 'svd' so every system gets it, got {link.precoding!r}")
         self.link = link
         self.nr, self.nt = link.num_rx_ant, link.num_tx_ant
         self.streams = min(self.nr, self.nt)
