@@ -76,10 +76,16 @@ def type1_lmmse_rates(h_hat, no, symbol_energy: float = 1.0, rank: int | None = 
     hf = tf.einsum("brt,ntk->bnrk", h_hat, f)  # [B, N, Nr, rank]
     snr = tf.broadcast_to(tf.cast(symbol_energy, tf.float32) / tf.cast(no, tf.float32),
                           tf.shape(h_hat)[:1])
-    gram = tf.matmul(hf, hf, adjoint_a=True) * tf.complex(snr, 0.0)[:, None, None, None]
-    mse = tf.math.real(tf.linalg.diag_part(tf.linalg.inv(gram + tf.eye(rank, dtype=tf.complex64))))
-    # 1 + SINR_k = 1 / mse_k (mse_k: the normalized LMMSE error of layer k)
-    return -tf.reduce_sum(tf.math.log(tf.maximum(mse, 1e-30)), axis=-1) / math.log(2.0)
+    # A = I + (Es / no) F^H h^H h F; 1 + SINR_k = 1 / [A^-1]_kk. A is 1x1 or 2x2, so its
+    # inverse's diagonal is written out (XLA has no complex matrix inverse): for 2x2,
+    # [A^-1]_11 = A_22 / det A and [A^-1]_22 = A_11 / det A.
+    gram = tf.matmul(hf, hf, adjoint_a=True)
+    a = tf.math.real(tf.linalg.diag_part(gram)) * snr[:, None, None] + 1.0  # [B, N, rank]
+    log_a = tf.math.log(a)
+    if rank == 1:
+        return log_a[..., 0] / math.log(2.0)
+    det = a[..., 0] * a[..., 1] - tf.abs(gram[..., 0, 1]) ** 2 * snr[:, None] ** 2
+    return (2.0 * tf.math.log(tf.maximum(det, 1e-30)) - log_a[..., 0] - log_a[..., 1]) / math.log(2.0)
 
 
 def type1_pmi(h_hat, no, symbol_energy: float = 1.0, rank: int | None = None) -> tf.Tensor:
