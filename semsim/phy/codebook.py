@@ -89,8 +89,8 @@ def type1_lmmse_rates(h_hat, no, symbol_energy: float = 1.0, rank: int | None = 
 
 
 def type1_pmi(h_hat, no, symbol_energy: float = 1.0, rank: int | None = None) -> tf.Tensor:
-    """The PMI fed back, ``[B]`` int32: argmax of :func:`type1_lmmse_rates` (lowest index
-    on ties)."""
+    """The PMI fed back, ``[B]`` int32: argmax of :func:`type1_lmmse_rates` (on an exact
+    tie, e.g. ``H = I`` at rank 2, either codeword: the rate is the same)."""
     return tf.argmax(type1_lmmse_rates(h_hat, no, symbol_energy, rank), axis=-1,
                      output_type=tf.int32)
 
