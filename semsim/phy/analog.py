@@ -21,6 +21,8 @@ transmit power (``Nt Es`` per channel use) and hence ``no`` are those of the unp
 link. With perfect CSI ``h F = U diag(s sqrt(p))`` has orthogonal columns, so LMMSE on it
 is ``U^H`` combining followed by each stream's MMSE scaling; a stream water-filling
 switches off comes back as 0 with error variance ``Es`` (its symbols are lost).
+``link.precoding == "type1"`` does the same with ``F = sqrt(2) W`` from the 3GPP Type I
+2-port codebook, the PMI chosen from ``state.h_hat`` (:mod:`semsim.phy.codebook`).
 
 Rate accounting: ``sent_reals`` counts the real symbols that entered the channel layer
 (2 per sent complex entry of ``mask``), per example ``[B]`` (multi-user: per user,
@@ -35,6 +37,7 @@ import keras
 import tensorflow as tf
 
 from semsim.phy.channel import make_channel
+from semsim.phy.codebook import type1_precoding_matrix
 from semsim.phy.csi import make_csi
 from semsim.phy.detection import LMMSEDetector, ZFDetector
 from semsim.phy.layer import PhyLayer
@@ -124,8 +127,9 @@ class AnalogLink(PhyLayer):
         sent = tf.ones(tf.shape(x), tf.float32) if mask is None else tf.broadcast_to(
             tf.cast(mask, tf.float32), tf.shape(x))
         x = self.power(x, sent_mask=sent) if normalize else x * tf.cast(sent, tf.complex64)
-        if self.link.precoding == "svd":
-            f = svd_precoding_matrix(state.h_hat, state.no_pilot, self.symbol_energy)
+        if self.link.precoding != "none":
+            matrix = svd_precoding_matrix if self.link.precoding == "svd" else type1_precoding_matrix
+            f = matrix(state.h_hat, state.no_pilot, self.symbol_energy)
             used = tf.broadcast_to(tf.reduce_max(sent, axis=-2, keepdims=True), tf.shape(sent))
             y, _, no = self.channel(tf.matmul(f, x), snr_db, h=state.h, sent=used)
             x_hat, no_eff = self.detector(y, tf.matmul(state.h_hat, f), no)

@@ -28,6 +28,8 @@ Transmitter CSI (``precoding="svd"``): as in :class:`~semsim.phy.AnalogLink`, th
 are precoded by ``F = V diag(sqrt(p))`` from the receiver's estimate ``h_hat`` (fed back)
 with water-filling at the link's noise variance, and the (unbiased) LMMSE detector runs on
 ``h_hat F``; symbols of a stream that water-filling switches off get zero LLRs.
+``precoding="type1"``: the same with ``F = sqrt(2) W``, ``W`` the 3GPP Type I 2-port
+codeword whose PMI the receiver chose from ``h_hat`` (:mod:`semsim.phy.codebook`).
 
 Multi-user uplink (``users = K > 1``): each user sends its own codeword on its ``A`` antennas;
 bits are ``[B, K, k]`` and the output likewise.
@@ -42,6 +44,7 @@ import tensorflow as tf
 
 from semsim.phy import layout
 from semsim.phy.channel import FADING_MODES, make_channel
+from semsim.phy.codebook import type1_precoding_matrix
 from semsim.phy.csi import make_csi
 from semsim.phy.detection import LMMSEDetector, ZFDetector
 from semsim.phy.dvbs2 import CODES as DVBS2_CODES
@@ -89,7 +92,7 @@ class DigitalLink(PhyLayer):
     num_iter : int | None
         BP iterations (default 20 for 5G, 50 for DVB-S2).
     demapping : ``"app"`` | ``"maxlog"``
-    precoding : ``"none"`` | ``"svd"``
+    precoding : ``"none"`` | ``"svd"`` | ``"type1"``
         Transmitter CSI (module docstring; :func:`semsim.phy.precoding.check_precoding`).
     model : ``"rayleigh"`` | a TR 38.901 ``"cdl-a"`` ... ``"tdl-e"``, with ``delay_spread_ns``
         The channel model the link draws ``H`` from when no ``h`` is given.
@@ -268,12 +271,13 @@ class DigitalLink(PhyLayer):
         sent = tf.ones(tf.shape(x), tf.float32) if sent is None else tf.cast(sent, tf.float32)
         snr_db = tf.cast(snr_db, tf.float32)
         x = x * tf.cast(sent, tf.complex64)
-        if self.precoding == "svd":  # CSI first: the transmitter precodes with h_hat
+        if self.precoding != "none":  # CSI first: the transmitter precodes with h_hat
             h = self.channel.sample_channel(tf.shape(x)[0]) if h is None else h
             h = tf.cast(h, tf.complex64)
             no_pilot = self.channel.noise_variance(h, snr_db)
             h_hat, _ = self.csi(h, no_pilot)
-            f = svd_precoding_matrix(h_hat, no_pilot)
+            f = (svd_precoding_matrix if self.precoding == "svd" else type1_precoding_matrix)(
+                h_hat, no_pilot)
             used = tf.broadcast_to(tf.reduce_max(sent, axis=-2, keepdims=True), tf.shape(sent))
             y, h, no = self.channel(tf.matmul(f, x), snr_db, h=h, sent=used)
             x_hat, no_eff = self.detector(y, tf.matmul(h_hat, f), no)

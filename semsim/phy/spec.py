@@ -38,8 +38,9 @@ class LinkSpec:
     :mod:`semsim.phy.channel`.
     ``model``: ``"rayleigh"`` (i.i.d. CN(0, 1)) or a 3GPP TR 38.901 model ``"cdl-a"`` ...
     ``"tdl-e"`` (:mod:`semsim.phy.tr38901`) with RMS delay spread ``delay_spread_ns`` (ns).
-    ``precoding``: ``"none"`` or ``"svd"`` (transmitter CSI: SVD precoding with
-    water-filling on the fed-back ``h_hat``, :mod:`semsim.phy.precoding`).
+    ``precoding``: ``"none"``, ``"svd"`` (transmitter CSI: SVD precoding with
+    water-filling on the fed-back ``h_hat``, :mod:`semsim.phy.precoding`) or ``"type1"``
+    (3GPP Type I 2-port codebook, PMI chosen from ``h_hat``, :mod:`semsim.phy.codebook`).
     """
 
     num_rx_ant: int = 2
@@ -53,7 +54,7 @@ class LinkSpec:
     snr: Literal["average", "realized"] = "average"
     model: str = "rayleigh"
     delay_spread_ns: float = 100.0
-    precoding: Literal["none", "svd"] = "none"
+    precoding: Literal["none", "svd", "type1"] = "none"
 
     @property
     def num_tx_ant(self) -> int:
@@ -75,7 +76,7 @@ def link_from_config(config: dict | LinkSpec) -> LinkSpec:
     return LinkSpec(**config)
 
 
-PRECODING_MODES = ("none", "svd")
+PRECODING_MODES = ("none", "svd", "type1")
 
 
 def check_precoding(precoding: str, *, users: int, num_rx_ant: int, num_tx_ant: int,
@@ -87,19 +88,24 @@ def check_precoding(precoding: str, *, users: int, num_rx_ant: int, num_tx_ant: 
     eigenmode per layout stream), the ``average`` SNR definition (water-filling needs the
     noise level before sending; ``realized`` depends on the precoded signal) and the LMMSE
     detector (streams water-filling switches off make the effective channel singular for ZF).
+    ``type1`` has the same needs (its PMI is chosen for the LMMSE receiver at the link's
+    noise level, one layer per layout stream) and ``nt == 2`` (the one codebook built).
     """
     if precoding not in PRECODING_MODES:
         raise ValueError(f"precoding must be one of {', '.join(PRECODING_MODES)}, got {precoding!r}")
     if precoding == "none":
         return
+    mode = "eigenmode" if precoding == "svd" else "layer"
     problems = [
         (users != 1, f"a single-user link (users is {users})"),
         (fading not in ("block", "none"), f"fading 'block' or 'none' (got {fading!r})"),
+        (precoding == "type1" and num_tx_ant != 2,
+         f"nt == 2, only the 2-port codebook is implemented (got nt={num_tx_ant})"),
         (num_rx_ant < num_tx_ant,
-         f"nr >= nt, one eigenmode per transmit stream (got nr={num_rx_ant}, nt={num_tx_ant})"),
+         f"nr >= nt, one {mode} per transmit stream (got nr={num_rx_ant}, nt={num_tx_ant})"),
         (snr != "average", f"snr 'average' (got {snr!r})"),
         (detector != "lmmse", f"detector 'lmmse' (got {detector!r})"),
     ]
     for bad, need in problems:
         if bad:
-            raise ValueError(f"precoding: 'svd' needs {need}")
+            raise ValueError(f"precoding: {precoding!r} needs {need}")

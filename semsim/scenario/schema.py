@@ -83,10 +83,11 @@ class LinkConfig(Strict):
     ``model``: ``rayleigh``
     (i.i.d.) or a 3GPP TR 38.901 model (``cdl-a`` ... ``tdl-e``, single user, block fading,
     no extra correlation) with RMS delay spread ``delay_spread_ns`` in ns. ``precoding``:
-    ``none`` or ``svd`` (transmitter CSI for every system: SVD precoding with water-filling
+    ``none``, ``svd`` (transmitter CSI for every system: SVD precoding with water-filling
     on the receiver's fed-back estimate, LMMSE detection on the effective channel; single
     user, block fading or none, ``nr >= nt``, ``snr: average``, ``detector: lmmse``; see
-    docs/phy.md).
+    docs/phy.md) or ``type1`` (the same with the 3GPP Type I 2-port codebook and PMI
+    feedback instead of the SVD; ``nt: 2``).
     """
 
     nr: Annotated[int, Field(gt=0)]
@@ -102,7 +103,7 @@ class LinkConfig(Strict):
     model: Literal["rayleigh", "cdl-a", "cdl-b", "cdl-c", "cdl-d", "cdl-e",
                    "tdl-a", "tdl-b", "tdl-c", "tdl-d", "tdl-e"] = "rayleigh"
     delay_spread_ns: Annotated[float, Field(gt=0.0)] = 100.0
-    precoding: Literal["none", "svd"] = "none"
+    precoding: Literal["none", "svd", "type1"] = "none"
 
     @model_validator(mode="after")
     def _consistent(self) -> LinkConfig:
