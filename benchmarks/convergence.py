@@ -87,6 +87,8 @@ def train_and_validate(args, name: str, steps: int, warm: bool = False) -> dict:
             if args.max_seconds is not None:
                 update["max_seconds"] = args.max_seconds
             scenario.train = scenario.train.model_copy(update=update)
+            if warm:  # the runner's own log line below says "from scratch": it is not
+                print(f"{name}: warm restart from {start} for {steps} more steps", flush=True)
             seconds, report = run._prepare(entry, system, data, validation)
             done += report.steps_done
     images = validation[:args.val_images // scenario.link.users * scenario.link.users]
