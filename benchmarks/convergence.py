@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -42,7 +43,11 @@ from semsim.data.pipeline import load_data, train_dataset  # noqa: E402
 from semsim.scenario.loader import load_scenario  # noqa: E402
 from semsim.scenario.runner import RunOptions, _Run  # noqa: E402
 from semsim.seeding import set_seed  # noqa: E402
-from semsim.weights.manifest import learned_systems, validation_psnr, validation_setup  # noqa: E402
+from semsim.weights.manifest import (  # noqa: E402
+    learned_systems,
+    validation_setup,
+    validation_transmit,
+)
 
 #: Doubling the steps must raise validation PSNR by less than this (dB) to count as converged.
 CONVERGED_GAIN_DB = 0.3
@@ -61,42 +66,48 @@ def train_and_validate(args, name: str, steps: int, warm: bool = False) -> dict:
     profile's whole recipe run again: schedule, warm-up, annealing), so that ``steps``
     more steps than the checkpoint's ``N`` are done in all; ``steps = 0`` measures the
     shipped checkpoint itself."""
-    import tempfile
-
+    from semsim.metrics import mean_psnr
     from semsim.scenario.evaluation import validation_split
     from semsim.weights.shipped import find_shipped
 
     resolved = load_scenario(args.scenario, args.profile)
     scenario = resolved.scenario
     entry = scenario.system(name)
-    with tempfile.TemporaryDirectory(prefix="semsim-convergence-") as tmp:
-        run = _Run(resolved, RunOptions(out_dir=Path(tmp), retrain=True, progress=False))
-        data, validation = validation_split(load_data(scenario.data), scenario.link.users)
-        system = run._build(entry, data)
-        system.verbose = 0
-        done, seconds, start = 0, 0.0, "scratch"
-        if warm:
-            manifest = find_shipped(resolved, name, system)  # hash of the profile's config
-            if manifest is None:
-                raise SystemExit(f"--from-shipped: no shipped checkpoint for {name!r} "
-                                 f"({scenario.name}, {args.profile})")
-            system.model.load_weights(manifest["_weights_path"])
-            done, start = int(manifest["steps_done"]), manifest["id"]
-        if steps:
-            update = {"steps": steps, "epochs": None}
-            if args.max_seconds is not None:
-                update["max_seconds"] = args.max_seconds
-            scenario.train = scenario.train.model_copy(update=update)
-            if warm:  # the runner's own log line below says "from scratch": it is not
-                print(f"{name}: warm restart from {start} for {steps} more steps", flush=True)
-            seconds, report = run._prepare(entry, system, data, validation)
-            done += report.steps_done
-    images = validation[:args.val_images // scenario.link.users * scenario.link.users]
-    psnr = validation_psnr(resolved, system, images=images)
     series = f"{name}, from shipped" if warm else name
+    workdir = args.out / f"{name}{'-warm' if warm else ''}-{steps}"  # checkpoints, history.csv
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    run = _Run(resolved, RunOptions(out_dir=workdir, retrain=True, progress=False))
+    data, validation = validation_split(load_data(scenario.data), scenario.link.users)
+    system = run._build(entry, data)
+    system.verbose = 0
+    done, seconds, start, complete = 0, 0.0, "scratch", True
+    if warm:
+        manifest = find_shipped(resolved, name, system)  # hash of the profile's config
+        if manifest is None:
+            raise SystemExit(f"--from-shipped: no shipped checkpoint for {name!r} "
+                             f"({scenario.name}, {args.profile})")
+        system.model.load_weights(manifest["_weights_path"])
+        done, start = int(manifest["steps_done"]), manifest["id"]
+    if steps:
+        # no wall-clock cut unless asked: a cut run is not a budget point
+        update = {"steps": steps, "epochs": None, "max_seconds": args.max_seconds}
+        scenario.train = scenario.train.model_copy(update=update)
+        if warm:  # the runner's own log line below says "from scratch": it is not
+            print(f"{name}: warm restart from {start} for {steps} more steps", flush=True)
+        seconds, report = run._prepare(entry, system, data, validation)
+        done += report.steps_done
+        complete = report.steps_done >= steps
+        if not complete:
+            print(f"{name}: WARNING: cut after {report.steps_done} of {steps} steps "
+                  "(--max-seconds): this row is no budget point", flush=True)
+    images = validation[:args.val_images // scenario.link.users * scenario.link.users]
+    images, result = validation_transmit(resolved, system, images=images)
+    psnr = mean_psnr(images, np.asarray(result.images_hat, np.float32))
     return {"system": name, "series": series, "start": start, "steps": done,
             "train_seconds": round(seconds, 1), "val_images": len(images),
-            "val_psnr_db": psnr}
+            "complete": complete,
+            "val_psnr_db": psnr, "val_cr": float(np.mean(result.cr))}
 
 
 def _series(row: dict) -> str:
@@ -108,7 +119,11 @@ def verdicts(rows: list[dict]) -> dict[str, str]:
     from the largest step count's half to it, and the verdict."""
     out = {}
     for name in dict.fromkeys(_series(r) for r in rows):
-        by_steps = {r["steps"]: r["val_psnr_db"] for r in rows if _series(r) == name}
+        by_steps = {r["steps"]: r["val_psnr_db"] for r in rows
+                    if _series(r) == name and r.get("complete", True)}  # cut runs: no point
+        if not by_steps:
+            out[name] = "no verdict: every run was cut by --max-seconds"
+            continue
         top = max(by_steps)
         half = top // 2
         if half not in by_steps:
@@ -196,7 +211,9 @@ def main() -> None:
                         "more steps (2N in all) with the profile's recipe run again")
     parser.add_argument("--val-images", type=int, default=64,
                         help="at most this many held-out validation images")
-    parser.add_argument("--max-seconds", type=float, help="override train.max_seconds")
+    parser.add_argument("--max-seconds", type=float,
+                        help="cut each training after this many seconds (default: never; the "
+                        "profile's train.max_seconds does not apply; a cut run gets no verdict)")
     parser.add_argument("--out", type=Path, default=Path("runs/convergence"))
     parser.add_argument("--throughput", action="store_true", help="measure images/s only")
     parser.add_argument("--warmup", type=int, default=5)

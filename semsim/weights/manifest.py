@@ -174,11 +174,12 @@ def validation_images(resolved, count: int | None = None) -> np.ndarray:
     return test[:n].astype(np.float32) / 255.0
 
 
-def validation_psnr(resolved, system, images: np.ndarray | None = None,
-                    snr_db: float | None = None) -> float:
-    """Validation PSNR (dB) of a prepared ``system`` (see the module docstring);
-    ``images``/``snr_db`` override the defined images and SNR (same seeds)."""
-    from semsim.metrics import mean_psnr
+def validation_transmit(resolved, system, images: np.ndarray | None = None,
+                        snr_db: float | None = None):
+    """``(images, result)``: the validation images (``float32 [n, H, W, 3]`` in ``[0, 1]``)
+    and the :class:`~semsim.systems.base.TransmitResult` of a prepared ``system`` on them
+    (see the module docstring); ``images``/``snr_db`` override the defined images and SNR
+    (same seeds)."""
     from semsim.scenario.runner import SharedChannels
     from semsim.seeding import set_seed
 
@@ -187,7 +188,16 @@ def validation_psnr(resolved, system, images: np.ndarray | None = None,
     snr = setup["snr_db"] if snr_db is None else float(snr_db)
     h = SharedChannels(resolved.scenario.link, setup["channel_seed"]).get(0, 0, len(images))
     set_seed(setup["noise_seed"])
-    result = system.transmit(images, snr, h=h)
+    return images, system.transmit(images, snr, h=h)
+
+
+def validation_psnr(resolved, system, images: np.ndarray | None = None,
+                    snr_db: float | None = None) -> float:
+    """Validation PSNR (dB) of a prepared ``system``: mean per-image PSNR of
+    :func:`validation_transmit`'s reconstructions (same arguments)."""
+    from semsim.metrics import mean_psnr
+
+    images, result = validation_transmit(resolved, system, images, snr_db)
     return mean_psnr(images, np.asarray(result.images_hat, np.float32))
 
 
