@@ -40,7 +40,7 @@ import tensorflow as tf
 from semsim.phy import reals_to_complex
 from semsim.phy.spec import LinkSpec
 from semsim.semantic.quantize import SIDE_INFO_BITS
-from semsim.systems.base import TrainSpec, TransmitResult, side_info_bits
+from semsim.systems.base import TrainReport, TrainSpec, TransmitResult, side_info_bits
 from semsim.systems.deepjscc import build_for_users
 from semsim.systems.keras_system import KerasSystem
 from semsim.systems.mijscc_classifier import (
@@ -89,7 +89,10 @@ class MIJSCCSystem(KerasSystem):
             lambda inputs: model.transmit_representation(inputs, training=False)["rep_hat"],
             reduce_retracing=True)
 
-    def prepare(self, train_data, train: TrainSpec, workdir: Path, resume: bool) -> None:
+    def prepare(self, train_data, train: TrainSpec, workdir: Path, resume: bool) -> TrainReport:
+        """Train the encoder/decoder (A-MIJSCC: the base model, then the adaptive fine-tune),
+        then the classifier head on the frozen encoder; returns the encoder/decoder steps
+        done and planned (both stages together; the head's are not counted)."""
         batches = labelled_batches(train_data)
         workdir = Path(workdir)
         model = self.model
@@ -97,14 +100,19 @@ class MIJSCCSystem(KerasSystem):
             tune = max(1, round(train.steps * self.params.finetune_fraction))
             base = max(1, train.steps - tune)
             share = self.params.finetune_fraction
-            super().prepare(train_data, _budget(train, base, 1 - share), workdir / "base", resume)
+            first = super().prepare(train_data, _budget(train, base, 1 - share), workdir / "base",
+                                    resume)
             model.enable_adaptive()
-            super().prepare(train_data, _budget(train, tune, share), workdir / "adaptive", resume)
+            second = super().prepare(train_data, _budget(train, tune, share),
+                                     workdir / "adaptive", resume)
+            report = TrainReport(first.steps_done + second.steps_done,
+                                 first.steps_planned + second.steps_planned)
         else:
-            super().prepare(train_data, train, workdir, resume)
+            report = super().prepare(train_data, train, workdir, resume)
         self._forward = None
         load_or_train(self.classifier, workdir, resume,
                       lambda: self.train_classifier_head(batches, train))
+        return report
 
     def summarize(self, extras: dict[str, np.ndarray]) -> dict[str, float]:
         """``side_info_bits``: the quantizer's scale, zero point and RMS level at their

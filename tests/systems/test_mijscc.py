@@ -152,3 +152,20 @@ def test_classified_capacity_bound_classifies_decoded_images(digits):
     assert len(set(bad.extras["accuracy"].tolist())) <= 2
     counts = np.bincount(test_labels[:48], minlength=10)
     assert bad.extras["accuracy"].sum() in counts
+
+
+def test_prepare_reports_the_steps_of_both_stages(digits, tmp_path):
+    """A-MIJSCC trains its base model, then the adaptive fine-tune: the runner records
+    the steps of both (4 planned: 2 + 2 with the default fine-tune fraction 0.5), and a
+    wall-clock cut would show as fewer done than planned."""
+    (train, train_labels), _ = digits
+    keras.utils.set_random_seed(0)
+    params = MIJSCCParams(cr=1 / 12, mi_weight=0.01, bits=8, adaptive=True, classifier_steps=2,
+                          **SMALL)
+    system = build_mijscc(params, SISO_AWGN, (32, 32), 0)
+    data = tf.data.Dataset.from_tensor_slices(
+        (train[:64].astype(np.float32) / 255, train_labels[:64])).batch(16).repeat()
+    spec = TrainSpec(steps=4, steps_per_epoch=2, snr_range_db=(0.0, 20.0), seed=0,
+                     jit_compile=False)
+    report = system.prepare(data, spec, tmp_path, resume=False)
+    assert (report.steps_done, report.steps_planned) == (4, 4)

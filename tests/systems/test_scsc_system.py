@@ -26,7 +26,8 @@ def _data(n=4, size=32, seed=0):
 def test_standard_chain_alone_is_the_chain(tmp_path):
     set_seed(0)
     system = SCSCSystem(LINK, qp=37, rate="3/4", ppen=False, pcen=False)
-    system.prepare(_data(), TrainSpec(steps=1, batch_size=2), tmp_path, resume=False)
+    # nothing to train: no training report
+    assert system.prepare(_data(), TrainSpec(steps=1, batch_size=2), tmp_path, resume=False) is None
     images = next(iter(_data()))
     h = system.chain.channel.sample_channel(2)
     res = system.transmit(images.numpy(), 30.0, h=h.numpy())
@@ -42,7 +43,9 @@ def test_full_system_trains_warns_about_an_untrained_proxy_and_resumes(tmp_path)
     system = SCSCSystem(LINK, qp=34, **TINY)
     train = TrainSpec(steps=2, batch_size=2, snr_range_db=(2.0, 12.0), learning_rate=1e-3)
     with pytest.warns(RuntimeWarning, match="does not track"):
-        system.prepare(_data(), train, tmp_path, resume=False)
+        report = system.prepare(_data(), train, tmp_path, resume=False)
+    # PCEN 2 + proxy 2 + PPEN train.steps = 2, all done
+    assert (report.steps_done, report.steps_planned) == (6, 6)
     assert sorted(system.proxy_report) == sorted(PROXY_CHECK_SNRS_DB)
     images = next(iter(_data())).numpy()
     # PPEN starts as the identity; the straight-through gradients moved it.
@@ -53,7 +56,7 @@ def test_full_system_trains_warns_about_an_untrained_proxy_and_resumes(tmp_path)
     # A second system resumes from the saved weights instead of training.
     set_seed(2)
     again = SCSCSystem(LINK, qp=34, **TINY)
-    again.prepare(_data(), train, tmp_path, resume=True)
+    assert again.prepare(_data(), train, tmp_path, resume=True) == report
     for a, b in zip(system.ppen.get_weights(), again.ppen.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -85,12 +88,20 @@ def test_registered_with_params():
         SCSCParams(qp=30)
 
 
-def test_max_seconds_stops_every_stage(tmp_path):
+def test_max_seconds_stops_every_stage_and_says_so(tmp_path, caplog):
     set_seed(4)
     system = SCSCSystem(LINK, qp=41, **TINY)
     train = TrainSpec(steps=50, batch_size=2, max_seconds=1e-9)
     with pytest.warns(RuntimeWarning, match="does not track"):
-        system.prepare(_data(), train, tmp_path, resume=False)
+        report = system.prepare(_data(), train, tmp_path, resume=False)
+    # never cut silently: 0 of 2 + 2 + 50 steps, a warning, and resume does not load it
+    assert (report.steps_done, report.steps_planned) == (0, 54)
+    assert "UNDER-TRAINED" in caplog.text
     images = next(iter(_data())).numpy()
     np.testing.assert_array_equal(system.ppen(images, tf.constant(41.0)).numpy(), images)
     assert all(np.all(w == 0) for w in (system.pcen.pen.theta.numpy(), system.pcen.pen.gamma.numpy()))
+    # resuming the cut run trains again instead of loading the under-trained weights
+    again = SCSCSystem(LINK, qp=41, **TINY)
+    with pytest.warns(RuntimeWarning, match="does not track"):
+        resumed = again.prepare(_data(), TrainSpec(steps=1, batch_size=2), tmp_path, resume=True)
+    assert (resumed.steps_done, resumed.steps_planned) == (5, 5)

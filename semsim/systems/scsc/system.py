@@ -40,6 +40,8 @@ QP only: one PPEN per QP). ``ppen: false, pcen: false`` is the standard chain al
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -49,9 +51,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from semsim.atomic import write_text
 from semsim.metrics import psnr_per_image
 from semsim.phy.spec import LinkSpec
-from semsim.systems.base import System, TrainSpec, TransmitResult
+from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
 from semsim.systems.params import SCSCParams
 from semsim.systems.scsc.chain import QPS, RATES, StandardChain, check_qp_rate
 from semsim.systems.scsc.pcen import PCEN
@@ -59,6 +62,8 @@ from semsim.systems.scsc.ppen import PPEN
 from semsim.systems.scsc.proxy import ProxyNet
 from semsim.systems.scsc.straight_through import straight_through
 from semsim.systems.separation import fallback_mean
+
+logger = logging.getLogger(__name__)
 
 LAMBDA_RATE, LAMBDA_PCEN, LAMBDA_PRE = 0.1, 0.5, 0.1
 #: Proxy-vs-chain PSNR (dB) below which the proxy is reported as not tracking the chain.
@@ -131,7 +136,19 @@ class SCSCSystem(System):
         return qp, rate, snr
 
     # -- training -----------------------------------------------------------------------
-    def prepare(self, train_data: Any, train: TrainSpec, workdir: Path, resume: bool) -> None:
+    def _planned_steps(self, train: TrainSpec) -> int:
+        """Optimizer steps of every stage together (PCEN, proxy, PPEN)."""
+        steps = self.pcen_steps if self.pcen is not None else 0
+        if self.ppen is not None:
+            steps += self.proxy_steps + (train.steps if self.ppen_steps is None else self.ppen_steps)
+        return steps
+
+    def prepare(self, train_data: Any, train: TrainSpec, workdir: Path,
+                resume: bool) -> TrainReport | None:
+        """Train PCEN, the proxy and PPEN (those the system has), in that order; returns
+        the steps done and planned over the stages (``None`` for the chain alone). A
+        stage that ``train.max_seconds`` stops leaves the system under-trained: a warning,
+        and ``resume`` trains it again (the stages keep no intermediate state)."""
         self._rng = np.random.default_rng(train.seed)
         self._deadline = None if train.max_seconds is None else time.monotonic() + train.max_seconds
         batches = iter(train_data)
@@ -139,19 +156,33 @@ class SCSCSystem(System):
         shape = first.shape[1:3]
         mean = fallback_mean([first])
         self.chain.fallback = np.broadcast_to(mean, (*shape, 3)).astype(np.float32).copy()
-        path = Path(workdir) / "scsc.weights.npz"
+        path, state = Path(workdir) / "scsc.weights.npz", Path(workdir) / "scsc.state.json"
         self._build(first[:1])
-        if resume and path.exists():
-            self._load(path)
-            return
+        planned = self._planned_steps(train)
+        if planned == 0:  # the standard chain alone: nothing to train
+            return None
+        if resume and path.exists() and state.exists():
+            saved = TrainReport(**json.loads(state.read_text()))
+            if saved.complete:
+                self._load(path)
+                return saved
+        done = 0
         if self.pcen is not None:
-            self._train_pcen(train)
+            done += self._train_pcen(train)
         if self.ppen is not None:
-            self._train_proxy(batches, train)
+            done += self._train_proxy(batches, train)
             self._check_proxy(batches, train)
-            self._train_ppen(batches, train)
+            done += self._train_ppen(batches, train)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._save(path)
+        report = TrainReport(done, planned)
+        write_text(state, json.dumps({"steps_done": done, "steps_planned": planned}))
+        if not report.complete:
+            logger.warning("scsc: training stopped by the wall-clock budget (train.max_seconds = "
+                           "%g) after %d of %d steps (PCEN, proxy and PPEN together): the "
+                           "system is UNDER-TRAINED; raise train.max_seconds",
+                           train.max_seconds or 0.0, done, planned)
+        return report
 
     def _build(self, image: np.ndarray) -> None:
         h = self.chain.channel.sample_channel(1)
@@ -176,7 +207,7 @@ class SCSCSystem(System):
             for i, m in enumerate(self._models()):
                 m.set_weights([data[f"{i}_{j}"] for j in range(len(m.get_weights()))])
 
-    def _train_pcen(self, train: TrainSpec) -> None:
+    def _train_pcen(self, train: TrainSpec) -> int:
         opt = _optimizer(train, self.pcen_steps)
         s = self.chain.streams
 
@@ -187,9 +218,11 @@ class SCSCSystem(System):
             grads = tape.gradient(loss, self.pcen.trainable_weights)
             opt.apply(grads, self.pcen.trainable_weights)
 
+        done = 0
         for _ in range(self.pcen_steps):
             if self._out_of_time():
                 break
+            done += 1
             bits = self._rng.integers(0, 2, size=(train.batch_size, s, _PCEN_SYMBOLS, 2))
             streams = tf.constant(((2 * bits[..., 0] - 1) + 1j * (2 * bits[..., 1] - 1))
                                   / np.sqrt(2), tf.complex64)
@@ -197,8 +230,9 @@ class SCSCSystem(System):
             snr = tf.constant(self._rng.uniform(*train.snr_range_db, size=train.batch_size),
                               tf.float32)
             step(streams, h, snr)
+        return done
 
-    def _train_proxy(self, batches, train: TrainSpec) -> None:
+    def _train_proxy(self, batches, train: TrainSpec) -> int:
         opt = _optimizer(train, self.proxy_steps)
 
         @tf.function(reduce_retracing=True)
@@ -209,9 +243,11 @@ class SCSCSystem(System):
             grads = tape.gradient(loss, self.proxy.trainable_weights)
             opt.apply(grads, self.proxy.trainable_weights)
 
+        done = 0
         for _ in range(self.proxy_steps):
             if self._out_of_time():
                 break
+            done += 1
             images = _images_of(next(batches))
             pre = images if self.ppen is None else self.ppen(images, tf.constant(float(self.qp)))
             qp, rate, snr = self._draw(len(images), train.snr_range_db)
@@ -220,6 +256,7 @@ class SCSCSystem(System):
             step(tf.constant(pre), tf.constant(float(qp)), tf.constant(RATES[rate]),
                  tf.constant(snr), h, tf.constant(real))
         self.proxy.trainable = False
+        return done
 
     def _check_proxy(self, batches, train: TrainSpec) -> None:
         """Proxy-vs-chain PSNR per SNR (mean over images), warning when it does not track."""
@@ -242,12 +279,14 @@ class SCSCSystem(System):
                           f"{PROXY_MIN_PSNR_DB} dB at SNR {bad}); PPEN gradients are unreliable",
                           RuntimeWarning, stacklevel=2)
 
-    def _train_ppen(self, batches, train: TrainSpec) -> None:
+    def _train_ppen(self, batches, train: TrainSpec) -> int:
         steps = train.steps if self.ppen_steps is None else self.ppen_steps
         opt = _optimizer(train, steps)
+        done = 0
         for _ in range(steps):
             if self._out_of_time():
                 break
+            done += 1
             images = tf.constant(_images_of(next(batches)))
             qp, rate, snr = self._draw(int(images.shape[0]), train.snr_range_db)
             h = self.chain.channel.sample_channel(int(images.shape[0]))
@@ -262,6 +301,7 @@ class SCSCSystem(System):
                         + LAMBDA_PRE * tf.reduce_mean((pre - images) ** 2))
             grads = tape.gradient(loss, self.ppen.trainable_weights)
             opt.apply(grads, self.ppen.trainable_weights)
+        return done
 
     # -- evaluation ---------------------------------------------------------------------
     def transmit(self, images, snr_db, h=None, target_cr=None) -> TransmitResult:
