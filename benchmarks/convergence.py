@@ -142,17 +142,22 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name in dict.fromkeys(_series(r) for r in rows):
-        mine = sorted((r["steps"], r["val_psnr_db"]) for r in rows if _series(r) == name)
+        mine = sorted((r["steps"], r["val_psnr_db"]) for r in rows
+                      if _series(r) == name and r.get("complete", True))
         style = "--s" if "from shipped" in name else "-o"
-        ax.plot(*zip(*mine, strict=True), style, label=name)
+        (line,) = ax.plot(*zip(*mine, strict=True), style, label=name)
+        cut = [(r["steps"], r["val_psnr_db"]) for r in rows
+               if _series(r) == name and not r.get("complete", True)]
+        if cut:  # a run the wall clock stopped: shown, not joined, no budget point
+            ax.plot(*zip(*cut, strict=True), "x", color=line.get_color(), label=f"{name} (cut)")
     ax.set_xscale("log", base=2)
-    ticks = sorted({r["steps"] for r in rows})
+    ticks = sorted({r["steps"] for r in rows if r.get("complete", True)})
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.minorticks_off()
-    ax.set_xlabel("training steps (solid: each point its own run from scratch; "
-                  "dashed: shipped checkpoint, then trained again)", fontsize=7)
+    ax.set_xlabel("training steps\n(solid: each point its own run from scratch; dashed: the "
+                  "shipped checkpoint, then trained again)", fontsize=7)
     ax.set_ylabel("validation PSNR (dB)")
     ax.set_title(title, fontsize=9)
     ax.grid(True, alpha=0.3)
@@ -198,6 +203,30 @@ def throughput(args, names: list[str]) -> None:
               flush=True)
 
 
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a ``convergence.csv``, typed (files without ``complete`` count as complete)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["steps"] = int(row["steps"])
+        row["val_psnr_db"] = float(row["val_psnr_db"])
+        row["complete"] = row.get("complete", "True") == "True"
+    return rows
+
+
+def replot(args, resolved) -> None:
+    """``--from-csv``: one plot and the verdicts for the rows of several CSV files."""
+    rows = [row for path in args.from_csv for row in read_rows(path)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    snr = validation_setup(resolved)["snr_db"]
+    title = f"{resolved.scenario.name} [{args.profile}], {snr:g} dB, {rows[0]['val_images']} " \
+            "held-out validation images"
+    plot(rows, args.out / "convergence.png", title)
+    for name, text in verdicts(rows).items():
+        print(f"{name}: {text}")
+    print(f"wrote {args.out / 'convergence.png'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", type=Path)
@@ -209,6 +238,9 @@ def main() -> None:
     parser.add_argument("--from-shipped", action="store_true",
                         help="also measure the shipped checkpoint (N steps) and train it for N "
                         "more steps (2N in all) with the profile's recipe run again")
+    parser.add_argument("--from-csv", type=Path, nargs="+",
+                        help="train nothing: plot and judge the rows of these convergence.csv "
+                        "files together (e.g. one per system) into --out")
     parser.add_argument("--val-images", type=int, default=64,
                         help="at most this many held-out validation images")
     parser.add_argument("--max-seconds", type=float,
@@ -229,6 +261,9 @@ def main() -> None:
                      f"(learned: {', '.join(learned)})")
     if args.throughput:
         throughput(args, names)
+        return
+    if args.from_csv:
+        replot(args, resolved)
         return
     data = load_data(resolved.scenario.data)
     total = args.steps or _planned_steps(resolved.scenario, data)

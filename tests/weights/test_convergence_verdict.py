@@ -29,3 +29,14 @@ def test_verdict_compares_the_largest_budget_with_its_half():
     assert result["a"].startswith("converged: 200 -> 400 steps changes validation PSNR by +0.25")
     assert result["b"].startswith("NOT converged: 200 -> 400 steps changes validation PSNR by +0.40")
     assert result["c"] == "no verdict: needs budgets 150 and 300"
+
+
+def test_a_run_cut_by_the_wall_clock_is_no_budget_point():
+    verdicts = _verdicts()
+    rows = _rows("a", [(100, 20.0), (200, 20.1)]) + [
+        {"system": "a", "steps": 400, "val_psnr_db": 20.15, "complete": False}]
+    # the cut 400-step run is ignored: the verdict is 100 -> 200, not 200 -> 400
+    assert verdicts(rows)["a"].startswith("converged: 100 -> 200 steps changes validation "
+                                          "PSNR by +0.10")
+    only_cut = [{"system": "b", "steps": 400, "val_psnr_db": 20.0, "complete": False}]
+    assert verdicts(only_cut)["b"] == "no verdict: every run was cut by --max-seconds"
