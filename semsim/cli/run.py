@@ -127,7 +127,7 @@ def summary_table(results):
             cells.append("" if i is None else f"{system.psnr_db[i]:.2f}±{system.psnr_ci95_db[i]:.2f}"
                                               f" ({system.cr[i]:.3f})")
         mark = (f" (UNDER-TRAINED: {system.steps_done}/{system.steps_planned} steps)"
-                if system.under_trained else "")
+                if system.under_trained else " (NOT converged)" if system.not_converged else "")
         table.add_row(name + mark, system.type, *cells)
     return table
 

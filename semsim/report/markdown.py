@@ -7,15 +7,19 @@ from pathlib import Path
 
 from semsim.atomic import write_text
 from semsim.report.results import ResultsFile, SystemResults
+from semsim.weights.manifest import convergence_text
 
 
 def training_status(system: SystemResults) -> str:
-    """``"600/2000 steps, UNDER-TRAINED"``, ``"2000 steps"``, or ``"-"`` (no training)."""
+    """``"600/2000 steps, UNDER-TRAINED"``, ``"2000 steps"`` (shipped weights add their
+    measured convergence, e.g. ``"7000 steps, NOT converged: +0.67 dB from 7000 to 14000
+    steps (from scratch)"``), or ``"-"`` (no training)."""
     if system.steps_done is None:
         return "-"
     if system.under_trained:
         return f"{system.steps_done}/{system.steps_planned} steps, UNDER-TRAINED"
-    return f"{system.steps_done} steps"
+    converged = convergence_text(system.weights_convergence)
+    return f"{system.steps_done} steps" + (f", {converged}" if converged else "")
 
 
 def _snrs(results: ResultsFile) -> list[float]:
@@ -104,6 +108,12 @@ def write_report(results: ResultsFile, figures: list[Path], path: str | Path) ->
         f"**Warning: under-trained: {', '.join(under)}** (training stopped by the "
         "wall-clock budget `train.max_seconds` before its planned steps; continue it with "
         "`--resume`).", ""]
+    unconverged = [name for name, s in results.systems.items() if s.not_converged]
+    if unconverged:
+        warning += [f"**Not converged: {', '.join(unconverged)}** (shipped weights whose "
+                    "measured convergence says that doubling the training steps still raises "
+                    "validation PSNR by 0.3 dB or more: see the training column and "
+                    "`benchmarks/convergence.py`).", ""]
     ms = results.metrics.get("ms_ssim")
     ms_note = "" if not ms else (f" MS-SSIM: {ms['scales']} scales, {ms['filter_size']}x"
                                  f"{ms['filter_size']} window, weights {ms['weights']}.")

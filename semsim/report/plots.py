@@ -36,7 +36,9 @@ def _save(fig, path: Path) -> Path:
 
 
 def _label(name: str, system: SystemResults) -> str:
-    return f"{name} (under-trained)" if system.under_trained else name
+    if system.under_trained:
+        return f"{name} (under-trained)"
+    return f"{name} (not converged)" if system.not_converged else name
 
 
 def _draw(ax, x, system: SystemResults, y_key: str, label: str):

@@ -31,6 +31,9 @@
                                                # under-trained (wall-clock budget)
           "weights": "shipped", "weights_manifest": "...",  # learned systems: shipped |
                                                # trained | resumed (semsim.weights.shipped)
+          "weights_convergence": {...},        # shipped weights: the manifest's measured
+                                               # convergence (converged, gain_db, steps,
+                                               # method, command) or null
           "<extra>": [...]                     # per-SNR mean of each TransmitResult.extras
         }                                      # entry (e.g. kept_maps, side_info_bits,
       },                                       # failed = failure rate; target_cr for
@@ -97,6 +100,7 @@ class SystemResults(BaseModel):
     steps_planned: int | None = None
     weights: Literal["shipped", "trained", "resumed"] | None = None
     weights_manifest: str | None = None
+    weights_convergence: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _aligned(self) -> SystemResults:
@@ -120,6 +124,11 @@ class SystemResults(BaseModel):
     def under_trained(self) -> bool:
         """Training stopped before its planned steps (wall-clock budget)."""
         return self.steps_done is not None and self.steps_done < self.steps_planned
+
+    @property
+    def not_converged(self) -> bool:
+        """Shipped weights whose measured convergence says doubling the steps still pays."""
+        return bool(self.weights_convergence) and not self.weights_convergence["converged"]
 
     def extras(self) -> dict[str, list[float]]:
         """The system-specific per-SNR lists."""

@@ -31,6 +31,16 @@ seed ``derive_seed(seed, 9, 0)``, with every generator seeded with
 ``derive_seed(seed, 9, 1)`` right before ``transmit``; no ``target_cr`` (a rate-adaptive
 system uses its default rate). The figure is the mean over those images of the runner's
 per-image PSNR (dB).
+
+Convergence
+-----------
+A manifest may carry ``convergence``, measured after the build by
+``benchmarks/convergence.py`` on the held-out validation images: ``converged`` (doubling
+the steps raised validation PSNR by less than 0.3 dB), ``gain_db``, ``steps`` ``[N, 2N]``,
+``method`` (``"from scratch"``: a second run of ``2N`` steps; ``"warm restart"``: ``N``
+more steps from the checkpoint with the profile's recipe run again) and ``command``. It
+is not hashed; the runner copies it into ``results.json`` (``weights_convergence``) and
+marks a system ``NOT converged`` in its tables and plots.
 """
 
 from __future__ import annotations
@@ -199,6 +209,17 @@ def validation_psnr(resolved, system, images: np.ndarray | None = None,
 
     images, result = validation_transmit(resolved, system, images, snr_db)
     return mean_psnr(images, np.asarray(result.images_hat, np.float32))
+
+
+def convergence_text(convergence: dict[str, Any] | None) -> str:
+    """``"NOT converged: +0.67 dB from 7000 to 14000 steps (from scratch)"`` (or
+    ``"converged: ..."``) for a manifest's ``convergence`` entry; ``""`` when unmeasured."""
+    if not convergence:
+        return ""
+    word = "converged" if convergence["converged"] else "NOT converged"
+    low, high = convergence["steps"]
+    return (f"{word}: {convergence['gain_db']:+.2f} dB from {low} to {high} steps "
+            f"({convergence['method']})")
 
 
 def make_manifest(resolved, name: str, system, *, weights_file: Path, steps_done: int,

@@ -28,6 +28,7 @@ from semsim.weights import WEIGHTS_DIR
 from semsim.weights.manifest import (
     checkpoint_paths,
     config_hash,
+    convergence_text,
     file_sha256,
     hashed_config,
     read_manifest,
@@ -65,8 +66,10 @@ def find_shipped(resolved, name: str, system, root: Path | None = None) -> dict[
     return manifest
 
 
-def _write_record(workdir: Path, source: str, manifest: str | None) -> None:
-    (workdir / RECORD_FILE).write_text(json.dumps({"weights": source, "manifest": manifest}))
+def _write_record(workdir: Path, source: str, manifest: str | None,
+                  convergence: dict[str, Any] | None = None) -> None:
+    (workdir / RECORD_FILE).write_text(json.dumps({"weights": source, "manifest": manifest,
+                                                   "convergence": convergence}))
 
 
 def prepare_weights(resolved, name: str, system, workdir: Path, resume: bool,
@@ -100,19 +103,22 @@ def prepare_weights(resolved, name: str, system, workdir: Path, resume: bool,
     # The steps the shipped training did, so an under-trained checkpoint is reported so.
     write_text(workdir / FINAL_STATE, json.dumps({"steps_done": int(manifest["steps_done"]),
                                                   "steps_planned": int(manifest["steps_planned"])}))
-    _write_record(workdir, "shipped", manifest["id"])
+    _write_record(workdir, "shipped", manifest["id"], manifest.get("convergence"))
     state = "UNDER-TRAINED, " if manifest.get("under_trained") else ""
+    converged = convergence_text(manifest.get("convergence"))
     print(f"{name}: using shipped weights {manifest['id']} ({state}{manifest['steps_done']} of "
-          f"{manifest['steps_planned']} steps; config hash and SHA-256 verified; "
-          "--retrain trains instead)", flush=True)
+          f"{manifest['steps_planned']} steps; {converged + '; ' if converged else ''}config "
+          "hash and SHA-256 verified; --retrain trains instead)", flush=True)
     return True
 
 
 def weights_record(workdir: Path) -> dict[str, Any]:
-    """``{"weights": "shipped"|"trained"|"resumed", "weights_manifest": id or None}`` of a
+    """``{"weights": "shipped"|"trained"|"resumed", "weights_manifest": id or None,
+    "weights_convergence": the shipped manifest's convergence entry or None}`` of a
     checkpoint directory, or ``{}`` (classic systems, nothing recorded)."""
     path = Path(workdir) / RECORD_FILE
     if not path.exists():
         return {}
     record = json.loads(path.read_text())
-    return {"weights": record.get("weights"), "weights_manifest": record.get("manifest")}
+    return {"weights": record.get("weights"), "weights_manifest": record.get("manifest"),
+            "weights_convergence": record.get("convergence")}

@@ -108,3 +108,32 @@ def test_retrain_trains_as_semsim_run(tmp_path, capsys):
     held, loaded = system.model.get_weights(), fresh.model.get_weights()
     assert len(held) == len(loaded) > 0
     assert all(np.array_equal(a, b) for a, b in zip(held, loaded, strict=True))
+
+
+def test_a_shipped_checkpoints_measured_convergence_reaches_the_results(tmp_path):
+    """The manifest's ``convergence`` (benchmarks/convergence.py) travels with the
+    shipped weights: into the run's weights record, and from there into the training
+    column and the plots' legend as NOT converged."""
+    from semsim.report.markdown import training_status
+    from semsim.report.plots import _label
+    from semsim.report.results import SystemResults
+    from semsim.weights.shipped import weights_record
+
+    path = WEIGHTS_DIR / "mu_mimo_4users" / "standard" / "deepjscc.manifest.json"
+    convergence = read_manifest(path)["convergence"]
+    scenario = SCENARIOS_DIR / "mu_mimo_4users.yaml"
+    semsim.trained_system(scenario, "deepjscc", workdir=tmp_path)
+    record = weights_record(tmp_path / "checkpoints" / "deepjscc")
+    assert record["weights_convergence"] == convergence
+    one = dict(snr_db=[10.0], psnr_db=[20.0], psnr_ci95_db=[0.1], psnr_std_db=[1.0],
+               psnr_of_mean_mse_db=[20.0], exact_images=[0], ssim=[0.5], ssim_ci95=[0.01],
+               ms_ssim=[0.5], ms_ssim_ci95=[0.01], cr=[0.1667], n_images=[4])
+    system = SystemResults(type="deepjscc", steps_done=7000, steps_planned=7000, **one,
+                           **record)
+    assert system.not_converged == (not convergence["converged"])
+    low, high = convergence["steps"]
+    word = "converged" if convergence["converged"] else "NOT converged"
+    assert training_status(system) == (f"7000 steps, {word}: {convergence['gain_db']:+.2f} dB "
+                                       f"from {low} to {high} steps ({convergence['method']})")
+    assert _label("deepjscc", system) == ("deepjscc" if convergence["converged"]
+                                          else "deepjscc (not converged)")
