@@ -218,6 +218,11 @@ def replot(args, resolved) -> None:
     """``--from-csv``: one plot and the verdicts for the rows of several CSV files."""
     rows = [row for path in args.from_csv for row in read_rows(path)]
     args.out.mkdir(parents=True, exist_ok=True)
+    conclude(args, resolved, rows)
+
+
+def conclude(args, resolved, rows: list[dict]) -> None:
+    """Plot ``rows`` into ``--out`` and print each series' verdict."""
     snr = validation_setup(resolved)["snr_db"]
     title = f"{resolved.scenario.name} [{args.profile}], {snr:g} dB, {rows[0]['val_images']} " \
             "held-out validation images"
@@ -289,12 +294,8 @@ def main() -> None:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    title = f"{resolved.scenario.name} [{args.profile}], {snr:g} dB, {rows[0]['val_images']} " \
-            "held-out validation images"
-    plot(rows, args.out / "convergence.png", title)
-    for name, text in verdicts(rows).items():
-        print(f"{name}: {text}")
-    print(f"wrote {args.out / 'convergence.csv'} and {args.out / 'convergence.png'}")
+    conclude(args, resolved, rows)
+    print(f"wrote {args.out / 'convergence.csv'}")
 
 if __name__ == "__main__":
     main()
