@@ -123,10 +123,6 @@ def test_type1_rates_lie_between_no_precoding_and_svd_water_filling_on_random_ch
 
 
 # ---- the link option -------------------------------------------------------------------
-def _qpsk(rng, shape):
-    return ((rng.choice([-1, 1], size=shape) + 1j * rng.choice([-1, 1], size=shape))
-            / S2).astype(np.complex64)
-
 
 def _type1_link(**kw):
     from semsim.phy.analog import AnalogLink
@@ -135,7 +131,7 @@ def _type1_link(**kw):
     return AnalogLink(LinkSpec(csi=CSISpec(mode="perfect"), precoding="type1", **kw))
 
 
-def test_analog_link_sends_the_selected_codeword_at_the_unprecoded_power(monkeypatch):
+def test_analog_link_sends_the_selected_codeword_at_the_unprecoded_power(channel_spy, qpsk):
     """H = Q diag(2, 1) F_1^H at 10 dB (Es = 1, no = 2 / 10 = 0.2): the link must send
     F_1 x (spied on at the channel layer), 2 per channel use for QPSK, with the unprecoded
     link's noise variance, and the layers' SNRs are 4 / 0.2 = 20 and 1 / 0.2 = 5 (the other
@@ -147,12 +143,9 @@ def test_analog_link_sends_the_selected_codeword_at_the_unprecoded_power(monkeyp
     rng = np.random.default_rng(3)
     batch, length = 64, 256
     h = np.broadcast_to(_diagonalized_by(1), (batch, 2, 2)).copy()
-    x = _qpsk(rng, (batch, 2, length))
+    x = qpsk(rng, (batch, 2, length))
     link = _type1_link()
-    sent_blocks = []
-    call = link.channel.call
-    monkeypatch.setattr(link.channel, "call",
-                        lambda x_in, *a, **k: (sent_blocks.append(np.asarray(x_in)), call(x_in, *a, **k))[1])
+    sent_blocks = channel_spy(link)
     out = link.transmit(x, link.observe(batch, 10.0, h=h), 10.0)
     np.testing.assert_allclose(sent_blocks[-1], (S2 * TABLE_RANK2[1]) @ x, atol=1e-5)
     np.testing.assert_allclose(np.sum(np.abs(sent_blocks[-1]) ** 2, axis=1), 2.0, rtol=1e-4)
@@ -167,13 +160,13 @@ def test_analog_link_sends_the_selected_codeword_at_the_unprecoded_power(monkeyp
     np.testing.assert_allclose(out.sent_reals.numpy(), ref.sent_reals.numpy())
 
 
-def test_links_with_perfect_csi_recover_qpsk_at_high_snr():
+def test_links_with_perfect_csi_recover_qpsk_at_high_snr(qpsk):
     from semsim.phy.digital import DigitalLink
 
     rng = np.random.default_rng(4)
     h = ((rng.normal(size=(16, 2, 2)) + 1j * rng.normal(size=(16, 2, 2))) / S2).astype(np.complex64)
     link = _type1_link()
-    x = _qpsk(rng, (16, 2, 24))
+    x = qpsk(rng, (16, 2, 24))
     out = link.transmit(x, link.observe(16, 80.0, h=h), 80.0)
     np.testing.assert_allclose(out.x_hat.numpy(), x, atol=2e-3)
     digital = DigitalLink("qpsk", num_rx_ant=2, num_tx_ant=2, csi="perfect", precoding="type1", k=256)
@@ -225,7 +218,7 @@ def test_capacity_bound_on_a_type1_link_is_the_precoded_mutual_information():
     np.testing.assert_allclose(bits, 10 * np.log2(21.0 * 6.0), rtol=1e-5)
 
 
-def test_type1_compiles_under_xla_as_training_does():
+def test_type1_compiles_under_xla_as_training_does(qpsk):
     """Training compiles the link with XLA (train.jit_compile defaults to true): the compiled
     PMI selection gives the eager PMIs, and the compiled AnalogLink.transmit returns the
     sent QPSK symbols at 80 dB (1e-2 on 32 random channels, whose worst-conditioned ones
@@ -238,7 +231,7 @@ def test_type1_compiles_under_xla_as_training_does():
     np.testing.assert_array_equal(pmi, type1_pmi(h, 0.3).numpy())
     assert set(pmi) == {0, 1}
     link = _type1_link()
-    x = _qpsk(rng, (32, 2, 8))
+    x = qpsk(rng, (32, 2, 8))
     state = link.observe(32, 80.0, h=h)
     compiled = tf.function(lambda x: link.transmit(x, state, 80.0).x_hat, jit_compile=True)
     np.testing.assert_allclose(compiled(x).numpy(), x, atol=1e-2)

@@ -74,10 +74,6 @@ def _known_h(singular, batch, seed=0):
     return np.broadcast_to(h, (batch, 2, 2)).astype(np.complex64)
 
 
-def _qpsk(rng, shape):
-    return ((rng.choice([-1, 1], size=shape) + 1j * rng.choice([-1, 1], size=shape))
-            / np.sqrt(2)).astype(np.complex64)
-
 
 def _svd_link(**kw):
     from semsim.phy.analog import AnalogLink
@@ -86,17 +82,17 @@ def _svd_link(**kw):
     return AnalogLink(LinkSpec(csi=CSISpec(mode="perfect"), precoding="svd", **kw))
 
 
-def test_svd_link_with_perfect_csi_returns_the_sent_streams_at_high_snr():
+def test_svd_link_with_perfect_csi_returns_the_sent_streams_at_high_snr(qpsk):
     rng = np.random.default_rng(2)
     link = _svd_link()
-    x = _qpsk(rng, (8, 2, 24))
+    x = qpsk(rng, (8, 2, 24))
     h = ((rng.normal(size=(8, 2, 2)) + 1j * rng.normal(size=(8, 2, 2))) / np.sqrt(2))
     state = link.observe(8, 80.0, h=h.astype(np.complex64))
     out = link.transmit(x, state, 80.0)
     np.testing.assert_allclose(out.x_hat.numpy(), x, atol=2e-3)
 
 
-def test_svd_link_per_stream_snr_is_the_water_filling_closed_form(monkeypatch):
+def test_svd_link_per_stream_snr_is_the_water_filling_closed_form(channel_spy, qpsk):
     """H with singular values (2, 1), 2x2, Es = 1, no = Nt / snr. At 10 dB (no = 0.2) the
     unit-power stream SNRs are 20 and 5, water level mu = (2 + 1/20 + 1/5) / 2 = 1.125, so
     p = (1.075, 0.925) and the stream SNRs are 21.5 and 4.625 (worked by hand). At -3 dB
@@ -113,12 +109,9 @@ def test_svd_link_per_stream_snr_is_the_water_filling_closed_form(monkeypatch):
     rng = np.random.default_rng(3)
     batch, length = 64, 256
     h = _known_h([2.0, 1.0], batch)
-    x = _qpsk(rng, (batch, 2, length))
+    x = qpsk(rng, (batch, 2, length))
     link = _svd_link()
-    sent_blocks = []
-    call = link.channel.call
-    monkeypatch.setattr(link.channel, "call",
-                        lambda x_in, *a, **k: (sent_blocks.append(np.asarray(x_in)), call(x_in, *a, **k))[1])
+    sent_blocks = channel_spy(link)
     for snr_db, want in ((10.0, [21.5, 4.625]), (-3.0, [2.0 * 4.0 / (2 / 10**-0.3), None])):
         out = link.transmit(x, link.observe(batch, snr_db, h=h), snr_db)
         x_hat = out.x_hat.numpy()
