@@ -53,8 +53,8 @@ from semsim.weights.manifest import (  # noqa: E402
 CONVERGED_GAIN_DB = 0.3
 
 
-def _planned_steps(scenario, data) -> int:
-    cfg = scenario.train
+def _planned_steps(scenario, name: str, data) -> int:
+    cfg = scenario.train_for(name)
     return cfg.to_spec(scenario.snr.train_db, scenario.seed,
                        max(1, data.num_train // cfg.batch_size)).steps
 
@@ -91,8 +91,8 @@ def train_and_validate(args, name: str, steps: int, warm: bool = False) -> dict:
         done, start = int(manifest["steps_done"]), manifest["id"]
     if steps:
         # no wall-clock cut unless asked: a cut run is not a budget point
-        update = {"steps": steps, "epochs": None, "max_seconds": args.max_seconds}
-        scenario.train = scenario.train.model_copy(update=update)
+        entry.train = {**(entry.train or {}), "steps": steps, "epochs": None,
+                       "max_seconds": args.max_seconds}
         if warm:  # the runner's own log line below says "from scratch": it is not
             print(f"{name}: warm restart from {start} for {steps} more steps", flush=True)
         seconds, report = run._prepare(entry, system, data, validation)
@@ -175,12 +175,12 @@ def throughput(args, names: list[str]) -> None:
     scenario = resolved.scenario
     data = load_data(scenario.data)
     run = _Run(resolved, RunOptions(out_dir=Path("."), progress=False))
-    cfg = scenario.train
     cores = len(os.sched_getaffinity(0))
     print(f"{'system':<12} {'batch':>5} {'xla':>5} {'params':>9} {'compile_s':>9} "
           f"{'img/s':>8} {'img/s/' + str(cores) + 'cpu':>11}")
     for name in names:
         entry = scenario.system(name)
+        cfg = scenario.train_for(name)
         set_seed(scenario.seed)
         system = run._build(entry, data)
         spec = cfg.to_spec(entry.train_snr_db or scenario.snr.train_db, scenario.seed,
@@ -271,17 +271,20 @@ def main() -> None:
         replot(args, resolved)
         return
     data = load_data(resolved.scenario.data)
-    total = args.steps or _planned_steps(resolved.scenario, data)
+    totals = {name: args.steps or _planned_steps(resolved.scenario, name, data)
+              for name in names}
     fractions = args.budgets if args.budgets is not None else \
         ("" if args.from_shipped else "0.25,0.5,1,2")
-    budgets = sorted({max(1, round(float(b) * total)) for b in fractions.split(",") if b})
+    plan = []
+    for name, total in totals.items():
+        budgets = sorted({max(1, round(float(b) * total)) for b in fractions.split(",") if b})
+        plan += [(name, steps, False) for steps in budgets]
+        if args.from_shipped:  # the shipped checkpoint (N), then N more steps from it (2N)
+            plan += [(name, steps, True) for steps in (0, total)]
     snr = validation_setup(resolved)["snr_db"]
-    plan = [(name, steps, False) for name in names for steps in budgets]
-    if args.from_shipped:  # the shipped checkpoint (N), then N more steps from it (2N)
-        plan += [(name, steps, True) for name in names for steps in (0, total)]
-    print(f"{resolved.scenario.name} [{args.profile}]: N = {total}, from scratch {budgets}, "
-          f"from shipped {'0 and N more' if args.from_shipped else 'no'}; validation at "
-          f"{snr:g} dB", flush=True)
+    print(f"{resolved.scenario.name} [{args.profile}]: N = "
+          f"{', '.join(f'{n} {t}' for n, t in totals.items())}; runs (system, steps, from "
+          f"shipped): {plan}; validation at {snr:g} dB", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, steps, warm in plan:

@@ -21,6 +21,7 @@ from semsim.scenario import SCENARIOS_DIR as SCENARIOS_DIR  # re-exported
 from semsim.scenario.schema import (
     Scenario,
     ScenarioFileHeader,
+    merge_train,
 )
 from semsim.systems.registry import system_types
 
@@ -206,11 +207,8 @@ def _apply_profile(raw: dict, profile_name: str, header: ScenarioFileHeader) -> 
     for section in ("train", "data", "eval", "snr", "link"):
         part = getattr(override, section)
         if section == "train" and part and isinstance(data.get("train"), dict):
-            # steps and epochs are alternative budgets: a profile naming one replaces both
-            for budget, other in (("steps", "epochs"), ("epochs", "steps")):
-                if budget in part and other not in part:
-                    data["train"].pop(other, None)
-        if part is not None:
+            data["train"] = merge_train(data["train"], part)
+        elif part is not None:
             current = data.get(section, {})
             data[section] = _merge(current, part) if isinstance(current, dict) else part
     systems = data.get("systems")
@@ -230,6 +228,10 @@ def _apply_profile(raw: dict, profile_name: str, header: ScenarioFileHeader) -> 
             entry["train_snr_db"] = change.train_snr_db
         if change.match_cr_of is not None:
             entry["match_cr_of"] = change.match_cr_of
+        if change.train is not None:
+            train = entry.get("train") or {}
+            entry["train"] = merge_train(train, change.train) if isinstance(train, dict) \
+                else change.train
     return data, problems
 
 

@@ -165,8 +165,15 @@ def _without_resumable(scenario: dict) -> dict:
         scenario = Scenario.model_validate(scenario).model_dump(mode="json")
     except ValueError:  # pydantic's ValidationError: compared as written
         pass
-    train = {k: v for k, v in scenario.get("train", {}).items() if k not in RESUME_MAY_CHANGE}
-    return {**scenario, "train": train}
+    def resumable(train: dict | None) -> dict | None:
+        return train if not isinstance(train, dict) else \
+            {k: v for k, v in train.items() if k not in RESUME_MAY_CHANGE}
+
+    systems = scenario.get("systems")
+    if isinstance(systems, list):
+        systems = [{**s, "train": resumable(s.get("train"))} if isinstance(s, dict) else s
+                   for s in systems]
+    return {**scenario, "train": resumable(scenario.get("train", {})), "systems": systems}
 
 
 def _check_result(name: str, result: TransmitResult, images: np.ndarray) -> None:
@@ -250,9 +257,10 @@ class _Run:
         stype = get_system_type(entry.type)
         size = (data.image_size, data.image_size)
         set_seed(self.scenario.seed)
-        precision = self.scenario.train.precision
+        train = self.scenario.train_for(entry.name)
+        precision = train.precision
         try:
-            strategy = strategy_for(self.scenario.train.distribute)
+            strategy = strategy_for(train.distribute)
             check_precision(entry.type, precision, stype.factory)
         except ValueError as err:
             raise RunError(f"system {entry.name!r}: {err}") from err
@@ -264,7 +272,7 @@ class _Run:
         if hasattr(system, "model"):
             try:
                 check_distributable(entry.type, system.model, strategy)
-                check_batch(self.scenario.train.batch_size, self.scenario.link.users, strategy)
+                check_batch(train.batch_size, self.scenario.link.users, strategy)
             except ValueError as err:
                 raise RunError(f"system {entry.name!r}: {err}") from err
         return system
@@ -272,7 +280,7 @@ class _Run:
     def _prepare(self, entry: SystemConfig, system: System, data: ImageData,
                  validation: np.ndarray) -> tuple[float, TrainReport | None]:
         """Train (or load) one system: seconds spent and its :class:`TrainReport`."""
-        cfg = self.scenario.train
+        cfg = self.scenario.train_for(entry.name)
         train_spec = dataclasses.replace(
             cfg.to_spec(entry.train_snr_db or self.scenario.snr.train_db, self.scenario.seed,
                         max(1, data.num_train // cfg.batch_size)),

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from semsim.phy.spec import check_precoding
 from semsim.systems.base import CSISpec, LinkSpec, TrainSpec
@@ -346,17 +353,32 @@ class EvalConfig(Strict):
                              f"{seen[self.bd_anchor]!r}; name that curve")
 
 
+def merge_train(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """``base`` (a ``train`` mapping) with the keys of ``change``; ``steps`` and
+    ``epochs`` are alternative budgets, so a change naming one drops the other."""
+    out = dict(base)
+    for budget, other in (("steps", "epochs"), ("epochs", "steps")):
+        if budget in change and other not in change:
+            out.pop(other, None)
+    out.update(change)
+    return out
+
+
 class SystemConfig(Strict):
     """One compared system: ``name`` (unique; a directory name), registered ``type``,
     its ``params`` (checked against the type's pydantic model), optional
     ``match_cr_of`` (another system's name: this one then receives that system's mean
-    CR per SNR as ``target_cr``) and ``train_snr_db`` (overrides ``snr.train_db``)."""
+    CR per SNR as ``target_cr``), ``train_snr_db`` (overrides ``snr.train_db``) and
+    ``train`` (keys of the scenario's ``train`` section that differ for this system,
+    e.g. ``{steps: 28000}`` for a network that needs more steps than the others; see
+    :meth:`Scenario.train_for`)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
     type: str
     params: dict[str, Any] = Field(default_factory=dict)
     match_cr_of: str | None = None
     train_snr_db: tuple[SnrDb, SnrDb] | None = None
+    train: dict[str, Any] | None = None
 
     @field_validator("train_snr_db")
     @classmethod
@@ -393,6 +415,14 @@ class Scenario(Strict):
                 raise ValueError(f"systems[{i}].match_cr_of: {entry.match_cr_of!r} is not a system "
                                  f"of this scenario; systems: {', '.join(names)}")
         evaluation_order(self.systems)
+        for i, entry in enumerate(self.systems):
+            if entry.train:
+                try:
+                    self.train_for(entry.name)
+                except ValidationError as err:
+                    problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'train'}: "
+                                         f"{e['msg']}" for e in err.errors())
+                    raise ValueError(f"systems[{i}].train: {problems}") from None
         self.eval.check_bd(names)
         users = self.link.users
         if users > 1:
@@ -404,6 +434,15 @@ class Scenario(Strict):
                 raise ValueError(f"data.test_images: {self.data.test_images} is not a multiple "
                                  f"of link.users ({users})")
         return self
+
+    def train_for(self, name: str) -> TrainConfig:
+        """The ``train`` section that system ``name`` trains with: the scenario's, with
+        the system's own ``train`` keys (:func:`merge_train`) over it."""
+        entry = self.system(name)
+        if not entry.train:
+            return self.train
+        return TrainConfig.model_validate(
+            merge_train(self.train.model_dump(exclude_unset=True), entry.train))
 
     def system(self, name: str) -> SystemConfig:
         for entry in self.systems:
@@ -439,11 +478,13 @@ def evaluation_order(systems: list[SystemConfig]) -> list[SystemConfig]:
 
 class SystemOverride(Strict):
     """What a profile may change in one system: its params (merged key by key), its
-    training SNR range and its ``match_cr_of``."""
+    training SNR range, its ``match_cr_of`` and its own ``train`` keys (merged key by
+    key over the system's, :func:`merge_train`)."""
 
     params: dict[str, Any] | None = None
     train_snr_db: list[Any] | None = None
     match_cr_of: str | None = None
+    train: dict[str, Any] | None = None
 
 
 class ProfileOverride(Strict):

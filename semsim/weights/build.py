@@ -41,8 +41,8 @@ def build_checkpoint(resolved, name: str, root: Path, command: str,
     if resolved.profile is None:
         raise ValueError("shipped checkpoints belong to a profile: pass --profile")
     entry = scenario.system(name)
-    if max_seconds is not None:
-        scenario.train = scenario.train.model_copy(update={"max_seconds": float(max_seconds)})
+    if max_seconds is not None:  # the system's own train keys, over the scenario's
+        entry.train = {**(entry.train or {}), "max_seconds": float(max_seconds)}
     with tempfile.TemporaryDirectory(prefix="semsim-weights-") as tmp:
         out = Path(tmp) if workdir is None else Path(workdir)
         run = _Run(resolved, RunOptions(out_dir=out, resume=workdir is not None, retrain=True,

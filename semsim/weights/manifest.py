@@ -74,8 +74,8 @@ def hashed_config(resolved, name: str, system) -> dict[str, Any]:
     entry = scenario.system(name)
     # Sections without the fields left at their defaults, so that a new option of the
     # schema (default: the old behaviour) does not invalidate every shipped checkpoint.
-    train = scenario.train.model_dump(mode="json", exclude={"max_seconds", "jit_compile"},
-                                      exclude_defaults=True)
+    train = scenario.train_for(name).model_dump(
+        mode="json", exclude={"max_seconds", "jit_compile"}, exclude_defaults=True)
     data = scenario.data.model_dump(
         mode="json", exclude_defaults=True,
         include={"source", "path", "image_size", "train_images", "augment", "labels"})

@@ -177,6 +177,27 @@ def test_under_trained_system_is_marked_and_resume_trains_it_on(tiny_scenario, t
     assert comparable(resumed) == comparable(clean)
 
 
+def test_a_system_with_its_own_train_keys_trains_its_own_budget(tiny_scenario, tmp_path):
+    _register_budget_toy()
+    text = tiny_scenario.read_text().replace("type: toy", "type: budget_toy").replace(
+        "{name: a, type: budget_toy, params: {cr: 0.5}}",
+        "{name: a, type: budget_toy, params: {cr: 0.5}, train: {steps: 9}}")
+    tiny_scenario.write_text(text)
+    results = run_scenario(load_scenario(tiny_scenario),
+                           RunOptions(out_dir=tmp_path / "run", progress=False))
+    assert (results.systems["a"].steps_done, results.systems["a"].steps_planned) == (9, 9)
+    assert (results.systems["b"].steps_done, results.systems["b"].steps_planned) == (4, 4)
+    # a's own budget key resumes like the scenario's: a new max_seconds is allowed
+    tiny_scenario.write_text(text.replace("train: {steps: 9}", "train: {steps: 9, "
+                                                               "max_seconds: 60}"))
+    run_scenario(load_scenario(tiny_scenario),
+                 RunOptions(out_dir=tmp_path / "run", resume=True, progress=False))
+    tiny_scenario.write_text(text.replace("train: {steps: 9}", "train: {steps: 8}"))
+    with pytest.raises(RunError, match="resume"):
+        run_scenario(load_scenario(tiny_scenario),
+                     RunOptions(out_dir=tmp_path / "run", resume=True, progress=False))
+
+
 def test_failing_writes_leave_the_previous_files(tiny_scenario, tmp_path, monkeypatch):
     run = tmp_path / "run"
     run_scenario(load_scenario(tiny_scenario), RunOptions(out_dir=run, progress=False))

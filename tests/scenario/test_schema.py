@@ -200,3 +200,46 @@ def test_resume_accepts_a_run_made_before_new_fields_at_their_defaults(tmp_path)
     assert before != now and _without_resumable(before) == _without_resumable(now)
     changed = {**before, "eval": {**before["eval"], "samples": 2}}
     assert _without_resumable(changed) != _without_resumable(now)
+
+
+def test_a_system_trains_with_its_own_train_keys(tmp_path):
+    text = MU.replace("  - {name: base, type: toy, params: {cr: 0.5}}",
+                      "  - {name: base, type: toy, params: {cr: 0.5}, "
+                      "train: {steps: 40, learning_rate: 0.01}}")
+    scenario = load_scenario(write(tmp_path, text), profile="paper").scenario
+    base = scenario.train_for("base")
+    # steps replace the scenario's epochs; keys not named come from the scenario
+    assert (base.steps, base.epochs, base.learning_rate) == (40, None, 0.01)
+    assert (base.batch_size, base.optimizer, base.steps_per_epoch) == (16, "adamw", 7)
+    spec = base.to_spec((0.0, 20.0), seed=0, train_batches=99)
+    assert (spec.steps, spec.steps_per_epoch, spec.epochs) == (40, 7, 6)
+    # the other systems and the scenario's own section are untouched
+    assert scenario.train_for("late") == scenario.train
+    assert (scenario.train.epochs, scenario.train.learning_rate) == (3, 1e-3)
+
+
+def test_a_profile_changes_one_system_train_keys(tmp_path):
+    text = MU.replace("    systems: {base: {params: {shrink: 0.5}}}",
+                      "    systems: {base: {params: {shrink: 0.5}, train: {epochs: 9}}}")
+    text = text.replace("  - {name: base, type: toy, params: {cr: 0.5}}",
+                        "  - {name: base, type: toy, params: {cr: 0.5}, "
+                        "train: {steps: 40, batch_size: 8}}")
+    quick = load_scenario(write(tmp_path, text)).scenario
+    base = quick.train_for("base")
+    assert (base.epochs, base.steps, base.batch_size) == (9, None, 8)
+    assert quick.train.epochs == 1  # the profile's scenario-wide train
+    paper = load_scenario(write(tmp_path, text), profile="paper").scenario
+    assert (paper.train_for("base").steps, paper.train_for("base").batch_size) == (40, 8)
+
+
+def test_bad_system_train_keys_are_refused_with_their_place(tmp_path):
+    text = MU.replace("  - {name: matcher, type: toy, match_cr_of: late}",
+                      "  - {name: matcher, type: toy, match_cr_of: late, train: {stepz: 4}}")
+    problems, _ = validate_file(write(tmp_path, text))
+    assert len(problems) == 1
+    assert "systems[1].train: stepz: Extra inputs are not permitted" in str(problems[0])
+    text = MU.replace("  - {name: matcher, type: toy, match_cr_of: late}",
+                      "  - {name: matcher, type: toy, match_cr_of: late, "
+                      "train: {batch_size: 0}}")
+    problems, _ = validate_file(write(tmp_path, text))
+    assert "systems[1].train: batch_size: Input should be greater than 0" in str(problems[0])
