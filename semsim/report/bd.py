@@ -10,13 +10,6 @@ i.e. ``k / n``; any rate measure works as long as both curves use the same one).
 * :func:`bd_quality`: the average quality difference (dB) at equal CBR (BD-PSNR when
   the quality is PSNR). Positive: ``test`` is better.
 
-:func:`bd_from_results` reads a run's ``results.json``: systems named ``<family>_q<QP>``
-(e.g. ``chain_q28``, ``chain_q34``, ``chain_q41``) form one curve per family and SNR,
-``CBR = cr / 2`` (complex symbols per real source value) against ``psnr_db``. From the
-command line (writes ``bd.json`` beside ``results.json`` and prints it)::
-
-    python -m semsim.report.bd runs/scsc_2x2-quick/results.json --anchor chain
-
 Both interpolate in log-rate with piecewise cubic Hermite (``pchip``) polynomials, the
 method the package recommends over the original cubic fit (monotone, no overshoot).
 
@@ -29,13 +22,23 @@ at different SNRs are never joined (their quality differs for another reason tha
 A delta is ``null`` with its reason when either curve has fewer than
 :data:`MIN_RATE_POINTS` distinct rates, when PSNR does not increase strictly with CBR, or
 when the curves do not overlap (in PSNR for BD-rate, in CBR for BD-PSNR).
+
+A curve named in ``eval.bd_envelope`` is a scheme that picks its best configuration per
+CBR budget (the standard chain choosing its (Q, code rate)): at each SNR its points are
+reduced to their upper envelope (:func:`envelope`) before the deltas, and the section
+records which systems were kept (``envelope``).
+
+From the command line, the same section recomputed from a run's ``results.json`` (its
+resolved ``scenario`` names the curves; ``--anchor`` and ``--method`` may change the
+anchor curve and the interpolation), written to ``bd.json`` beside it and printed::
+
+    python -m semsim.report.bd runs/scsc_2x2-quick/results.json [--anchor chain_best]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import warnings
 from collections.abc import Mapping
@@ -124,45 +127,27 @@ def bd_table(curves: dict[str, tuple], anchor: str, method: str = "pchip") -> di
     }
 
 
-_FAMILY = re.compile(r"^(?P<family>.+)_q\d+$")
+def envelope(rates, quality) -> np.ndarray:
+    """Indices of the points on the upper envelope of a curve, in increasing rate.
 
-
-def bd_from_results(results: dict, anchor: str, method: str = "pchip") -> dict:
-    """BD-rate/BD-PSNR of every family of ``results["systems"]`` against ``anchor``, per
-    SNR: ``{snr_db: {family: {"bd_rate_percent", "bd_quality_db"}}}`` (``snr_db`` as a
-    string key). Families with fewer than 2 systems are skipped; a delta that cannot be
-    computed (a curve not strictly increasing in PSNR, curves that do not overlap) is
-    ``None`` with the reason under ``"errors"``."""
-    families: dict[str, list[str]] = {}
-    for name in results["systems"]:
-        match = _FAMILY.match(name)
-        if match:
-            families.setdefault(match["family"], []).append(name)
-    families = {f: names for f, names in families.items() if len(names) >= 2}
-    if anchor not in families:
-        raise ValueError(f"anchor family {anchor!r} has no 2 systems named {anchor}_q<QP>; "
-                         f"families: {', '.join(families) or 'none'}")
-    snrs = results["systems"][families[anchor][0]]["snr_db"]
-    table: dict[str, dict] = {}
-    for i, snr in enumerate(snrs):
-        curves = {f: ([results["systems"][n]["cr"][i] / 2 for n in names],
-                      [results["systems"][n]["psnr_db"][i] for n in names])
-                  for f, names in families.items()}
-        row = {}
-        ra, qa = curves[anchor]
-        for family, (rt, qt) in curves.items():
-            if family == anchor:
-                continue
-            entry: dict = {}
-            for key, fn in (("bd_rate_percent", bd_rate), ("bd_quality_db", bd_quality)):
-                try:
-                    entry[key] = fn(ra, qa, rt, qt, method)
-                except ValueError as err:
-                    entry[key] = None
-                    entry.setdefault("errors", []).append(f"{key}: {err}")
-            row[family] = entry
-        table[str(snr)] = row
-    return table
+    ``rates``, ``quality``: 1-D, one value per point (CBR, dB). A point is kept when no
+    other point has a rate <= its rate and a quality >= its quality, strictly better in
+    one (rates compared to 12 decimals, as :func:`_too_few` does); of identical points
+    the first is kept. The kept points increase strictly in both rate and quality: the
+    best quality reachable within each rate budget, at the rates where it changes.
+    """
+    rates = np.round(np.asarray(rates, np.float64), 12)
+    quality = np.asarray(quality, np.float64)
+    if rates.ndim != 1 or rates.shape != quality.shape:
+        raise ValueError(f"envelope: rates and quality must be 1-D of one length, "
+                         f"got {rates.shape} and {quality.shape}")
+    order = np.lexsort((np.arange(rates.size), -quality, rates))
+    kept, best = [], -np.inf
+    for i in order:
+        if quality[i] > best:
+            kept.append(i)
+            best = quality[i]
+    return np.asarray(kept, np.int64)
 
 
 def _delta(fn, anchor, test, method: str) -> tuple[float | None, str | None, str | None]:
@@ -194,11 +179,15 @@ def bd_section(eval_config: Mapping, systems: Mapping[str, Mapping],
 
     ``systems``: name -> mapping with the per-SNR lists ``snr_db``, ``cr`` and
     ``psnr_db`` (the results' systems, possibly a subset of the scenario's). Curves:
-    ``eval_config["bd_curves"]`` (curve name -> system names), every other system alone.
-    Returns ``{"anchor", "method", "rate", "min_rate_points", "curves", "snr_db",
-    "deltas"}`` with ``deltas[curve] = {"bd_rate_percent", "bd_psnr_db", "notes"}``, each a
-    list aligned with ``snr_db`` (the anchor's SNR grid); a ``None`` delta has its reason in
-    ``notes``, as does a library warning (partial overlap) beside a number.
+    ``eval_config["bd_curves"]`` (curve name -> system names), every other system alone;
+    the curves named in ``eval_config["bd_envelope"]`` are reduced to their upper
+    envelope (:func:`envelope`) at each SNR. Returns ``{"anchor", "method", "rate",
+    "min_rate_points", "curves", "snr_db", "deltas", "envelope"}`` with
+    ``deltas[curve] = {"bd_rate_percent", "bd_psnr_db", "notes"}``, each a list aligned
+    with ``snr_db`` (the anchor's SNR grid); a ``None`` delta has its reason in ``notes``,
+    as does a library warning (partial overlap) beside a number. ``envelope[curve]``: per
+    SNR, the systems the envelope kept (in increasing CBR), ``None`` where the curve was
+    not evaluated.
     """
     anchor = eval_config.get("bd_anchor")
     if anchor is None:
@@ -209,10 +198,13 @@ def bd_section(eval_config: Mapping, systems: Mapping[str, Mapping],
     curves = {c: [n for n in names if n in systems] for c, names in grouped.items()}
     curves.update({n: [n] for n in systems if n not in member})
     curves = {c: names for c, names in curves.items() if names}
+    enveloped = [c for c in eval_config.get("bd_envelope") or [] if c in curves]
     first = curves[anchor][0] if anchor in curves else next(iter(systems))
     snrs = list(systems[first]["snr_db"])
 
-    def points(curve: str, snr: float) -> tuple[np.ndarray, np.ndarray] | None:
+    def points(curve: str, snr: float) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+        """The curve's ``(CBRs, PSNRs, system names)`` at ``snr`` (its envelope when
+        the curve is in ``bd_envelope``), ``None`` when a system lacks this SNR."""
         rates, psnrs = [], []
         for name in curves[curve]:
             grid = list(systems[name]["snr_db"])
@@ -221,7 +213,19 @@ def bd_section(eval_config: Mapping, systems: Mapping[str, Mapping],
             i = grid.index(snr)
             rates.append(systems[name]["cr"][i] / 2.0)
             psnrs.append(systems[name]["psnr_db"][i])
-        return np.asarray(rates, np.float64), np.asarray(psnrs, np.float64)
+        rates, psnrs = np.asarray(rates, np.float64), np.asarray(psnrs, np.float64)
+        names = list(curves[curve])
+        if curve in enveloped:
+            keep = envelope(rates, psnrs)
+            rates, psnrs, names = rates[keep], psnrs[keep], [names[i] for i in keep]
+        return rates, psnrs, names
+
+    def too_few(curve: str, rates: np.ndarray) -> str | None:
+        reason = _too_few(curve, rates)
+        if reason and curve in enveloped:
+            reason += (f" after its envelope (best configuration per CBR) kept {rates.size} "
+                       f"of {len(curves[curve])} points")
+        return reason
 
     deltas: dict[str, dict] = {}
     for curve in curves:
@@ -235,23 +239,27 @@ def bd_section(eval_config: Mapping, systems: Mapping[str, Mapping],
                 reason = (f"curve {anchor if ref is None else curve!r} was not evaluated "
                           "at this SNR in this run")
             else:
-                reason = _too_few(anchor, ref[0]) or _too_few(curve, test[0])
+                reason = too_few(anchor, ref[0]) or too_few(curve, test[0])
             if reason:
                 entry["bd_rate_percent"].append(None)
                 entry["bd_psnr_db"].append(None)
                 entry["notes"].append(reason)
                 continue
-            rate, why_rate, warn_rate = _delta(bd_rate, ref, test, method)
-            psnr, why_psnr, warn_psnr = _delta(bd_quality, ref, test, method)
+            rate, why_rate, warn_rate = _delta(bd_rate, ref[:2], test[:2], method)
+            psnr, why_psnr, warn_psnr = _delta(bd_quality, ref[:2], test[:2], method)
             notes = [f"BD-rate: {why_rate or warn_rate}" if why_rate or warn_rate else None,
                      f"BD-PSNR: {why_psnr or warn_psnr}" if why_psnr or warn_psnr else None]
             entry["bd_rate_percent"].append(rate)
             entry["bd_psnr_db"].append(psnr)
             entry["notes"].append("; ".join(n for n in notes if n) or None)
         deltas[curve] = entry
+    kept = {}
+    for curve in enveloped:
+        at = [points(curve, snr) for snr in snrs]
+        kept[curve] = [None if p is None else p[2] for p in at]
     return {"anchor": anchor, "method": method, "rate": RATE_AXIS,
             "min_rate_points": MIN_RATE_POINTS, "curves": curves, "snr_db": snrs,
-            "deltas": deltas}
+            "deltas": deltas, "envelope": kept}
 
 
 def section_of_run(scenario: Mapping, systems: Mapping) -> dict | None:
@@ -261,15 +269,30 @@ def section_of_run(scenario: Mapping, systems: Mapping) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m semsim.report.bd",
-                                     description="Bjontegaard deltas of a run's results.json")
+    parser = argparse.ArgumentParser(
+        prog="python -m semsim.report.bd",
+        description="Bjontegaard deltas of a run's results.json, over the curves its "
+                    "resolved scenario names (eval.bd_curves, eval.bd_envelope)")
     parser.add_argument("results", type=Path)
-    parser.add_argument("--anchor", required=True, help="family of the anchor curve")
+    parser.add_argument("--anchor", help="anchor curve or system (default: the scenario's "
+                                         "eval.bd_anchor)")
     parser.add_argument("--method", default="pchip", choices=METHODS)
     args = parser.parse_args(argv)
-    table = bd_from_results(json.loads(args.results.read_text()), args.anchor, args.method)
-    text = json.dumps({"anchor": args.anchor, "method": args.method, "by_snr_db": table}, indent=2)
-    (args.results.parent / "bd.json").write_text(text + "\n")
+    results = json.loads(args.results.read_text(encoding="utf-8"))
+    eval_config = dict(results["scenario"].get("eval") or {})
+    if args.anchor is not None:
+        eval_config["bd_anchor"] = args.anchor
+    anchor = eval_config.get("bd_anchor")
+    if anchor is None:
+        parser.error("the run's scenario names no eval.bd_anchor; pass --anchor")
+    grouped = eval_config.get("bd_curves") or {}
+    alone = [n for n in results["systems"] if all(n not in m for m in grouped.values())]
+    if anchor not in grouped and anchor not in alone:
+        parser.error(f"--anchor {anchor!r} is not a curve of this run; curves: "
+                     f"{', '.join([*grouped, *alone])}")
+    section = bd_section(eval_config, results["systems"], args.method)
+    text = json.dumps(section, indent=2)
+    (args.results.parent / "bd.json").write_text(text + "\n", encoding="utf-8")
     print(text)
     return 0
 

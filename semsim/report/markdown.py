@@ -80,6 +80,12 @@ def _bd_lines(results: ResultsFile) -> list[str]:
              + "; ".join(f"{c}: {', '.join(n)}" for c, n in bd.curves.items()) + ".", ""]
     if not bd.deltas:
         return [*lines, "No curve besides the anchor.", ""]
+    for curve, kept in bd.envelope.items():
+        lines += [f"`{curve}` is the scheme choosing its best configuration per CBR: at each "
+                  f"SNR only its upper envelope counts (no other point at a CBR <= and a PSNR "
+                  f">=); kept: " + "; ".join(
+                      f"{snr:g} dB: " + ("not evaluated" if k is None else ", ".join(k))
+                      for snr, k in zip(bd.snr_db, kept, strict=True)) + ".", ""]
     lines += ["| curve | " + " | ".join(f"{s:g} dB" for s in bd.snr_db) + " |",
               "|---|" + "---|" * len(bd.snr_db)]
     notes: list[str] = []

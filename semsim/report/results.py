@@ -45,12 +45,15 @@
         "snr_db": [2.0, 6.0],
         "deltas": {"<curve>": {"bd_rate_percent": [...], # % CBR vs the anchor at equal
                                "bd_psnr_db": [...],      # PSNR; dB at equal CBR; null
-                               "notes": [...]}}          # with its reason in notes
-      }
+                               "notes": [...]}},         # with its reason in notes
+        "envelope": {"chain_best": [["chain_q41", ...], ...]}  # eval.bd_envelope curves:
+      }                                        # systems kept per SNR (null: not evaluated)
     }
 
 Every list of a system is aligned with its ``snr_db``, every list of ``bd.deltas`` with
-``bd.snr_db``. Version 2 files (before the ``bd`` section) are read with ``bd`` null.
+``bd.snr_db``, as is every list of ``bd.envelope``. Version 2 files (before the ``bd``
+section) are read with ``bd`` null; version 3 files written before ``bd.envelope`` existed
+are read with it empty (it is additive: a curve without ``eval.bd_envelope`` is unchanged).
 """
 
 from __future__ import annotations
@@ -158,10 +161,19 @@ class BDResults(BaseModel):
     curves: dict[str, list[str]]
     snr_db: list[float]
     deltas: dict[str, BDDeltas]
+    envelope: dict[str, list[list[str] | None]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _aligned(self) -> BDResults:
         n = len(self.snr_db)
+        for curve, kept in self.envelope.items():
+            if curve not in self.curves:
+                raise ValueError(f"bd.envelope: {curve!r} is not a curve of bd.curves")
+            if len(kept) != n:
+                raise ValueError(f"bd.envelope[{curve!r}] has {len(kept)} values, "
+                                 f"bd.snr_db has {n}")
+            if not all(k is None or set(k) <= set(self.curves[curve]) for k in kept):
+                raise ValueError(f"bd.envelope[{curve!r}] keeps a system outside the curve")
         for curve, entry in self.deltas.items():
             for key in ("bd_rate_percent", "bd_psnr_db", "notes"):
                 if len(getattr(entry, key)) != n:

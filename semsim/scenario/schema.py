@@ -317,14 +317,18 @@ class EvalConfig(Strict):
     dB at equal CBR, per SNR; written to results.json and report.md, see
     :mod:`semsim.report.bd`): a system name or a key of ``bd_curves``. ``bd_curves``: curve
     name -> the systems whose (CBR, PSNR) points at one SNR form that curve (a rate sweep:
-    the same scheme at different rates); a system in no curve is a curve of one point.
-    A delta needs at least 4 distinct rates on both curves, otherwise it is null with
-    the reason."""
+    the same scheme at different rates; a system may be in several curves); a system in
+    no curve is a curve of one point. ``bd_envelope``: curves of ``bd_curves`` that are
+    one scheme choosing its best configuration per CBR (e.g. the chain's (Q, code rate)):
+    at each SNR only their upper envelope counts (no other point at a CBR <= and a PSNR
+    >=). A delta needs at least 4 distinct rates on both curves (after the envelope),
+    otherwise it is null with the reason."""
 
     batch_size: Annotated[int, Field(gt=0)] = 32
     samples: Annotated[int, Field(gt=0, le=16)] = 4
     bd_anchor: str | None = None
     bd_curves: dict[str, Annotated[list[str], Field(min_length=1)]] | None = None
+    bd_envelope: list[str] | None = None
 
     def check_bd(self, names: list[str]) -> None:
         """Raise ``ValueError`` unless the BD options refer to systems ``names``."""
@@ -337,10 +341,9 @@ class EvalConfig(Strict):
                 if name not in names:
                     raise ValueError(f"eval.bd_curves[{curve!r}]: {name!r} is not a system of "
                                      f"this scenario; systems: {', '.join(names)}")
-                if name in seen:
-                    raise ValueError(f"eval.bd_curves: system {name!r} is in both "
-                                     f"{seen[name]!r} and {curve!r}")
-                seen[name] = curve
+                if members.count(name) > 1:
+                    raise ValueError(f"eval.bd_curves[{curve!r}]: {name!r} is listed twice")
+                seen.setdefault(name, curve)
             if curve in names and curve not in members:
                 raise ValueError(f"eval.bd_curves: curve {curve!r} is named like a system "
                                  "outside it")
@@ -351,6 +354,12 @@ class EvalConfig(Strict):
         if self.bd_anchor in seen and self.bd_anchor not in curves:
             raise ValueError(f"eval.bd_anchor: {self.bd_anchor!r} belongs to curve "
                              f"{seen[self.bd_anchor]!r}; name that curve")
+        for curve in self.bd_envelope or []:
+            if curve not in curves:
+                raise ValueError(f"eval.bd_envelope: {curve!r} is not a curve of "
+                                 f"eval.bd_curves; curves: {', '.join(curves) or 'none'}")
+        if len(set(self.bd_envelope or [])) < len(self.bd_envelope or []):
+            raise ValueError("eval.bd_envelope: a curve is listed twice")
 
 
 def merge_train(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:

@@ -168,12 +168,23 @@ def test_bd_anchor_and_curves_must_name_systems(tmp_path):
     assert problems("{bd_anchor: base, bd_curves: {s: [base, nope]}}") == [
         "eval.bd_curves['s']: 'nope' is not a system of this scenario; "
         "systems: base, matcher, late"]
-    assert problems("{bd_anchor: s, bd_curves: {s: [base], t: [base]}}") == [
-        "eval.bd_curves: system 'base' is in both 's' and 't'"]
+    # a system may be in several curves (a rate-1/2 curve and the best-of-all-rates one)
+    assert problems("{bd_anchor: s, bd_curves: {s: [base], t: [base, late]}}") == []
+    assert problems("{bd_anchor: s, bd_curves: {s: [base, late, base]}}") == [
+        "eval.bd_curves['s']: 'base' is listed twice"]
     assert problems("{bd_anchor: base, bd_curves: {s: [base, late]}}") == [
         "eval.bd_anchor: 'base' belongs to curve 's'; name that curve"]
     assert problems("{bd_curves: {s: [base]}}") == [
         "eval.bd_curves: needs eval.bd_anchor (the curve compared against)"]
+    # best configuration per CBR: only curves of bd_curves
+    assert problems("{bd_anchor: s, bd_curves: {s: [base], t: [base, late]}, "
+                    "bd_envelope: [t, s]}") == []
+    assert problems("{bd_anchor: s, bd_curves: {s: [base, late]}, bd_envelope: [base]}") == [
+        "eval.bd_envelope: 'base' is not a curve of eval.bd_curves; curves: s"]
+    assert problems("{bd_anchor: base, bd_envelope: [base]}") == [
+        "eval.bd_envelope: 'base' is not a curve of eval.bd_curves; curves: none"]
+    assert problems("{bd_anchor: s, bd_curves: {s: [base, late]}, bd_envelope: [s, s]}") == [
+        "eval.bd_envelope: a curve is listed twice"]
 
 
 def test_precoding_svd_is_refused_where_it_cannot_work(tmp_path):
