@@ -15,11 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
-from tests.comparable import comparable_results
+from tests.comparable import comparable_results, weights_arrays
 
 SCENARIO = """\
 name: determinism
@@ -62,14 +61,9 @@ def _start(tmp_path: Path, name: str, seed: int) -> tuple[subprocess.Popen, Path
 def _digest(weights_file: Path) -> str:
     """SHA-256 over every array (name and bytes) of a Keras ``.weights.h5`` file."""
     digest = hashlib.sha256()
-    with h5py.File(weights_file) as handle:
-        arrays = []
-        handle.visititems(lambda name, obj: arrays.append(name)
-                          if isinstance(obj, h5py.Dataset) else None)
-        assert arrays, f"no arrays in {weights_file}"
-        for name in sorted(arrays):
-            digest.update(name.encode())
-            digest.update(np.asarray(handle[name]).tobytes())
+    for name, array in sorted(weights_arrays(weights_file).items()):
+        digest.update(name.encode())
+        digest.update(array.tobytes())
     return digest.hexdigest()
 
 

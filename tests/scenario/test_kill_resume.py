@@ -21,11 +21,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
-from tests.comparable import comparable_results
+from tests.comparable import comparable_results, weights_arrays
 
 pytestmark = pytest.mark.slow
 
@@ -124,15 +123,6 @@ def _child(scenario: Path, out: Path, resume: bool, kill) -> subprocess.Complete
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=900)
 
 
-def _weights(path: Path) -> dict[str, np.ndarray]:
-    with h5py.File(path) as handle:
-        arrays = {}
-        handle.visititems(lambda name, obj: arrays.setdefault(name, np.asarray(obj))
-                          if isinstance(obj, h5py.Dataset) else None)
-    assert arrays, f"no arrays in {path}"
-    return arrays
-
-
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_results(tmp_path, name):
@@ -152,8 +142,8 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_results(tmp_path, 
     resumed = _child(scenario, run, resume=True, kill=None)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for system in SYSTEMS[name]:
-        expected = _weights(tmp_path / "clean" / "checkpoints" / system / "final.weights.h5")
-        found = _weights(run / "checkpoints" / system / "final.weights.h5")
+        expected = weights_arrays(tmp_path / "clean" / "checkpoints" / system / "final.weights.h5")
+        found = weights_arrays(run / "checkpoints" / system / "final.weights.h5")
         assert sorted(found) == sorted(expected)
         for key, value in expected.items():
             np.testing.assert_array_equal(found[key], value, err_msg=f"{system}: {key}")

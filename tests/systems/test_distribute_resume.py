@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.comparable import comparable_results
-from tests.scenario.test_kill_resume import CHILD, _weights
+from tests.comparable import comparable_results, weights_arrays
+from tests.scenario.test_kill_resume import CHILD
 
 pytestmark = pytest.mark.slow
 
@@ -69,8 +69,8 @@ def test_sigkill_mid_epoch_under_mirrored_then_resume_gives_the_uninterrupted_ru
     assert not (run / "checkpoints" / "deepjscc" / "final.weights.h5").exists()
     resumed = _child(scenario, run, resume=True, kill=None)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    expected = _weights(tmp_path / "clean" / "checkpoints" / "deepjscc" / "final.weights.h5")
-    found = _weights(run / "checkpoints" / "deepjscc" / "final.weights.h5")
+    expected = weights_arrays(tmp_path / "clean" / "checkpoints" / "deepjscc" / "final.weights.h5")
+    found = weights_arrays(run / "checkpoints" / "deepjscc" / "final.weights.h5")
     assert sorted(found) == sorted(expected)
     for key, value in expected.items():
         np.testing.assert_array_equal(found[key], value, err_msg=key)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import h5py
 import numpy as np
 import pytest
 
@@ -14,6 +13,7 @@ import semsim
 from semsim.scenario import SCENARIOS_DIR
 from semsim.weights import WEIGHTS_DIR
 from semsim.weights.manifest import read_manifest, validation_psnr
+from tests.comparable import weights_arrays
 
 SISO = SCENARIOS_DIR / "siso_awgn.yaml"
 #: Reproduction tolerance of the recorded validation PSNR (dB), as for every checkpoint.
@@ -78,15 +78,6 @@ def test_unknown_or_classic_system(tmp_path):
         semsim.trained_system(path, "deepjscc")
 
 
-def _datasets(path) -> dict[str, np.ndarray]:
-    """Every array of a Keras ``.weights.h5`` file, by its path in the file."""
-    arrays: dict[str, np.ndarray] = {}
-    with h5py.File(path, "r") as handle:
-        handle.visititems(lambda name, obj: arrays.__setitem__(name, obj[()])
-                          if isinstance(obj, h5py.Dataset) else None)
-    return arrays
-
-
 @pytest.mark.slow  # trains a tiny model twice for a few steps
 def test_retrain_trains_as_semsim_run(tmp_path, capsys):
     path = tmp_path / "tiny.yaml"
@@ -98,8 +89,8 @@ def test_retrain_trains_as_semsim_run(tmp_path, capsys):
     # the runner, in its own directory, trains the same weights from the same stream
     results = semsim.run(path, out=tmp_path / "run", systems=["deepjscc"], progress=False)
     assert results.systems["deepjscc"].weights == "trained"
-    mine = _datasets(ours / "final.weights.h5")
-    runner = _datasets(tmp_path / "run" / "checkpoints" / "deepjscc" / "final.weights.h5")
+    mine = weights_arrays(ours / "final.weights.h5")
+    runner = weights_arrays(tmp_path / "run" / "checkpoints" / "deepjscc" / "final.weights.h5")
     assert mine.keys() == runner.keys() and len(mine) > 0
     assert all(np.array_equal(mine[k], runner[k]) for k in mine)
     # the returned system holds these weights: a fresh build that loads the file agrees
