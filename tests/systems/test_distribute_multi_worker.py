@@ -54,10 +54,15 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _weights(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a Keras ``.weights.h5`` file (the model's and the optimizer's)."""
+    arrays = {}
+
+    def keep(name, obj):  # returns None: h5py's visititems stops at a non-None return
+        if isinstance(obj, h5py.Dataset):
+            arrays[name] = np.asarray(obj)
+
     with h5py.File(path) as handle:
-        arrays = {}
-        handle.visititems(lambda name, obj: arrays.setdefault(name, np.asarray(obj))
-                          if isinstance(obj, h5py.Dataset) else None)
+        handle.visititems(keep)
     assert arrays, f"no arrays in {path}"
     return arrays
 
@@ -102,7 +107,7 @@ def runs(tmp_path_factory):
 def test_both_workers_end_with_the_same_weights(runs):
     chief = _weights(runs / "run" / "checkpoints" / "deepjscc" / "final.weights.h5")
     other = _weights(runs / "run-worker1" / "checkpoints" / "deepjscc" / "final.weights.h5")
-    assert sorted(chief) == sorted(other)
+    assert sorted(chief) == sorted(other) and len(chief) > 20  # weights and optimizer state
     for key, value in chief.items():
         np.testing.assert_array_equal(other[key], value, err_msg=key)
 
@@ -132,9 +137,11 @@ def test_chief_checkpoint_exists_and_reloads(runs):
     assert json.loads((workdir / "final.json").read_text()) == {
         "steps_done": 4, "steps_planned": 4}
     model = load_exported(workdir / "model.keras")
-    expected = _weights(workdir / "final.weights.h5")
+    final = _weights(workdir / "final.weights.h5")
+    expected = [v for k, v in final.items() if not k.startswith("optimizer/")]
+    assert len(final) > len(expected) > 0  # the optimizer's state is in the file too
     loaded = sorted(np.asarray(w).tobytes() for w in model.get_weights())
-    assert loaded == sorted(v.tobytes() for v in expected.values())
+    assert loaded == sorted(v.tobytes() for v in expected)
     # the other worker wrote its own run directory, not the chief's
     assert not (runs / "run-worker1-worker1").exists()
     results = [json.loads((runs / r / "results.json").read_text())["systems"]["deepjscc"]
