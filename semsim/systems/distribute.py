@@ -44,7 +44,8 @@ Several workers (``multi_worker``), two Keras 3.15 bugs worked around here:
 
 Files: each worker trains in its own directory (:func:`worker_suffix`): the chief (rank
 0) writes the run directory, worker ``r`` writes ``<run directory>-worker<r>`` (its own
-backups, so that every worker can resume; the weights are the same on every worker).
+backups, so that every worker can resume from its own; the weights are the same on
+every worker).
 """
 
 from __future__ import annotations
