@@ -79,7 +79,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write TensorBoard logs (checkpoints/<system>/tensorboard)")
     parser.add_argument("--distribute", choices=("none", "mirrored", "multi_worker"),
                         help="train on several devices (same as --set train.distribute=...): "
-                             "mirrored = all local GPUs (multi_worker: not supported yet)")
+                             "mirrored = all local GPUs; multi_worker = several nodes, each "
+                             "with its own TF_CONFIG (docs/scaling.md)")
     parser.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
                         help="dtype policy of the learned blocks (same as --set "
                              "train.precision=...); the physical layer stays float32")

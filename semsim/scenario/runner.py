@@ -71,7 +71,12 @@ from semsim.scenario.schema import Scenario, SystemConfig, evaluation_order
 from semsim.scenario.shard import SHARD_FILE, Shard, assignment
 from semsim.seeding import set_seed
 from semsim.systems.base import System, TrainReport, TransmitResult
-from semsim.systems.distribute import check_batch, check_distributable, strategy_for
+from semsim.systems.distribute import (
+    check_batch,
+    check_distributable,
+    strategy_for,
+    worker_suffix,
+)
 from semsim.systems.keras_export import export_model
 from semsim.systems.keras_system import NonFiniteTrainingError
 from semsim.systems.precision import check_precision, dtype_policy
@@ -410,6 +415,14 @@ class _Run:
                              f"already in {self.out} are left as they were)") from err
 
     def _run(self) -> ResultsFile:
+        if any(self.scenario.train_for(s.name).distribute == "multi_worker"
+               for s in self.selected):
+            try:  # before any other TensorFlow operation, or TensorFlow refuses it
+                strategy = strategy_for("multi_worker")
+            except ValueError as err:
+                raise RunError(str(err)) from err
+            # the chief writes the run directory, worker r its own <out>-worker<r>
+            self.out = self.out.with_name(self.out.name + worker_suffix(strategy))
         try:  # before the run directory exists, so a data error never blocks a retry
             data = load_data(self.scenario.data)
         except (OSError, ValueError) as err:

@@ -265,8 +265,8 @@ class TrainConfig(Strict):
     wall-clock budget per system. ``lr_schedule``: ``constant`` (``learning_rate``
     throughout) or ``cosine`` (cosine decay from ``learning_rate`` to 1 % of it over the
     planned steps). ``distribute``: ``none``, ``mirrored`` (all local GPUs; ``batch_size``
-    stays the global batch) or ``multi_worker`` (refused for now), see
-    :mod:`semsim.systems.distribute`. ``precision``: ``float32`` (default),
+    stays the global batch) or ``multi_worker`` (several machines, each with its own
+    ``TF_CONFIG``), see :mod:`semsim.systems.distribute`. ``precision``: ``float32`` (default),
     ``mixed_float16`` or ``mixed_bfloat16``: the dtype policy of the learned blocks (the
     physical layer stays float32/complex64), see :mod:`semsim.systems.precision`.
     """

@@ -66,6 +66,14 @@ from semsim.seeding import (
     sionna_rng_state,
 )
 from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
+from semsim.systems.distribute import (
+    replica_loss,
+    shard_by_data,
+    skip_symbolic_build,
+    step_outputs,
+    worker_rank,
+    worker_seed,
+)
 from semsim.systems.precision import wrap_optimizer
 
 FINAL_WEIGHTS = "final.weights.h5"
@@ -140,13 +148,13 @@ class LossModel(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, metrics = self._loss(data, training=True)
-            scaled = self.optimizer.scale_loss(loss)
+            scaled = self.optimizer.scale_loss(replica_loss(loss))
         grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
-        return metrics
+        return step_outputs(metrics)
 
     def test_step(self, data):
-        return self._loss(data, training=False)[1]
+        return step_outputs(self._loss(data, training=False)[1])
 
 
 class _Progress(keras.callbacks.Callback):
@@ -309,6 +317,9 @@ class KerasSystem(System):
     def prepare(self, train_data, train: TrainSpec, workdir: Path, resume: bool) -> TrainReport:
         workdir = Path(workdir)
         set_seed(train.seed)
+        strategy = tf.distribute.get_strategy()
+        if worker_rank(strategy):  # several workers: each its own channel and noise draws
+            sionna.phy.config.seed = worker_seed(train.seed, strategy)
         data = training_inputs(train_data, self.snr_range_db or train.snr_range_db, train.seed)
         example = next(iter(data.take(1)))
         self._build(example)
@@ -335,7 +346,8 @@ class KerasSystem(System):
             restore_sionna_rng_state(np.load(state_dir / "sionna_rng.npy"))
             restore_seed_generator_states(self.model, np.load(state_dir / "seed_generators.npy"))
             steps_done = saved["steps_done"]
-        progress = self._fit(data, train, workdir, steps_done)
+        skip_symbolic_build(self.model)
+        progress = self._fit(shard_by_data(data), train, workdir, steps_done)
         report = TrainReport(progress.steps, planned)
         if report.complete:
             with atomic_path(final) as tmp:

@@ -127,8 +127,38 @@ def test_global_batch_must_split_into_whole_links_per_replica():
     check_batch(7, 2, One())  # one device: nothing to split
 
 
-def test_multi_worker_is_refused_with_a_clear_error():
+CLUSTER = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+
+
+@pytest.mark.parametrize("config, message", [
+    (None, "TF_CONFIG .* which is not set"),
+    ("{cluster", "TF_CONFIG to be JSON"),
+    (json.dumps({"cluster": {"worker": "127.0.0.1:1"}, "task": {}}), "lists of \"host:port\""),
+    (json.dumps({"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}}),
+     r"at least 2 tasks in chief and worker \(has 1\)"),
+    (json.dumps({"cluster": CLUSTER, "task": {"type": "worker", "index": 2}}), "to name one of"),
+    (json.dumps({"cluster": CLUSTER, "task": {"type": "ps", "index": 0}}), "to name one of"),
+])
+def test_multi_worker_needs_a_valid_tf_config(monkeypatch, config, message):
     from semsim.systems.distribute import strategy_for
 
-    with pytest.raises(ValueError, match="multi_worker is not supported yet"):
+    if config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", config)
+    with pytest.raises(ValueError, match=f"^train.distribute: multi_worker needs .*{message}"):
+        strategy_for("multi_worker")
+
+
+def test_multi_worker_after_tensorflow_started_is_refused_with_tensorflows_reason(monkeypatch):
+    import tensorflow as tf
+
+    from semsim.systems.distribute import strategy_for
+
+    tf.constant(1.0) + 1.0  # TensorFlow has started in this process
+    monkeypatch.setenv("TF_CONFIG", json.dumps(
+        {"cluster": CLUSTER, "task": {"type": "worker", "index": 0}}))
+    with pytest.raises(ValueError, match="TensorFlow refuses the strategy .Collective ops must "
+                                         "be configured at program startup.: it must be created "
+                                         "before any other TensorFlow operation"):
         strategy_for("multi_worker")
