@@ -19,9 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
+
+from tests.comparable import weights_arrays
 
 ROOT = Path(__file__).resolve().parents[2]
 # Training SNR 40 dB: the channel noise (each worker draws its own, see
@@ -51,20 +52,6 @@ def _free_ports(count: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
-
-
-def _weights(path: Path) -> dict[str, np.ndarray]:
-    """Every array of a Keras ``.weights.h5`` file (the model's and the optimizer's)."""
-    arrays = {}
-
-    def keep(name, obj):  # returns None: h5py's visititems stops at a non-None return
-        if isinstance(obj, h5py.Dataset):
-            arrays[name] = np.asarray(obj)
-
-    with h5py.File(path) as handle:
-        handle.visititems(keep)
-    assert arrays, f"no arrays in {path}"
-    return arrays
 
 
 def _losses(run: Path) -> list[float]:
@@ -105,8 +92,8 @@ def runs(tmp_path_factory):
 
 
 def test_both_workers_end_with_the_same_weights(runs):
-    chief = _weights(runs / "run" / "checkpoints" / "deepjscc" / "final.weights.h5")
-    other = _weights(runs / "run-worker1" / "checkpoints" / "deepjscc" / "final.weights.h5")
+    chief = weights_arrays(runs / "run" / "checkpoints" / "deepjscc" / "final.weights.h5")
+    other = weights_arrays(runs / "run-worker1" / "checkpoints" / "deepjscc" / "final.weights.h5")
     assert sorted(chief) == sorted(other) and len(chief) > 20  # weights and optimizer state
     for key, value in chief.items():
         np.testing.assert_array_equal(other[key], value, err_msg=key)
@@ -137,7 +124,7 @@ def test_chief_checkpoint_exists_and_reloads(runs):
     assert json.loads((workdir / "final.json").read_text()) == {
         "steps_done": 4, "steps_planned": 4}
     model = load_exported(workdir / "model.keras")
-    final = _weights(workdir / "final.weights.h5")
+    final = weights_arrays(workdir / "final.weights.h5")
     expected = [v for k, v in final.items() if not k.startswith("optimizer/")]
     assert len(final) > len(expected) > 0  # the optimizer's state is in the file too
     loaded = sorted(np.asarray(w).tobytes() for w in model.get_weights())
