@@ -49,8 +49,11 @@ class PowerNormalization(PhyLayer):
         energy = tf.reduce_sum(tf.abs(x) ** 2, axis=axes, keepdims=True)
         count = tf.reduce_sum(mask, axis=axes, keepdims=True)
         mean_power = tf.math.divide_no_nan(energy, count)
-        # An example with nothing sent stays all-zero (and has a finite gradient).
-        scale = tf.where(mean_power > 0, tf.sqrt(self.power / tf.maximum(mean_power, 1e-30)), 0.0)
+        # An example with nothing sent stays all-zero, with a zero gradient; the branch
+        # tf.where discards divides by 1, so no infinite intermediate appears in the
+        # backward pass (tf.debugging.enable_check_numerics stays quiet).
+        sending = mean_power > 0
+        scale = tf.where(sending, tf.sqrt(self.power / tf.where(sending, mean_power, 1.0)), 0.0)
         return x * as_complex(scale)
 
     def get_config(self):

@@ -74,10 +74,17 @@ def transmit_scale(
     ``sent_symbols`` (complex symbols sent), float32, same shape. Where nothing is sent,
     the factor that sending everything (``full_energy``, ``full_symbols``) would get, so
     that "send nothing" is not a state without gradient: a zero scale would zero every
-    probe, and a policy that reached "nothing" could never leave it."""
-    sent = tf.sqrt(tf.math.divide_no_nan(sent_symbols * symbol_energy, sent_energy))
-    full = tf.sqrt(tf.math.divide_no_nan(full_symbols * symbol_energy, full_energy))
-    return tf.where(sent_symbols > 0, sent, full)
+    probe, and a policy that reached "nothing" could never leave it. Gradients are finite
+    everywhere: a branch that ``tf.where`` discards never divides by, nor takes the root
+    of, zero (its 0 x inf would be NaN and reach every weight)."""
+
+    def scale(symbols, energy):
+        on = (symbols > 0) & (energy > 0)
+        return tf.where(on, tf.sqrt(symbols * symbol_energy / tf.where(on, energy, 1.0)), 0.0)
+
+    full_symbols = tf.broadcast_to(tf.cast(full_symbols, tf.float32), tf.shape(full_energy))
+    return tf.where(sent_symbols > 0, scale(sent_symbols, sent_energy),
+                    scale(full_symbols, full_energy))
 
 
 def gumbel_softmax(
