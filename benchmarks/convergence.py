@@ -91,8 +91,7 @@ def train_and_validate(args, name: str, steps: int, warm: bool = False) -> dict:
         done, start = int(manifest["steps_done"]), manifest["id"]
     if steps:
         # no wall-clock cut unless asked: a cut run is not a budget point
-        entry.train = {**(entry.train or {}), "steps": steps, "epochs": None,
-                       "max_seconds": args.max_seconds}
+        entry.train = {**(entry.train or {}), "steps": steps, "max_seconds": args.max_seconds}
         if warm:  # the runner's own log line below says "from scratch": it is not
             print(f"{name}: warm restart from {start} for {steps} more steps", flush=True)
         seconds, report = run._prepare(entry, system, data, validation)
