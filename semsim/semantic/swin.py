@@ -34,6 +34,21 @@ from semsim.semantic.ccam import CCAM
 MASK_VALUE = -100.0
 
 
+def input_bias_initializer(fan_in: int) -> keras.initializers.Initializer:
+    """Start value of the bias of a stack's input projection: uniform in
+    ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]`` (PyTorch's default for linear layers).
+
+    Keras starts biases at zero, and with zero biases an all-zero input (an image whose
+    policy sends nothing, an all-black patch) keeps every activation of a freshly built
+    Swin stack exactly zero. Each LayerNorm then sees a zero vector and passes gradients
+    with gain ``1/sqrt(epsilon)`` (about 316): through the reference paper's decoder the
+    first step's gradient reached 1e26 and Adam's second moment overflowed to inf, so
+    training diverged. A nonzero input bias makes no token exactly zero.
+    """
+    limit = 1.0 / float(np.sqrt(fan_in))
+    return keras.initializers.RandomUniform(-limit, limit)
+
+
 def _check_positive(name: str, value: int) -> None:
     if int(value) != value or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -308,6 +323,7 @@ class PatchEmbed(keras.layers.Layer):
     """Non-overlapping ``patch_size x patch_size`` patches -> ``dim``-dimensional tokens.
 
     ``[B, H, W, C_in]`` -> ``[B, H / p, W / p, dim]`` (strided convolution, then LayerNorm).
+    The convolution's bias starts nonzero (:func:`input_bias_initializer`).
     ``H`` and ``W`` must be multiples of ``patch_size``.
     """
 
@@ -317,6 +333,9 @@ class PatchEmbed(keras.layers.Layer):
         self.patch_size, self.dim = patch_size, dim
         self.proj = keras.layers.Conv2D(dim, patch_size, strides=patch_size, name="proj")
         self.norm = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")
+
+    def build(self, input_shape):
+        self.proj.bias_initializer = input_bias_initializer(self.patch_size**2 * input_shape[-1])
 
     def call(self, x):
         _, h, w, _ = x.shape
@@ -469,7 +488,8 @@ class SwinEncoder(_SwinStack):
 class SwinDecoder(_SwinStack):
     """Feature maps -> image, mirroring :class:`SwinEncoder`.
 
-    Linear(``dims[0]``) -> stage 0 -> for each further stage ``i``:
+    Linear(``dims[0]``; bias started by :func:`input_bias_initializer`) -> stage 0 -> for
+    each further stage ``i``:
     ``PatchReverseMerging(dims[i])`` -> stage ``i`` -> ``PatchReverseMerging(3, patch_size)``
     -> sigmoid. The defaults are the reference paper's decoder: stage 1 (at the coarse
     grid) 2 blocks x 8 heads at width 128, stage 2 4 blocks x 6 heads at width 96.
@@ -494,6 +514,9 @@ class SwinDecoder(_SwinStack):
         self.inp = keras.layers.Dense(dims[0], name="head")
         self.unmerges = [PatchReverseMerging(d, name=f"unmerge{i + 1}") for i, d in enumerate(dims[1:])]
         self.to_pixels = PatchReverseMerging(3, patch_size, name="to_pixels")
+
+    def build(self, z_shape, c_shape=None):
+        self.inp.bias_initializer = input_bias_initializer(z_shape[-1])
 
     def call(self, z, c=None):
         x = self.stages[0](self.inp(z), c)

@@ -306,3 +306,27 @@ def test_paper_backbone_sizes_and_constant_temperature_by_default():
     assert [(s.dim, s.depth, s.num_heads) for s in decoder.stages] == [(128, 2, 8), (96, 4, 6)]
     (callback,) = ReferenceModel(TINY, LINK, (16, 16)).training_callbacks(10)
     assert callback.schedule == "constant" and callback.initial == 5.0
+
+
+def test_an_image_that_sends_nothing_gets_gradients_of_normal_size():
+    """A policy that sends nothing gives the decoder all-zero maps; before the Swin input
+    bias fix its gradients were about 1e20 times those of a policy that sends everything
+    (paper sizes: 1e26, and Adam's moments overflowed). Tolerance: a factor 100."""
+    inputs = _inputs(8)
+
+    def largest_gradient(prior_slope):
+        set_seed(0)
+        model = _model(policy_prior_slope=prior_slope)
+        with tf.GradientTape() as tape:
+            out = model.forward_with_latents(inputs, training=True)
+            loss = tf.reduce_mean(model.loss_terms(inputs, out)["loss"])
+        grads = tape.gradient(loss, model.trainable_variables)
+        largest = max(float(np.max(np.abs(tf.convert_to_tensor(g).numpy())))
+                      for g in grads if g is not None)
+        return largest, out["kept_maps"].numpy()
+
+    nothing, kept_nothing = largest_gradient(-60.0)
+    everything, kept_everything = largest_gradient(60.0)
+    np.testing.assert_array_equal(kept_nothing, 0.0)
+    np.testing.assert_array_equal(kept_everything, TINY["num_maps"])
+    assert np.isfinite(nothing) and 0 < nothing < 100 * everything, (nothing, everything)
