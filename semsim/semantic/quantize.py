@@ -60,7 +60,10 @@ def quant_params(x, bits: int, mask=None) -> QuantParams:
     kept = tf.ones_like(x) if mask is None else tf.cast(mask, x.dtype)
     lo = _per_image(tf.reduce_min, tf.where(kept > 0, x, big))
     hi = _per_image(tf.reduce_max, tf.where(kept > 0, x, -big))
-    lo, hi = tf.minimum(lo, hi), tf.maximum(lo, hi)  # an image with nothing kept
+    # An image with nothing kept gets lo = hi = 0 (its tiny scale multiplies only zeros);
+    # its +-big sentinels would give hi - lo = inf, and 0 x inf = NaN at the receiver.
+    any_kept = _per_image(tf.reduce_max, kept) > 0
+    lo, hi = tf.where(any_kept, lo, 0.0), tf.where(any_kept, hi, 0.0)
     scale = tf.maximum(hi - lo, 1e-8) / levels
     zero_point = tf.round(-lo / scale)
     return QuantParams(scale, zero_point, tf.ones_like(scale))
