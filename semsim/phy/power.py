@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from semsim.phy.layer import PhyLayer
-from semsim.phy.utils import as_complex
+from semsim.phy.utils import as_complex, sqrt_ratio_or_zero
 
 
 @keras.saving.register_keras_serializable(package="semsim.phy")
@@ -49,11 +49,8 @@ class PowerNormalization(PhyLayer):
         energy = tf.reduce_sum(tf.abs(x) ** 2, axis=axes, keepdims=True)
         count = tf.reduce_sum(mask, axis=axes, keepdims=True)
         mean_power = tf.math.divide_no_nan(energy, count)
-        # An example with nothing sent stays all-zero, with a zero gradient; the branch
-        # tf.where discards divides by 1, so no infinite intermediate appears in the
-        # backward pass (tf.debugging.enable_check_numerics stays quiet).
-        sending = mean_power > 0
-        scale = tf.where(sending, tf.sqrt(self.power / tf.where(sending, mean_power, 1.0)), 0.0)
+        # An example with nothing sent stays all-zero, with a zero gradient.
+        scale = sqrt_ratio_or_zero(tf.fill(tf.shape(mean_power), float(self.power)), mean_power)
         return x * as_complex(scale)
 
     def get_config(self):

@@ -58,3 +58,15 @@ def as_complex(x: tf.Tensor) -> tf.Tensor:
     """
     x = tf.cast(x, tf.float32)
     return tf.complex(x, tf.zeros_like(x))
+
+
+def sqrt_ratio_or_zero(numerator: tf.Tensor, denominator: tf.Tensor) -> tf.Tensor:
+    """``sqrt(numerator / denominator)`` where both are > 0, else 0 (float32, broadcast).
+
+    The power-normalization factor of an example that may send nothing. Values and
+    gradients are finite everywhere: the branch that ``tf.where`` discards never divides
+    by, nor takes the root of, zero (its ``0 x inf`` would be a NaN gradient).
+    """
+    on = (numerator > 0) & (denominator > 0)
+    ratio = tf.where(on, numerator, 1.0) / tf.where(on, denominator, 1.0)
+    return tf.where(on, tf.sqrt(ratio), 0.0)

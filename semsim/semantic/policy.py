@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from semsim.phy.utils import sqrt_ratio_or_zero
 from semsim.systems.params import Schedule
 
 SCHEDULES: tuple[str, ...] = typing.get_args(Schedule)
@@ -77,14 +78,10 @@ def transmit_scale(
     probe, and a policy that reached "nothing" could never leave it. Gradients are finite
     everywhere: a branch that ``tf.where`` discards never divides by, nor takes the root
     of, zero (its 0 x inf would be NaN and reach every weight)."""
-
-    def scale(symbols, energy):
-        on = (symbols > 0) & (energy > 0)
-        return tf.where(on, tf.sqrt(symbols * symbol_energy / tf.where(on, energy, 1.0)), 0.0)
-
     full_symbols = tf.broadcast_to(tf.cast(full_symbols, tf.float32), tf.shape(full_energy))
-    return tf.where(sent_symbols > 0, scale(sent_symbols, sent_energy),
-                    scale(full_symbols, full_energy))
+    return tf.where(sent_symbols > 0,
+                    sqrt_ratio_or_zero(sent_symbols * symbol_energy, sent_energy),
+                    sqrt_ratio_or_zero(full_symbols * symbol_energy, full_energy))
 
 
 def gumbel_softmax(
