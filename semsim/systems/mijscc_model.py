@@ -2,8 +2,11 @@
 
 Encoder: three down-sampling residual blocks (:class:`DownResBlock`, stride 2 each)
 and a 3x3 convolution with ``c`` output channels: the representation ``z`` is
-``[B, H/8, W/8, c]``, i.e. ``2n = H W c / 64`` reals = ``n`` complex symbols per image
-(flattened row-major; reals ``2j, 2j+1`` form symbol ``j``).
+``[B, H/8, W/8, c]``, i.e. ``2n = H W c / 64`` reals = ``n`` complex symbols per image,
+flattened channel-major (``[B, c, H/8, W/8]``: the representation's real ``i`` is channel
+``i // (HW/64)``; reals ``2j, 2j+1`` form symbol ``j``). A-MIJSCC's consecutive mask keeps
+the first ``k`` symbols, so it drops trailing channels at every position of the grid,
+never a region of the image (row-major order would drop the bottom rows).
 Decoder: four transposed convolutions (strides 2, 2, 2, 1), each followed by batch
 normalization and an activation (PReLU, sigmoid for the last, which outputs the image).
 
@@ -189,6 +192,16 @@ class MIJSCCModel(LossModel):
             model.enable_adaptive()
         return model
 
+    # ---- the representation's order ------------------------------------------------------
+    def grid_to_reals(self, z):
+        """Latent ``[B, H/8, W/8, c]`` -> representation ``[B, 2n]``, channel-major."""
+        return tf.reshape(tf.transpose(z, [0, 3, 1, 2]), [-1, self.num_reals])
+
+    def reals_to_grid(self, reals):
+        """Representation ``[B, 2n]`` (channel-major) -> latent ``[B, H/8, W/8, c]``."""
+        height, width, channels = self.latent_shape
+        return tf.transpose(tf.reshape(reals, [-1, channels, height, width]), [0, 2, 3, 1])
+
     # ---- the two ends ----------------------------------------------------------------
     def encode(self, image):
         """``[B, H, W, 3]`` -> ``(features [B, H/4, W/4, f2], z [B, H/8, W/8, c])``."""
@@ -221,7 +234,7 @@ class MIJSCCModel(LossModel):
         snr_db = tf.broadcast_to(tf.cast(inputs["snr_db"], tf.float32), [batch])
         state = self.latent_link.observe(batch, snr_db, h=inputs.get("h"), num_reals=self.num_reals)
         features, z = self.encode(image)
-        rep = tf.reshape(z, [batch, self.num_reals])
+        rep = self.grid_to_reals(z)
         mask = tf.ones_like(rep)
         if self.adaptive_active:
             noise_var = tf.pow(10.0, -self.latent_link.image_snr_hat(state) / 10.0)
@@ -241,9 +254,7 @@ class MIJSCCModel(LossModel):
 
     def call(self, inputs, training=False):
         out = self.transmit_representation(inputs, training=training)
-        batch = tf.shape(out["rep_hat"])[0]
-        image_hat = self.decode(tf.reshape(out["rep_hat"], [batch, *self.latent_shape]),
-                                training=training)
+        image_hat = self.decode(self.reals_to_grid(out["rep_hat"]), training=training)
         kept = tf.reduce_sum(out["mask"], axis=1)
         height, width = self.image_size
         # CR: the real symbols that entered the channel layer (counted there) per 3HW

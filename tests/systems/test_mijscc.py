@@ -55,6 +55,34 @@ def test_quantized_representation_survives_a_clean_mimo_link(link):
     assert system.summarize(result.extras) == {"side_info_bits": 96.0}  # 3 float32
 
 
+def test_adaptive_mask_drops_trailing_channels_not_a_region_of_the_image():
+    # The mask keeps the first k symbols. The decoder must still get every position of
+    # the 4x4 latent grid (whole leading channels are kept), otherwise a part of the
+    # image is never sent at all (row-major order lost the bottom rows: 10.6 dB there).
+    params = MIJSCCParams(cr=1 / 12, bits=8, mi_weight=0.0, adaptive=True, **SMALL)
+    system = build_mijscc(params, SISO_AWGN, (32, 32), 0)
+    model = system.model
+    model.enable_adaptive()
+    half = np.zeros([2, model.num_symbols], np.float32)
+    half[:, : model.num_symbols // 2] = 1.0
+    model.noise_mask.call = lambda noise_var, training=False: (tf.constant(half), None)
+    seen = {}
+    decode = model.decode
+
+    def spy(z, training=False):
+        seen["z"] = z
+        return decode(z, training=training)
+
+    model.decode = spy
+    images = np.random.default_rng(4).uniform(0.2, 0.8, size=(2, 32, 32, 3)).astype(np.float32)
+    model({"image": images, "snr_db": tf.fill([2], 60.0)})
+    z = seen["z"].numpy()  # [2, 4, 4, 16]: c = 16 channels for CR 1/12 at 32x32
+    assert z.shape == (2, 4, 4, 16)
+    sent = np.abs(z) > 0
+    assert sent[..., :8].all()  # the first 8 channels at every grid position
+    assert not sent[..., 8:].any()  # the last 8 channels nowhere
+
+
 @pytest.mark.parametrize("bits", [4, 8])
 def test_sent_symbols_take_at_most_2_to_q_values_per_real_dimension(bits):
     params = MIJSCCParams(cr=1 / 6, bits=bits, mi_weight=0.0, **SMALL)
