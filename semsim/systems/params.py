@@ -281,3 +281,11 @@ class SCSCParams(pydantic.BaseModel):
     pcen_steps: int = pydantic.Field(200, ge=1)
     ppen_steps: int | None = pydantic.Field(None, ge=1)
     proxy_check_batches: int = pydantic.Field(2, ge=1)
+    ppen_forward: Literal["chain", "proxy"] = "chain"
+
+    @pydantic.model_validator(mode="after")
+    def _proxy_forward_needs_ppen(self):
+        if self.ppen_forward == "proxy" and not self.ppen:
+            raise ValueError("ppen_forward: proxy trains PPEN through the proxy alone; "
+                             "it needs ppen: true")
+        return self

@@ -105,3 +105,44 @@ def test_max_seconds_stops_every_stage_and_says_so(tmp_path, caplog):
     with pytest.warns(RuntimeWarning, match="does not track"):
         resumed = again.prepare(_data(), TrainSpec(steps=1, batch_size=2), tmp_path, resume=True)
     assert (resumed.steps_done, resumed.steps_planned) == (5, 5)
+
+
+@pytest.mark.parametrize("forward", ["chain", "proxy"])
+def test_ppen_trains_through_the_chain_or_through_the_proxy_alone(tmp_path, monkeypatch, forward):
+    # SCSC runs the real chain in every PPEN step (straight-through); the ProxyNet baseline
+    # (ppen_forward: proxy) never does in that stage. Both are evaluated on the real chain.
+    set_seed(5)
+    system = SCSCSystem(LINK, qp=34, pcen=False, ppen_forward=forward, ppen_steps=3, **TINY)
+    calls = []
+    send = system.chain.send
+
+    def spy(*args, **kwargs):
+        calls.append(stage[0])
+        return send(*args, **kwargs)
+
+    stage = ["proxy"]
+    monkeypatch.setattr(system.chain, "send", spy)
+    train_ppen = system._train_ppen
+
+    def ppen_stage(*args, **kwargs):
+        stage[0] = "ppen"
+        return train_ppen(*args, **kwargs)
+
+    monkeypatch.setattr(system, "_train_ppen", ppen_stage)
+    train = TrainSpec(steps=3, batch_size=2, snr_range_db=(2.0, 12.0), learning_rate=1e-2)
+    with pytest.warns(RuntimeWarning, match="does not track"):
+        report = system.prepare(_data(), train, tmp_path, resume=False)
+    assert (report.steps_done, report.steps_planned) == (5, 5)  # proxy 2 + PPEN 3
+    assert calls.count("ppen") == (3 if forward == "chain" else 0)
+    assert calls.count("proxy") > 0  # the proxy learns the chain either way
+    images = next(iter(_data())).numpy()
+    # the proxy's gradients moved PPEN away from its identity start
+    assert np.abs(system.ppen(images, tf.constant(34.0)).numpy() - images).max() > 1e-4
+    stage[0] = "eval"
+    system.transmit(images, 10.0)
+    assert calls.count("eval") == 1
+
+
+def test_proxy_forward_needs_ppen():
+    with pytest.raises(ValueError, match="needs ppen"):
+        SCSCParams(ppen=False, ppen_forward="proxy")

@@ -24,6 +24,11 @@ Training (:meth:`SCSCSystem.prepare`), in the order the method needs:
    ``D`` through a gradient (the chain is not differentiable and the proxy does not model
    PCEN), so minimizing ``lambda2 L_PCEN`` in its own stage is the same optimization.
 
+   ``ppen_forward: proxy`` is the ProxyNet baseline: ``D = MSE(x, proxy(PPEN(x)))``, the
+   proxy alone in the forward pass as well (no chain pass in this stage), evaluated, like
+   SCSC, on the real chain. The difference between the two is what the straight-through
+   training buys.
+
 Training SNRs are drawn from ``train.snr_range_db`` (the scenarios use the paper's
 [2, 12] dB); the optimizer is AdamW with polynomial learning-rate decay (power 0.9) to
 zero over each stage. The forward pass of every PPEN step runs the real chain eagerly.
@@ -100,8 +105,12 @@ class SCSCSystem(System):
     def __init__(self, link: LinkSpec, qp: int = 34, rate: str = "1/2", ppen: bool = True,
                  pcen: bool = True, qa: bool = True, filters: int = 32, ppen_depth: int = 3,
                  admm_layers: int = 8, proxy_steps: int = 200, pcen_steps: int = 200,
-                 ppen_steps: int | None = None, proxy_check_batches: int = 2):
+                 ppen_steps: int | None = None, proxy_check_batches: int = 2,
+                 ppen_forward: str = "chain"):
         check_qp_rate(qp, rate)
+        if ppen_forward not in ("chain", "proxy"):
+            raise ValueError(f"ppen_forward must be 'chain' or 'proxy', got {ppen_forward!r}")
+        self.ppen_forward = ppen_forward
         self.link, self.qp, self.rate = link, qp, rate
         self.use_ppen, self.use_pcen, self.qa = ppen, pcen, qa
         self.chain = StandardChain(link)
@@ -292,10 +301,10 @@ class SCSCSystem(System):
             h = self.chain.channel.sample_channel(int(images.shape[0]))
             with tf.GradientTape() as tape:
                 pre = self.ppen(images, tf.constant(float(qp)))
-                real = self._send(pre.numpy(), qp, rate, snr, h).images_hat
-                approx = self.proxy(pre, tf.constant(float(qp)), tf.constant(RATES[rate]),
-                                    tf.constant(snr), h)
-                out = straight_through(real, approx)
+                out = self.proxy(pre, tf.constant(float(qp)), tf.constant(RATES[rate]),
+                                 tf.constant(snr), h)
+                if self.ppen_forward == "chain":
+                    out = straight_through(self._send(pre.numpy(), qp, rate, snr, h).images_hat, out)
                 loss = (tf.reduce_mean((out - images) ** 2)
                         + LAMBDA_RATE * _mean_gradient(pre) / (_mean_gradient(images) + 1e-6)
                         + LAMBDA_PRE * tf.reduce_mean((pre - images) ** 2))
