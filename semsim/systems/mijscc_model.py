@@ -249,8 +249,24 @@ class MIJSCCModel(LossModel):
         received, sent_reals = self.latent_link.send(sent, state, snr_db, sent=sent_mask)
         if self.bits is not None:
             received = from_constellation(received, self.bits, params)
-        return {"features": features, "sent_rep": rep, "rep_hat": received * mask, "mask": mask,
+        rep_hat = received * mask
+        if training and self.adaptive_active:
+            # Forward: the same value. Backward: d rep_hat / d mask is what each real would
+            # be received as if it were sent, so a dropped symbol learns what it would add
+            # (with ``received * mask`` a dropped real is received as 0 and its mask entry
+            # gets no gradient from the distortion, only the rate term's push down).
+            probe = self._probe(self.grid_to_reals(z), state, snr_db)
+            rep_hat = received * tf.stop_gradient(mask) + probe * (mask - tf.stop_gradient(mask))
+        return {"features": features, "sent_rep": rep, "rep_hat": rep_hat, "mask": mask,
                 "symbols": sent, "sent_reals": sent_reals}
+
+    def _probe(self, rep, state, snr_db):
+        """Every real of ``rep`` ``[B, 2n]`` quantized, sent and dequantized over the same
+        channel ``state`` with fresh noise, as if the mask kept everything; no gradient.
+        Training only (a second pass through the link): see :meth:`transmit_representation`."""
+        sent, params = to_constellation(tf.stop_gradient(rep), self.bits)
+        received, _ = self.latent_link.send(sent, state, snr_db)
+        return tf.stop_gradient(from_constellation(received, self.bits, params))
 
     def call(self, inputs, training=False):
         out = self.transmit_representation(inputs, training=training)
