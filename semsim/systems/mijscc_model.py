@@ -22,7 +22,9 @@ the channel, the scenario's CSI and detector):
   variance ``10^(-snr_hat/10)`` of the image's channel gives a consecutive mask of the
   first ``k`` symbols (:class:`semsim.semantic.noise_mask.NoiseMask`); the kept reals
   are re-weighted by :class:`~semsim.semantic.noise_mask.MaskAttention`, only they are
-  quantized and sent, the receiver sets the others to zero.
+  quantized and sent, the receiver sets the others to zero. In training the mask's
+  straight-through gradient multiplies what each real would be received as if sent
+  (:meth:`MIJSCCModel._probe`, a second pass over the link without gradient).
 
 Loss (minimized): ``MSE - lambda (mu1 I_global + mu2 I_local)`` with the Deep InfoMax
 JS estimates of :mod:`semsim.semantic.infomax` between the image (global) or the
