@@ -236,7 +236,7 @@ class MIJSCCModel(LossModel):
         snr_db = tf.broadcast_to(tf.cast(inputs["snr_db"], tf.float32), [batch])
         state = self.latent_link.observe(batch, snr_db, h=inputs.get("h"), num_reals=self.num_reals)
         features, z = self.encode(image)
-        rep = self.grid_to_reals(z)
+        raw = rep = self.grid_to_reals(z)
         mask = tf.ones_like(rep)
         if self.adaptive_active:
             noise_var = tf.pow(10.0, -self.latent_link.image_snr_hat(state) / 10.0)
@@ -257,7 +257,7 @@ class MIJSCCModel(LossModel):
             # be received as if it were sent, so a dropped symbol learns what it would add
             # (with ``received * mask`` a dropped real is received as 0 and its mask entry
             # gets no gradient from the distortion, only the rate term's push down).
-            probe = self._probe(self.grid_to_reals(z), state, snr_db)
+            probe = self._probe(raw, state, snr_db)
             rep_hat = received * tf.stop_gradient(mask) + probe * (mask - tf.stop_gradient(mask))
         return {"features": features, "sent_rep": rep, "rep_hat": rep_hat, "mask": mask,
                 "symbols": sent, "sent_reals": sent_reals}
