@@ -43,14 +43,12 @@ from semsim.data.pipeline import load_data, train_dataset  # noqa: E402
 from semsim.scenario.loader import load_scenario  # noqa: E402
 from semsim.scenario.runner import RunOptions, _Run  # noqa: E402
 from semsim.seeding import set_seed  # noqa: E402
+from semsim.systems.history import CONVERGED_GAIN_DB  # noqa: E402
 from semsim.weights.manifest import (  # noqa: E402
     learned_systems,
     validation_setup,
     validation_transmit,
 )
-
-#: Doubling the steps must raise validation PSNR by less than this (dB) to count as converged.
-CONVERGED_GAIN_DB = 0.3
 
 
 def _planned_steps(scenario, name: str, data) -> int:

@@ -7,19 +7,22 @@ from pathlib import Path
 
 from semsim.atomic import write_text
 from semsim.report.results import ResultsFile, SystemResults
+from semsim.systems.history import CONVERGED_GAIN_DB, trend_text
 from semsim.weights.manifest import convergence_text
 
 
 def training_status(system: SystemResults) -> str:
     """``"600/2000 steps, UNDER-TRAINED"``, ``"2000 steps"`` (shipped weights add their
     measured convergence, e.g. ``"7000 steps, NOT converged: +0.67 dB from 7000 to 14000
-    steps (from scratch)"``), or ``"-"`` (no training)."""
+    steps (from scratch)"``; weights trained in the run the second half of their
+    validation history, e.g. ``"1500 steps, NOT converged: validation PSNR +0.85 dB from
+    step 750 to 1500 (second half of training)"``), or ``"-"`` (no training)."""
     if system.steps_done is None:
         return "-"
     if system.under_trained:
         return f"{system.steps_done}/{system.steps_planned} steps, UNDER-TRAINED"
-    converged = convergence_text(system.weights_convergence)
-    return f"{system.steps_done} steps" + (f", {converged}" if converged else "")
+    known = convergence_text(system.weights_convergence) or trend_text(system.training_trend)
+    return f"{system.steps_done} steps" + (f", {known}" if known else "")
 
 
 def _snrs(results: ResultsFile) -> list[float]:
@@ -118,8 +121,11 @@ def write_report(results: ResultsFile, figures: list[Path], path: str | Path) ->
     if unconverged:
         warning += [f"**Not converged: {', '.join(unconverged)}** (shipped weights whose "
                     "measured convergence says that doubling the training steps still raises "
-                    "validation PSNR by 0.3 dB or more: see the training column and "
-                    "`benchmarks/convergence.py`).", ""]
+                    f"validation PSNR by {CONVERGED_GAIN_DB} dB or more "
+                    "(`benchmarks/convergence.py`), or weights trained in this run whose "
+                    f"validation PSNR still rose by {CONVERGED_GAIN_DB} dB or more over the "
+                    "second half of their training: see the training column; their numbers "
+                    "are under-trained).", ""]
     ms = results.metrics.get("ms_ssim")
     ms_note = "" if not ms else (f" MS-SSIM: {ms['scales']} scales, {ms['filter_size']}x"
                                  f"{ms['filter_size']} window, weights {ms['weights']}.")

@@ -34,6 +34,10 @@
           "weights_convergence": {...},        # shipped weights: the manifest's measured
                                                # convergence (converged, gain_db, steps,
                                                # method, command) or null
+          "training_trend": {...},             # weights trained in the run: the second
+                                               # half of the validation history (stage,
+                                               # steps, val_psnr_db, gain_db, rising;
+                                               # semsim.systems.history) or null
           "<extra>": [...]                     # per-SNR mean of each TransmitResult.extras
         }                                      # entry (e.g. kept_maps, side_info_bits,
       },                                       # failed = failure rate; target_cr for
@@ -104,6 +108,7 @@ class SystemResults(BaseModel):
     weights: Literal["shipped", "trained", "resumed"] | None = None
     weights_manifest: str | None = None
     weights_convergence: dict[str, Any] | None = None
+    training_trend: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _aligned(self) -> SystemResults:
@@ -130,8 +135,12 @@ class SystemResults(BaseModel):
 
     @property
     def not_converged(self) -> bool:
-        """Shipped weights whose measured convergence says doubling the steps still pays."""
-        return bool(self.weights_convergence) and not self.weights_convergence["converged"]
+        """Shipped weights whose measured convergence says doubling the steps still pays,
+        or weights trained in the run whose validation PSNR still rose by
+        :data:`~semsim.systems.history.CONVERGED_GAIN_DB` or more over the second half of
+        their training."""
+        shipped = bool(self.weights_convergence) and not self.weights_convergence["converged"]
+        return shipped or bool(self.training_trend and self.training_trend["rising"])
 
     def extras(self) -> dict[str, list[float]]:
         """The system-specific per-SNR lists."""

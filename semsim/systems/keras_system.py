@@ -37,7 +37,9 @@ over the epoch's batches, ``step`` (optimizer steps so far) and, when
 (:func:`semsim.metrics.mean_psnr`, 8-bit) of those images at the middle of the training
 SNR range, with channel and noise drawn from a fixed seed (the same draws every epoch;
 training's random streams are left untouched). ``TrainSpec.tensorboard`` adds
-TensorBoard logs in ``workdir/tensorboard``.
+TensorBoard logs in ``workdir/tensorboard``. :mod:`semsim.systems.history` reads it back
+(the runner marks a system whose validation PSNR still rose over the second half of its
+training NOT converged).
 """
 
 from __future__ import annotations
@@ -74,11 +76,11 @@ from semsim.systems.distribute import (
     worker_rank,
     worker_seed,
 )
+from semsim.systems.history import HISTORY
 from semsim.systems.precision import wrap_optimizer
 
 FINAL_WEIGHTS = "final.weights.h5"
 FINAL_STATE = "final.json"
-HISTORY = "history.csv"
 logger = logging.getLogger(__name__)
 
 

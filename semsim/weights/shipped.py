@@ -3,7 +3,8 @@
 
 A learned system's weights come from one of three sources, recorded per system in its
 checkpoint directory (``weights.json``) and in ``results.json`` (``weights``,
-``weights_manifest``):
+``weights_manifest``, and what is known of their convergence: the shipped manifest's
+``weights_convergence``, or the ``training_trend`` of weights trained here):
 
 * ``shipped``: the package's checkpoint for (scenario, profile, system), used only when
   its manifest's config hash equals the hash of the current resolved config
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from semsim.atomic import write_text
+from semsim.systems.history import validation_trend
 from semsim.systems.keras_system import FINAL_STATE, FINAL_WEIGHTS
 from semsim.weights import WEIGHTS_DIR
 from semsim.weights.manifest import (
@@ -114,11 +116,15 @@ def prepare_weights(resolved, name: str, system, workdir: Path, resume: bool,
 
 def weights_record(workdir: Path) -> dict[str, Any]:
     """``{"weights": "shipped"|"trained"|"resumed", "weights_manifest": id or None,
-    "weights_convergence": the shipped manifest's convergence entry or None}`` of a
+    "weights_convergence": the shipped manifest's convergence entry or None,
+    "training_trend": the second half of the validation history of weights trained in
+    this directory (:func:`semsim.systems.history.validation_trend`) or None}`` of a
     checkpoint directory, or ``{}`` (classic systems, nothing recorded)."""
     path = Path(workdir) / RECORD_FILE
     if not path.exists():
         return {}
     record = json.loads(path.read_text())
+    trained_here = record.get("weights") != "shipped"
     return {"weights": record.get("weights"), "weights_manifest": record.get("manifest"),
-            "weights_convergence": record.get("convergence")}
+            "weights_convergence": record.get("convergence"),
+            "training_trend": validation_trend(workdir) if trained_here else None}

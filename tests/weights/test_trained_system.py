@@ -116,6 +116,7 @@ def test_a_shipped_checkpoints_measured_convergence_reaches_the_results(tmp_path
     semsim.trained_system(scenario, "deepjscc", workdir=tmp_path)
     record = weights_record(tmp_path / "checkpoints" / "deepjscc")
     assert record["weights_convergence"] == convergence
+    assert record["training_trend"] is None  # shipped: no history trained here
     one = dict(snr_db=[10.0], psnr_db=[20.0], psnr_ci95_db=[0.1], psnr_std_db=[1.0],
                psnr_of_mean_mse_db=[20.0], exact_images=[0], ssim=[0.5], ssim_ci95=[0.01],
                ms_ssim=[0.5], ms_ssim_ci95=[0.01], cr=[0.1667], n_images=[4])
