@@ -9,8 +9,11 @@ images (flattened, ``3HW`` features):
 ``prepare``: the wrapped system's ``prepare``; then ``classifier_train_images``
 training images are sent through the wrapped system in batches of ``batch`` images
 (fresh channels, one SNR per batch drawn from ``U[snr range]`` with a generator
-seeded from the scenario seed, at CR ``classifier_cr``), and the classifier is trained
-for ``classifier_steps`` steps on random mini-batches of those decoded images.
+seeded from the scenario seed, at CR ``classifier_cr``, or at the wrapped system's own
+rate when it is not given), and the classifier is trained for ``classifier_steps`` steps
+on random mini-batches of those decoded images. It returns the wrapped system's training
+report (steps done and planned), so a learned system inside (``scsc``, ``deepjscc``) is
+reported under-trained when its budget cut it.
 
 ``transmit`` passes everything to the wrapped system (``h``, ``target_cr`` included,
 so ``match_cr_of`` works as usual) and adds the per-image extra ``accuracy`` of the
@@ -26,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from semsim.phy.spec import LinkSpec
-from semsim.systems.base import System, TrainSpec, TransmitResult
+from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
 from semsim.systems.mijscc_classifier import (
     accuracy_extra,
     build_classifier,
@@ -76,9 +79,10 @@ class ClassifiedSystem(System):
         labels = np.concatenate(labels)[: p.classifier_train_images]
         return images.reshape(len(images), -1), labels.astype(np.int64)
 
-    def prepare(self, train_data, train: TrainSpec, workdir: Path, resume: bool) -> None:
+    def prepare(self, train_data, train: TrainSpec, workdir: Path,
+                resume: bool) -> TrainReport | None:
         batches = labelled_batches(train_data)
-        self.inner.prepare(train_data, train, workdir, resume)
+        report = self.inner.prepare(train_data, train, workdir, resume)
 
         def fit():
             features, labels = self._decoded_training_set(batches, train)
@@ -93,6 +97,7 @@ class ClassifiedSystem(System):
                              self.params.classifier_learning_rate)
 
         load_or_train(self.classifier, workdir, resume, fit)
+        return report
 
     def transmit(self, images, snr_db, h=None, target_cr=None, labels=None) -> TransmitResult:
         result = self.inner.transmit(images, snr_db, h=h, target_cr=target_cr)

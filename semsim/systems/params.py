@@ -235,7 +235,8 @@ class MIJSCCParams(pydantic.BaseModel):
 
 class ClassifiedParams(pydantic.BaseModel):
     """Scenario params of ``classified``: ``system`` (the wrapped type) and its
-    ``params``; ``classifier_cr`` (CR at which the training images are decoded),
+    ``params``; ``classifier_cr`` (CR at which the training images are decoded; ``None``:
+    the wrapped system's own rate, for systems whose rate its params fix, e.g. ``scsc``),
     ``classifier_train_images``, ``batch`` (images per decoded training batch),
     ``num_classes``, ``classifier_hidden``, ``classifier_steps``,
     ``classifier_learning_rate``."""
@@ -244,7 +245,7 @@ class ClassifiedParams(pydantic.BaseModel):
 
     system: str
     params: dict = pydantic.Field(default_factory=dict)
-    classifier_cr: float = pydantic.Field(gt=0, le=10)
+    classifier_cr: float | None = pydantic.Field(None, gt=0, le=10)
     classifier_train_images: int = pydantic.Field(512, ge=1)
     batch: int = pydantic.Field(64, ge=1)
     num_classes: int = pydantic.Field(10, ge=2)

@@ -77,6 +77,9 @@ def tiny_internvit(tmp_path_factory):
 
 def _shrunk(params, type_name: str, internvit):
     update = {k: v for k, v in SHRINK.get(type_name, {}).items() if k in type(params).model_fields}
+    if type_name == "classified":  # the wrapped system is shrunk as it would be alone
+        inner = get_system_type(params.system).params.model_validate(params.params)
+        update["params"] = _shrunk(inner, params.system, internvit).model_dump(mode="json")
     compensation = getattr(params, "compensation", "none")
     if compensation == "vit-small":
         update["compensation_options"] = {**params.compensation_options, **VIT_SMALL}

@@ -146,3 +146,52 @@ def test_ppen_trains_through_the_chain_or_through_the_proxy_alone(tmp_path, monk
 def test_proxy_forward_needs_ppen():
     with pytest.raises(ValueError, match="needs ppen"):
         SCSCParams(ppen=False, ppen_forward="proxy")
+
+
+def _digits(n_train, n_test):
+    from semsim.data.labelled import load_digits_rgb
+
+    (train, train_labels), (test, test_labels) = load_digits_rgb(32)
+    data = tf.data.Dataset.from_tensor_slices(
+        (train[:n_train].astype(np.float32) / 255, train_labels[:n_train])).batch(32).repeat()
+    return data, test[:n_test].astype(np.float32) / 255, test_labels[:n_test]
+
+
+def test_classified_chain_classifies_its_own_reconstructions(tmp_path):
+    """The downstream task of scenarios/scsc_classification.yaml: a classifier trained on
+    the chain's decoded digits, at the chain's own rate (no classifier_cr), classifies the
+    test digits it reconstructs; the ``accuracy`` extra is that classifier's verdict on
+    the reconstructions ``transmit`` returns."""
+    set_seed(0)
+    data, images, labels = _digits(256, 48)
+    spec = get_system_type("classified")
+    params = spec.params(system="scsc", params={"qp": 28, "rate": "1/2", "ppen": False,
+                                                "pcen": False},
+                         classifier_train_images=256, classifier_steps=200, batch=32)
+    system = spec.factory(params, LINK, (32, 32), 0)
+    train = TrainSpec(steps=1, batch_size=32, snr_range_db=(20.0, 25.0))
+    assert system.prepare(data, train, tmp_path, resume=False) is None  # the chain: no steps
+    result = system.transmit(images, 25.0, labels=labels)
+    logits = system.classifier.predict_on_batch(result.images_hat.reshape(len(images), -1))
+    np.testing.assert_array_equal(result.extras["accuracy"],
+                                  (np.argmax(logits, axis=-1) == labels).astype(np.float32))
+    assert result.extras["accuracy"].mean() > 0.5  # chance: 0.1
+    chain = SCSCSystem(LINK, qp=28, rate="1/2", ppen=False, pcen=False)
+    h = chain.chain.channel.sample_channel(len(images))
+    np.testing.assert_allclose(system.transmit(images, 25.0, h=h.numpy()).cr,
+                               chain.transmit(images, 25.0, h=h.numpy()).cr)
+
+
+def test_classified_scsc_reports_the_steps_of_its_stages(tmp_path):
+    """Wrapped in ``classified``, a learned SCSC still reports its steps (PCEN 2 + proxy
+    2 + PPEN 2), so a wall-clock cut would mark it under-trained."""
+    set_seed(1)
+    data, _, _ = _digits(64, 8)
+    spec = get_system_type("classified")
+    params = spec.params(system="scsc", params={"qp": 34, **TINY},
+                         classifier_train_images=32, classifier_steps=5, batch=32)
+    system = spec.factory(params, LINK, (32, 32), 0)
+    train = TrainSpec(steps=2, batch_size=32, snr_range_db=(2.0, 12.0), learning_rate=1e-3)
+    with pytest.warns(RuntimeWarning, match="does not track"):
+        report = system.prepare(data, train, tmp_path, resume=False)
+    assert (report.steps_done, report.steps_planned) == (6, 6)
