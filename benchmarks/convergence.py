@@ -6,8 +6,11 @@ profile's planned steps ``N``, or of ``--steps``), the system is trained from sc
 validation images, its own learning-rate schedule over those steps) and its validation
 PSNR is measured: the mean per-image PSNR of at most ``--val-images`` held-out validation
 images (:func:`semsim.scenario.evaluation.validation_split`, never the test set) at the
-scenario's middle evaluation SNR, with the seeded channel and noise of
-:mod:`semsim.weights.manifest`. ``--from-shipped`` adds a cheaper series: the shipped
+scenario's middle evaluation SNR, each sent ``--val-draws`` times (default 8) over seeded
+channel and noise draws (draw 0 is the one of :mod:`semsim.weights.manifest`): with one
+draw, the few channel realizations of 64 images (16 on a 4-user link) made two trainings
+of the same budget differ by 0.5 dB. ``--weights STEPS=FILE ...`` judges existing weights
+files instead of training. ``--from-shipped`` adds a cheaper series: the shipped
 checkpoint (``N`` steps), then ``N`` more steps from it with the profile's recipe run
 again (fresh optimizer, schedule, warm-up and annealing), so ``2N`` in all: a warm
 restart, not a ``2N`` run from scratch, and labelled so. Verdict (issue 16): converged
@@ -64,7 +67,6 @@ def train_and_validate(args, name: str, steps: int, warm: bool = False) -> dict:
     profile's whole recipe run again: schedule, warm-up, annealing), so that ``steps``
     more steps than the checkpoint's ``N`` are done in all; ``steps = 0`` measures the
     shipped checkpoint itself."""
-    from semsim.metrics import mean_psnr
     from semsim.scenario.evaluation import validation_split
     from semsim.weights.shipped import find_shipped
 
@@ -98,13 +100,50 @@ def train_and_validate(args, name: str, steps: int, warm: bool = False) -> dict:
         if not complete:
             print(f"{name}: WARNING: cut after {report.steps_done} of {steps} steps "
                   "(--max-seconds): this row is no budget point", flush=True)
-    images = validation[:args.val_images // scenario.link.users * scenario.link.users]
-    images, result = validation_transmit(resolved, system, images=images)
-    psnr = mean_psnr(images, np.asarray(result.images_hat, np.float32))
     return {"system": name, "series": series, "start": start, "steps": done,
-            "train_seconds": round(seconds, 1), "val_images": len(images),
-            "complete": complete,
-            "val_psnr_db": psnr, "val_cr": float(np.mean(result.cr))}
+            "train_seconds": round(seconds, 1), "complete": complete,
+            **validate(args, resolved, system, validation)}
+
+
+def validate(args, resolved, system, validation: np.ndarray) -> dict:
+    """Validation PSNR of a prepared system: at most ``--val-images`` held-out images,
+    each sent ``--val-draws`` times over seeded channel and noise draws (draw 0 is the
+    manifests' draw); the mean of every per-image PSNR, and the mean CR."""
+    from semsim.metrics import psnr_per_image
+
+    users = resolved.scenario.link.users
+    images = validation[:args.val_images // users * users]
+    psnr, cr = [], []
+    for draw in range(args.val_draws):
+        sent, result = validation_transmit(resolved, system, images=images, draw=draw)
+        psnr.append(psnr_per_image(sent, np.asarray(result.images_hat, np.float32)))
+        cr.append(np.asarray(result.cr, np.float64))
+    return {"val_images": len(images), "val_draws": args.val_draws,
+            "val_psnr_db": float(np.mean(np.concatenate(psnr))),
+            "val_cr": float(np.mean(np.concatenate(cr)))}
+
+
+def evaluate_checkpoints(args, name: str) -> list[dict]:
+    """``--weights``: validation PSNR of existing weights files of system ``name`` (same
+    architecture as the profile's), one row each, as series ``"<name>, checkpoints"``."""
+    from semsim.scenario.evaluation import validation_split
+
+    resolved = load_scenario(args.scenario, args.profile)
+    scenario = resolved.scenario
+    run = _Run(resolved, RunOptions(out_dir=args.out / "unused", progress=False))
+    data, validation = validation_split(load_data(scenario.data), scenario.link.users)
+    rows = []
+    for item in args.weights:
+        steps, _, path = item.partition("=")
+        if not steps.isdigit() or not path:
+            raise SystemExit(f"--weights: expected STEPS=FILE, got {item!r}")
+        set_seed(scenario.seed)
+        system = run._build(scenario.system(name), data)
+        system.model.load_weights(path)
+        rows.append({"system": name, "series": f"{name}, checkpoints", "start": path,
+                     "steps": int(steps), "train_seconds": 0.0, "complete": True,
+                     **validate(args, resolved, system, validation)})
+    return rows
 
 
 def _series(row: dict) -> str:
@@ -200,6 +239,13 @@ def throughput(args, names: list[str]) -> None:
               flush=True)
 
 
+def write_rows(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def read_rows(path: Path) -> list[dict]:
     """The rows of a ``convergence.csv``, typed (files without ``complete`` count as complete)."""
     with open(path, newline="") as handle:
@@ -208,6 +254,7 @@ def read_rows(path: Path) -> list[dict]:
         row["steps"] = int(row["steps"])
         row["val_psnr_db"] = float(row["val_psnr_db"])
         row["complete"] = row.get("complete", "True") == "True"
+        row["val_draws"] = int(row.get("val_draws") or 1)  # files before --val-draws: one
     return rows
 
 
@@ -221,8 +268,9 @@ def replot(args, resolved) -> None:
 def conclude(args, resolved, rows: list[dict]) -> None:
     """Plot ``rows`` into ``--out`` and print each series' verdict."""
     snr = validation_setup(resolved)["snr_db"]
+    draws = sorted({int(r.get("val_draws", 1)) for r in rows})
     title = f"{resolved.scenario.name} [{args.profile}], {snr:g} dB, {rows[0]['val_images']} " \
-            "held-out validation images"
+            f"held-out validation images x {'/'.join(map(str, draws))} channel draws"
     plot(rows, args.out / "convergence.png", title)
     for name, text in verdicts(rows).items():
         print(f"{name}: {text}")
@@ -245,6 +293,12 @@ def main() -> None:
                         "files together (e.g. one per system) into --out")
     parser.add_argument("--val-images", type=int, default=64,
                         help="at most this many held-out validation images")
+    parser.add_argument("--val-draws", type=int, default=8,
+                        help="send the validation images this many times, each over its own "
+                        "seeded channel and noise draw (1: the manifests' single draw)")
+    parser.add_argument("--weights", nargs="+", metavar="STEPS=FILE",
+                        help="train nothing: judge these weights files of the one system of "
+                        "--systems, trained for STEPS steps each")
     parser.add_argument("--max-seconds", type=float,
                         help="cut each training after this many seconds (default: never; the "
                         "profile's train.max_seconds does not apply; a cut run gets no verdict)")
@@ -267,6 +321,20 @@ def main() -> None:
     if args.from_csv:
         replot(args, resolved)
         return
+    if args.val_draws < 1:
+        parser.error("--val-draws must be at least 1")
+    if args.weights:
+        if len(names) != 1:
+            parser.error("--weights needs exactly one system in --systems")
+        args.out.mkdir(parents=True, exist_ok=True)
+        rows = evaluate_checkpoints(args, names[0])
+        for row in rows:
+            print(f"{row['series']:<24} steps {row['steps']:>7}  validation PSNR "
+                  f"{row['val_psnr_db']:.2f} dB ({row['val_images']} images x "
+                  f"{row['val_draws']} draws)", flush=True)
+        write_rows(args.out / "convergence.csv", rows)
+        conclude(args, resolved, rows)
+        return
     data = load_data(resolved.scenario.data)
     totals = {name: args.steps or _planned_steps(resolved.scenario, name, data)
               for name in names}
@@ -288,12 +356,10 @@ def main() -> None:
         row = train_and_validate(args, name, steps, warm)
         rows.append(row)
         print(f"{row['series']:<24} steps {row['steps']:>7} {row['train_seconds']:>8.1f} s  "
-              f"validation PSNR {row['val_psnr_db']:.2f} dB ({row['val_images']} images)",
+              f"validation PSNR {row['val_psnr_db']:.2f} dB ({row['val_images']} images x "
+              f"{row['val_draws']} draws)",
               flush=True)
-        with open(args.out / "convergence.csv", "w", newline="") as handle:  # after each run
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_rows(args.out / "convergence.csv", rows)  # after each run
     conclude(args, resolved, rows)
     print(f"wrote {args.out / 'convergence.csv'}")
 

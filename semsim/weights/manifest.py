@@ -38,9 +38,12 @@ A manifest may carry ``convergence``, measured after the build by
 ``benchmarks/convergence.py`` on the held-out validation images: ``converged`` (doubling
 the steps raised validation PSNR by less than 0.3 dB), ``gain_db``, ``steps`` ``[N, 2N]``,
 ``method`` (``"from scratch"``: a second run of ``2N`` steps; ``"warm restart"``: ``N``
-more steps from the checkpoint with the profile's recipe run again) and ``command``. It
-is not hashed; the runner copies it into ``results.json`` (``weights_convergence``) and
-marks a system ``NOT converged`` in its tables and plots.
+more steps from the checkpoint with the profile's recipe run again), ``validation`` (the
+measure: held-out images x seeded channel draws, SNR), ``psnr_db`` ``[at N, at 2N]``,
+``command`` and optionally ``checkpoint_2n`` (the command that made the ``2N`` weights
+when ``command`` only judged existing files) and ``spread`` (what a second training of the
+same budget measured). It is not hashed; the runner copies it into ``results.json``
+(``weights_convergence``) and marks a system ``NOT converged`` in its tables and plots.
 """
 
 from __future__ import annotations
@@ -185,19 +188,21 @@ def validation_images(resolved, count: int | None = None) -> np.ndarray:
 
 
 def validation_transmit(resolved, system, images: np.ndarray | None = None,
-                        snr_db: float | None = None):
+                        snr_db: float | None = None, draw: int = 0):
     """``(images, result)``: the validation images (``float32 [n, H, W, 3]`` in ``[0, 1]``)
     and the :class:`~semsim.systems.base.TransmitResult` of a prepared ``system`` on them
     (see the module docstring); ``images``/``snr_db`` override the defined images and SNR
-    (same seeds)."""
-    from semsim.scenario.runner import SharedChannels
+    (same seeds). ``draw > 0`` sends them over another seeded channel and noise draw (the
+    channel of batch index ``draw`` of the same :class:`SharedChannels`, the noise seed
+    derived from ``draw``); ``draw = 0`` is the manifest's definition."""
+    from semsim.scenario.runner import SharedChannels, derive_seed
     from semsim.seeding import set_seed
 
     setup = validation_setup(resolved)
     images = validation_images(resolved) if images is None else images
     snr = setup["snr_db"] if snr_db is None else float(snr_db)
-    h = SharedChannels(resolved.scenario.link, setup["channel_seed"]).get(0, 0, len(images))
-    set_seed(setup["noise_seed"])
+    h = SharedChannels(resolved.scenario.link, setup["channel_seed"]).get(0, draw, len(images))
+    set_seed(derive_seed(setup["noise_seed"], draw) if draw else setup["noise_seed"])
     return images, system.transmit(images, snr, h=h)
 
 

@@ -40,3 +40,45 @@ def test_a_run_cut_by_the_wall_clock_is_no_budget_point():
                                           "PSNR by +0.10")
     only_cut = [{"system": "b", "steps": 400, "val_psnr_db": 20.0, "complete": False}]
     assert verdicts(only_cut)["b"] == "no verdict: every run was cut by --max-seconds"
+
+
+def test_validation_draws_add_channel_realizations_and_draw_0_is_the_manifests():
+    """``--val-draws D`` sends the validation images over D seeded channel draws: draw 0 is
+    the manifests' channel (SharedChannels batch 0 of the validation seed), the others
+    are other realizations, and the figure is the mean over every (draw, image)."""
+    import argparse
+
+    import numpy as np
+
+    from semsim.metrics import psnr_per_image
+    from semsim.scenario import SCENARIOS_DIR
+    from semsim.scenario.loader import load_scenario
+    from semsim.scenario.runner import SharedChannels
+    from semsim.systems.base import TransmitResult
+    from semsim.weights.manifest import validation_setup
+
+    spec = importlib.util.spec_from_file_location("convergence", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    resolved = load_scenario(SCENARIOS_DIR / "mimo_2x2.yaml", "quick")
+    images = np.random.default_rng(0).uniform(size=(4, 8, 8, 3)).astype(np.float32)
+    seen = []
+
+    class Scaling:  # reconstruction error grows with the channel's gain: h matters
+        def transmit(self, x, snr_db, h=None):
+            seen.append(np.asarray(h))
+            gain = float(np.mean(np.abs(h)))
+            return TransmitResult(np.clip(x * (1 - 0.1 * gain), 0, 1), np.full(len(x), 0.1), {})
+
+    args = argparse.Namespace(val_images=64, val_draws=3)
+    row = module.validate(args, resolved, Scaling(), images)
+    setup = validation_setup(resolved)
+    manifest_h = SharedChannels(resolved.scenario.link, setup["channel_seed"]).get(0, 0, 4)
+    np.testing.assert_array_equal(seen[0], manifest_h)
+    assert len(seen) == 3
+    assert not np.allclose(seen[0], seen[1]) and not np.allclose(seen[1], seen[2])
+    expected = np.mean([psnr_per_image(images, np.clip(images * (1 - 0.1 * np.mean(np.abs(h))),
+                                                         0, 1)) for h in seen])
+    assert row["val_psnr_db"] == np.float64(expected)
+    assert (row["val_images"], row["val_draws"]) == (4, 3)
+    assert abs(row["val_cr"] - 0.1) < 1e-12
