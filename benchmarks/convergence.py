@@ -139,6 +139,9 @@ def evaluate_checkpoints(args, name: str) -> list[dict]:
             raise SystemExit(f"--weights: expected STEPS=FILE, got {item!r}")
         set_seed(scenario.seed)
         system = run._build(scenario.system(name), data)
+        if getattr(system, "model", None) is None:
+            raise SystemExit(f"--weights: {name!r} ({scenario.system(name).type}) is not one "
+                             "Keras model; only such systems load a weights file")
         system.model.load_weights(path)
         rows.append({"system": name, "series": f"{name}, checkpoints", "start": path,
                      "steps": int(steps), "train_seconds": 0.0, "complete": True,

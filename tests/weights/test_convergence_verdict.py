@@ -82,3 +82,23 @@ def test_validation_draws_add_channel_realizations_and_draw_0_is_the_manifests()
     assert row["val_psnr_db"] == np.float64(expected)
     assert (row["val_images"], row["val_draws"]) == (4, 3)
     assert abs(row["val_cr"] - 0.1) < 1e-12
+
+
+def test_weights_of_a_system_that_is_not_one_keras_model_are_refused(tmp_path):
+    """``--weights`` loads a weights file into the system's Keras model; a wrapped system
+    (``classified``: a classifier around another system) has none and gets a one-line
+    error instead of an AttributeError."""
+    import argparse
+
+    import pytest
+
+    from semsim.scenario import SCENARIOS_DIR
+
+    spec = importlib.util.spec_from_file_location("convergence", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = argparse.Namespace(scenario=SCENARIOS_DIR / "scsc_classification.yaml",
+                              profile="quick", out=tmp_path, weights=["20=nothing.h5"],
+                              val_images=8, val_draws=1)
+    with pytest.raises(SystemExit, match=r"'deepjscc' \(classified\) is not one Keras model"):
+        module.evaluate_checkpoints(args, "deepjscc")
