@@ -60,21 +60,29 @@ def _planned_steps(scenario, name: str, data) -> int:
                        max(1, data.num_train // cfg.batch_size)).steps
 
 
-def train_and_validate(args, name: str, steps: int, warm: bool = False) -> dict:
+def train_and_validate(args, name: str, steps: int, warm: bool = False,
+                       seed: int | None = None) -> dict:
     """Train ``name`` for ``steps`` steps as ``semsim run`` does (its training images less
     the held-out validation images, its schedule over those steps) and measure its
     validation PSNR. ``warm``: start from the shipped checkpoint (a fresh optimizer, the
     profile's whole recipe run again: schedule, warm-up, annealing), so that ``steps``
     more steps than the checkpoint's ``N`` are done in all; ``steps = 0`` measures the
-    shipped checkpoint itself."""
+    shipped checkpoint itself. ``seed``: train with this scenario seed instead of the
+    file's (initial weights, crops, training channels and noise); the validation images
+    and their channel draws stay those of the file's seed, so seeds are comparable."""
     from semsim.scenario.evaluation import validation_split
     from semsim.weights.shipped import find_shipped
 
     resolved = load_scenario(args.scenario, args.profile)
+    if seed is not None:
+        resolved = load_scenario(args.scenario, args.profile, {"seed": seed})
     scenario = resolved.scenario
     entry = scenario.system(name)
     series = f"{name}, from shipped" if warm else name
-    workdir = args.out / f"{name}{'-warm' if warm else ''}-{steps}"  # checkpoints, history.csv
+    tag = f"{'-warm' if warm else ''}-{steps}"
+    if seed is not None:
+        series, tag = f"{series}, seed {seed}", f"{tag}-seed{seed}"
+    workdir = args.out / f"{name}{tag}"  # checkpoints, history.csv
     if workdir.exists():
         shutil.rmtree(workdir)
     run = _Run(resolved, RunOptions(out_dir=workdir, retrain=True, progress=False))
@@ -102,7 +110,8 @@ def train_and_validate(args, name: str, steps: int, warm: bool = False) -> dict:
                   "(--max-seconds): this row is no budget point", flush=True)
     return {"system": name, "series": series, "start": start, "steps": done,
             "train_seconds": round(seconds, 1), "complete": complete,
-            **validate(args, resolved, system, validation)}
+            "seed": scenario.seed,
+            **validate(args, load_scenario(args.scenario, args.profile), system, validation)}
 
 
 def validate(args, resolved, system, validation: np.ndarray) -> dict:
@@ -172,6 +181,50 @@ def verdicts(rows: list[dict]) -> dict[str, str]:
         word = "converged" if gain < CONVERGED_GAIN_DB else "NOT converged"
         out[name] = (f"{word}: {half} -> {top} steps changes validation PSNR by {gain:+.2f} dB "
                      f"(threshold {CONVERGED_GAIN_DB} dB)")
+    return out
+
+
+def pooled_verdicts(rows: list[dict]) -> dict[str, str]:
+    """Per system with several trainings from scratch of the same budgets (``--seeds``, or
+    CSV files of several runs read together): the gain of the mean validation PSNR from
+    the largest budget's half to it, over every such training, with its 95 % confidence
+    interval (Welch's t; needs at least 2 trainings of each budget). Converged when the
+    whole interval lies below 0.3 dB, NOT converged when it lies at or above it, undecided
+    otherwise (NOT converged is then the cautious reading). Warm restarts and runs cut by
+    the wall clock are left out."""
+    from scipy import stats
+
+    out = {}
+    for name in dict.fromkeys(r["system"] for r in rows):
+        by_steps: dict[int, list[float]] = {}
+        for r in rows:
+            if r["system"] == name and r.get("complete", True) \
+                    and "from shipped" not in _series(r):
+                by_steps.setdefault(r["steps"], []).append(float(r["val_psnr_db"]))
+        pairs = [s for s in by_steps if s // 2 in by_steps and s % 2 == 0
+                 and len(by_steps[s]) >= 2 and len(by_steps[s // 2]) >= 2]
+        if not pairs:
+            continue
+        top = max(pairs)
+        low, high = np.asarray(by_steps[top // 2]), np.asarray(by_steps[top])
+        gain = float(high.mean() - low.mean())
+        if np.ptp(low) == 0 and np.ptp(high) == 0:  # identical trainings: no spread to test
+            lower = upper = gain
+        else:
+            lower, upper = stats.ttest_ind(high, low, equal_var=False).confidence_interval(0.95)
+        if upper < CONVERGED_GAIN_DB:
+            word = "converged"
+        elif lower >= CONVERGED_GAIN_DB:
+            word = "NOT converged"
+        else:
+            word = "undecided (the interval contains the threshold; NOT converged is the " \
+                   "cautious reading)"
+        out[f"{name}, pooled"] = (
+            f"{word}: {top // 2} -> {top} steps changes the mean validation PSNR of "
+            f"{len(low)} / {len(high)} trainings ({low.mean():.2f} / {high.mean():.2f} dB, "
+            f"standard deviation {low.std(ddof=1):.2f} / {high.std(ddof=1):.2f} dB) by "
+            f"{gain:+.2f} dB, 95 % interval [{lower:+.2f}, {upper:+.2f}] dB "
+            f"(threshold {CONVERGED_GAIN_DB} dB)")
     return out
 
 
@@ -275,7 +328,7 @@ def conclude(args, resolved, rows: list[dict]) -> None:
     title = f"{resolved.scenario.name} [{args.profile}], {snr:g} dB, {rows[0]['val_images']} " \
             f"held-out validation images x {'/'.join(map(str, draws))} channel draws"
     plot(rows, args.out / "convergence.png", title)
-    for name, text in verdicts(rows).items():
+    for name, text in {**verdicts(rows), **pooled_verdicts(rows)}.items():
         print(f"{name}: {text}")
     print(f"wrote {args.out / 'convergence.png'}")
 
@@ -302,6 +355,10 @@ def main() -> None:
     parser.add_argument("--weights", nargs="+", metavar="STEPS=FILE",
                         help="train nothing: judge these weights files of the one system of "
                         "--systems, trained for STEPS steps each")
+    parser.add_argument("--seeds", help="comma-separated training seeds: each budget is "
+                        "trained once per seed (default: the scenario's seed); validation "
+                        "stays that of the scenario's seed, and several seeds add a pooled "
+                        "verdict with a 95 %% interval")
     parser.add_argument("--max-seconds", type=float,
                         help="cut each training after this many seconds (default: never; the "
                         "profile's train.max_seconds does not apply; a cut run gets no verdict)")
@@ -343,20 +400,24 @@ def main() -> None:
               for name in names}
     fractions = args.budgets if args.budgets is not None else \
         ("" if args.from_shipped else "0.25,0.5,1,2")
+    try:
+        seeds = [None] if args.seeds is None else [int(x) for x in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
     plan = []
     for name, total in totals.items():
         budgets = sorted({max(1, round(float(b) * total)) for b in fractions.split(",") if b})
-        plan += [(name, steps, False) for steps in budgets]
+        plan += [(name, steps, False, seed) for seed in seeds for steps in budgets]
         if args.from_shipped:  # the shipped checkpoint (N), then N more steps from it (2N)
-            plan += [(name, steps, True) for steps in (0, total)]
+            plan += [(name, steps, True, None) for steps in (0, total)]
     snr = validation_setup(resolved)["snr_db"]
     print(f"{resolved.scenario.name} [{args.profile}]: N = "
           f"{', '.join(f'{n} {t}' for n, t in totals.items())}; runs (system, steps, from "
-          f"shipped): {plan}; validation at {snr:g} dB", flush=True)
+          f"shipped, seed): {plan}; validation at {snr:g} dB", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name, steps, warm in plan:
-        row = train_and_validate(args, name, steps, warm)
+    for name, steps, warm, seed in plan:
+        row = train_and_validate(args, name, steps, warm, seed)
         rows.append(row)
         print(f"{row['series']:<24} steps {row['steps']:>7} {row['train_seconds']:>8.1f} s  "
               f"validation PSNR {row['val_psnr_db']:.2f} dB ({row['val_images']} images x "
