@@ -102,3 +102,79 @@ def test_weights_of_a_system_that_is_not_one_keras_model_are_refused(tmp_path):
                               val_images=8, val_draws=1)
     with pytest.raises(SystemExit, match=r"'deepjscc' \(classified\) is not one Keras model"):
         module.evaluate_checkpoints(args, "deepjscc")
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("convergence", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pooled_verdict_uses_welch_interval_over_trainings_of_one_budget():
+    """Several trainings per budget (seeds): the gain of the means and its 95 % Welch
+    interval, checked against hand-computed values (Student's t quantiles from tables:
+    t(0.975, 2) = 4.3027, t(0.975, 4) = 2.7764)."""
+    import re
+
+    pooled = _module().pooled_verdicts
+    rows = (_rows("wide", [(100, 20.0), (100, 21.0), (200, 21.0), (200, 22.0)])
+            + _rows("flat", [(100, 20.0), (100, 20.1), (100, 20.2),
+                             (200, 20.05), (200, 20.15), (200, 20.25)])
+            + _rows("rising", [(100, 20.0), (100, 20.1), (100, 20.2),
+                               (200, 21.0), (200, 21.1), (200, 21.2)])
+            + _rows("single", [(100, 20.0), (200, 25.0)]))
+    result = pooled(rows)
+    assert "single, pooled" not in result  # one training per budget: no interval
+
+    def interval(text):
+        low, high = re.search(r"interval \[([-+.\d]+), ([-+.\d]+)\]", text).groups()
+        return float(low), float(high)
+
+    # wide: gain 1.0, SE sqrt(0.5/2 + 0.5/2) = 0.7071, Welch dof 2: 1.0 -/+ 3.0425
+    assert result["wide, pooled"].startswith("undecided")
+    assert interval(result["wide, pooled"]) == (-2.04, 4.04)
+    # flat: gain 0.05, SE sqrt(2 * 0.01 / 3) = 0.08165, dof 4: 0.05 -/+ 0.2267
+    assert result["flat, pooled"].startswith("converged: 100 -> 200 steps")
+    assert interval(result["flat, pooled"]) == (-0.18, 0.28)
+    assert "by +0.05 dB" in result["flat, pooled"]
+    # rising: gain 1.0 -/+ 0.2267: the whole interval above 0.3 dB
+    assert result["rising, pooled"].startswith("NOT converged")
+    assert interval(result["rising, pooled"]) == (0.77, 1.23)
+
+
+def test_pooled_verdict_leaves_out_warm_restarts_and_cut_runs():
+    pooled = _module().pooled_verdicts
+    rows = _rows("a", [(100, 20.0), (100, 20.2), (200, 20.1), (200, 20.3)])
+    rows += [{"system": "a", "series": "a, from shipped", "steps": 200, "val_psnr_db": 30.0},
+             {"system": "a", "steps": 200, "val_psnr_db": 30.0, "complete": False}]
+    assert "by +0.10 dB" in pooled(rows)["a, pooled"]  # neither 30 dB row counted
+
+
+def test_a_training_seed_changes_training_but_not_validation(tmp_path, monkeypatch):
+    """``--seeds``: trainings of two seeds differ and one seed trains the same weights
+    twice, while validation always uses the file's seed (its images and channel draws)."""
+    import argparse
+
+    from semsim.scenario import SCENARIOS_DIR
+    from semsim.scenario.loader import load_scenario
+
+    module = _module()
+    file_seed = load_scenario(SCENARIOS_DIR / "siso_awgn.yaml", "quick").scenario.seed
+    validated = []
+    original = module.validate
+
+    def spy(args, resolved, system, validation):
+        validated.append(resolved.scenario.seed)
+        return original(args, resolved, system, validation)
+
+    monkeypatch.setattr(module, "validate", spy)
+    args = argparse.Namespace(scenario=SCENARIOS_DIR / "siso_awgn.yaml", profile="quick",
+                              out=tmp_path, val_images=8, val_draws=1, max_seconds=None)
+    seeds = (file_seed + 1, file_seed + 2, file_seed + 1)
+    rows = [module.train_and_validate(args, "deepjscc", 3, seed=seed) for seed in seeds]
+    assert [r["seed"] for r in rows] == list(seeds)
+    assert validated == [file_seed] * 3
+    assert rows[0]["series"] == f"deepjscc, seed {seeds[0]}"
+    assert rows[0]["val_psnr_db"] == rows[2]["val_psnr_db"]  # same seed: same training
+    assert rows[0]["val_psnr_db"] != rows[1]["val_psnr_db"]
