@@ -14,7 +14,9 @@ AWGN channel in between (unit power per image, complex noise of variance
 policies, masks or rate terms. Full system and backbone are built, compiled and warmed up
 side by side, then timed alternately (``--repeats`` blocks of ``--steps`` steps each), so
 a machine loaded by other jobs slows both alike; the table gives the median images/s of
-the blocks and the ratio full / backbone.
+the blocks with their range, and the ratio full / backbone: the median of the ratios of
+the two blocks of each round (timed one after the other, so slow drifts of the load
+cancel), with their range.
 
     python benchmarks/train_throughput.py --batch-sizes 64 128 --steps 5 --warmup 2
     python benchmarks/train_throughput.py --system reference multiuser --backbone-only \\
@@ -192,7 +194,7 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}, "
           f"GPUs: {len(tf.config.list_physical_devices('GPU'))}")
     print(f"{'system':>9} {'model':>8} {'batch':>5} {'XLA':>4} {'warm-up s':>10} "
-          f"{'ms/step':>9} {'images/s':>9} {'full/backbone':>14}")
+          f"{'ms/step':>9} {'images/s':>9} {'range':>13} {'full/backbone (range)':>22}")
     speedups = []
     for system in args.system:
         for batch in args.batch_sizes:
@@ -201,16 +203,23 @@ def main() -> None:
                 kinds = ["full", "backbone"] if args.backbone_only else ["full"]
                 timed = {kind: Timed(system, kind == "backbone", batch, jit, args.warmup)
                          for kind in kinds}
+                for kind in kinds:  # one untimed round: a model warmed up before the
+                    timed[kind].run(args.steps)  # other's warm-up ran its first block slower
+                    timed[kind].rates.clear()
                 for _ in range(args.repeats):  # alternate: background load hits both alike
                     for kind in kinds:
                         timed[kind].run(args.steps)
                 for kind in kinds:
                     t = timed[kind]
-                    ratio = (f"{timed['full'].images_per_s / t.images_per_s:>14.2f}"
-                             if kind == "backbone" else "")
+                    ratio = ""
+                    if kind == "backbone":  # paired by round: full block i / backbone block i
+                        pairs = [f / b for f, b in zip(timed["full"].rates, t.rates, strict=True)]
+                        ratio = (f"{statistics.median(pairs):>10.2f} ({min(pairs):.2f}-"
+                                 f"{max(pairs):.2f})")
+                    spread = f"{min(t.rates):.1f}-{max(t.rates):.1f}"
                     print(f"{system:>9} {kind:>8} {batch:>5} {'on' if jit else 'off':>4} "
                           f"{t.warmup_s:>10.1f} {1e3 * batch / t.images_per_s:>9.0f} "
-                          f"{t.images_per_s:>9.1f}{ratio}", flush=True)
+                          f"{t.images_per_s:>9.1f} {spread:>13}{ratio}", flush=True)
                 by_jit[jit] = timed["full"].images_per_s
             if len(by_jit) == 2:
                 speedups.append(f"{system} batch {batch}: XLA speed-up "
