@@ -269,6 +269,9 @@ class TrainConfig(Strict):
     ``TF_CONFIG``), see :mod:`semsim.systems.distribute`. ``precision``: ``float32`` (default),
     ``mixed_float16`` or ``mixed_bfloat16``: the dtype policy of the learned blocks (the
     physical layer stays float32/complex64), see :mod:`semsim.systems.precision`.
+    ``clip_norm``: optional bound on the global norm of each step's gradient (all
+    trainable weights together; Keras ``global_clipnorm``): a rare huge gradient then
+    moves the weights no more than a gradient of that norm would.
     """
 
     steps: Annotated[int, Field(gt=0)] | None = None
@@ -279,6 +282,7 @@ class TrainConfig(Strict):
     lr_schedule: Literal["constant", "cosine"] = "constant"
     optimizer: Literal["adam", "adamw"] = "adam"
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    clip_norm: Annotated[float, Field(gt=0.0)] | None = None
     max_seconds: Annotated[float, Field(gt=0.0)] | None = None
     jit_compile: bool = True
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"
@@ -304,7 +308,8 @@ class TrainConfig(Strict):
             steps=steps, steps_per_epoch=per_epoch, batch_size=self.batch_size,
             learning_rate=self.learning_rate, lr_schedule=self.lr_schedule,
             optimizer=self.optimizer,
-            weight_decay=self.weight_decay, snr_range_db=tuple(snr_range_db),
+            weight_decay=self.weight_decay, clip_norm=self.clip_norm,
+            snr_range_db=tuple(snr_range_db),
             max_seconds=self.max_seconds, jit_compile=self.jit_compile,
             precision=self.precision, seed=seed,
         )

@@ -79,7 +79,8 @@ class TrainSpec:
     ``tensorboard``: also write TensorBoard logs under the workdir.
     ``lr_schedule``: ``constant`` or ``cosine`` (decay to 1 % of ``learning_rate`` over
     ``steps``). ``precision``: ``float32``, ``mixed_float16`` or ``mixed_bfloat16`` (the
-    learned blocks' dtype policy, see :mod:`semsim.systems.precision`).
+    learned blocks' dtype policy, see :mod:`semsim.systems.precision`). ``clip_norm``:
+    bound on the global gradient norm of each step (``None``: no clipping).
     """
 
     steps: int = 100
@@ -89,6 +90,7 @@ class TrainSpec:
     lr_schedule: Literal["constant", "cosine"] = "constant"
     optimizer: Literal["adam", "adamw"] = "adam"
     weight_decay: float = 0.0
+    clip_norm: float | None = None
     snr_range_db: tuple[float, float] = (0.0, 20.0)
     max_seconds: float | None = None
     jit_compile: bool = True

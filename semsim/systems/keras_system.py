@@ -92,8 +92,9 @@ COSINE_FINAL_FRACTION = 0.01
 
 def make_optimizer(train: TrainSpec) -> keras.optimizers.Optimizer:
     """Adam or AdamW with the scenario's learning rate (constant, or cosine decay to
-    :data:`COSINE_FINAL_FRACTION` of it over ``train.steps``) and weight decay, in a
-    loss-scale optimizer for ``train.precision: mixed_float16``."""
+    :data:`COSINE_FINAL_FRACTION` of it over ``train.steps``), weight decay and optional
+    global gradient-norm clipping (``train.clip_norm``), in a loss-scale optimizer for
+    ``train.precision: mixed_float16``."""
     return wrap_optimizer(_base_optimizer(train), train.precision)
 
 
@@ -105,9 +106,10 @@ def _base_optimizer(train: TrainSpec) -> keras.optimizers.Optimizer:
     elif train.lr_schedule != "constant":
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {train.lr_schedule!r}")
     if train.optimizer == "adam":
-        return keras.optimizers.Adam(rate)
+        return keras.optimizers.Adam(rate, global_clipnorm=train.clip_norm)
     if train.optimizer == "adamw":
-        return keras.optimizers.AdamW(rate, weight_decay=train.weight_decay)
+        return keras.optimizers.AdamW(rate, weight_decay=train.weight_decay,
+                                      global_clipnorm=train.clip_norm)
     raise ValueError(f"optimizer must be 'adam' or 'adamw', got {train.optimizer!r}")
 
 

@@ -81,7 +81,8 @@ _PCEN_SYMBOLS = 64
 def _optimizer(train: TrainSpec, steps: int) -> keras.optimizers.Optimizer:
     schedule = keras.optimizers.schedules.PolynomialDecay(
         train.learning_rate, max(1, steps), end_learning_rate=0.0, power=0.9)
-    return keras.optimizers.AdamW(schedule, weight_decay=train.weight_decay)
+    return keras.optimizers.AdamW(schedule, weight_decay=train.weight_decay,
+                                  global_clipnorm=train.clip_norm)
 
 
 def _images_of(batch) -> np.ndarray:
