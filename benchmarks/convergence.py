@@ -15,11 +15,18 @@ checkpoint (``N`` steps), then ``N`` more steps from it with the profile's recip
 again (fresh optimizer, schedule, warm-up and annealing), so ``2N`` in all: a warm
 restart, not a ``2N`` run from scratch, and labelled so. Verdict (issue 16): converged
 when doubling the steps from ``N`` to ``2N`` raises validation PSNR by less than 0.3 dB.
+Trainings of one budget can differ by more than that, so ``--seeds 1,2`` trains every
+budget once per seed (validation unchanged), and rows of several trainings per budget
+(several seeds, or CSV files read together with ``--from-csv``) also get a pooled
+verdict: the gain of the means with its 95 % interval (Welch's t), converged only when
+the whole interval lies below 0.3 dB, undecided when it contains 0.3 dB.
 Writes ``convergence.csv`` (after every run) and ``convergence.png`` under ``--out``.
 
     python benchmarks/convergence.py scenarios/mu_mimo_4users.yaml
     python benchmarks/convergence.py scenarios/mimo_2x2.yaml --from-shipped
     python benchmarks/convergence.py scenarios/siso_awgn.yaml --steps 200 --budgets 0.5,1,2
+    python benchmarks/convergence.py scenarios/siso_awgn.yaml --steps 200 --budgets 0.5,1 \
+        --seeds 0,1,2
     python benchmarks/convergence.py scenarios/mimo_2x2.yaml --throughput --probe-steps 20
 
 ``--throughput`` instead measures training images/s of each learned system at the
@@ -167,8 +174,10 @@ def verdicts(rows: list[dict]) -> dict[str, str]:
     from the largest step count's half to it, and the verdict."""
     out = {}
     for name in dict.fromkeys(_series(r) for r in rows):
-        by_steps = {r["steps"]: r["val_psnr_db"] for r in rows
-                    if _series(r) == name and r.get("complete", True)}  # cut runs: no point
+        by_steps: dict[int, list[float]] = {}
+        for r in rows:
+            if _series(r) == name and r.get("complete", True):  # cut runs: no point
+                by_steps.setdefault(r["steps"], []).append(r["val_psnr_db"])
         if not by_steps:
             out[name] = "no verdict: every run was cut by --max-seconds"
             continue
@@ -177,7 +186,13 @@ def verdicts(rows: list[dict]) -> dict[str, str]:
         if half not in by_steps:
             out[name] = f"no verdict: needs budgets {half} and {top}"
             continue
-        gain = by_steps[top] - by_steps[half]
+        several = [n for n in (half, top) if len(by_steps[n]) > 1]
+        if several:
+            out[name] = (f"no verdict of its own: {' and '.join(map(str, several))} steps "
+                         f"have several trainings here (the pooled verdict judges them, given "
+                         f"at least 2 trainings at each of {half} and {top} steps)")
+            continue
+        gain = by_steps[top][0] - by_steps[half][0]
         word = "converged" if gain < CONVERGED_GAIN_DB else "NOT converged"
         out[name] = (f"{word}: {half} -> {top} steps changes validation PSNR by {gain:+.2f} dB "
                      f"(threshold {CONVERGED_GAIN_DB} dB)")
@@ -238,12 +253,26 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     for name in dict.fromkeys(_series(r) for r in rows):
         mine = sorted((r["steps"], r["val_psnr_db"]) for r in rows
                       if _series(r) == name and r.get("complete", True))
-        style = "--s" if "from shipped" in name else "-o"
-        (line,) = ax.plot(*zip(*mine, strict=True), style, label=name)
+        steps = sorted({s for s, _ in mine})
+        means = [float(np.mean([v for s, v in mine if s == n])) for n in steps]
+        style = "--" if "from shipped" in name else "-"
+        (line,) = ax.plot(steps, means, style, label=name)  # several trainings: their mean
+        ax.plot(*zip(*mine, strict=True), "s" if "from shipped" in name else "o",
+                color=line.get_color())
         cut = [(r["steps"], r["val_psnr_db"]) for r in rows
                if _series(r) == name and not r.get("complete", True)]
         if cut:  # a run the wall clock stopped: shown, not joined, no budget point
             ax.plot(*zip(*cut, strict=True), "x", color=line.get_color(), label=f"{name} (cut)")
+    for system in dict.fromkeys(r["system"] for r in rows):  # several trainings per budget
+        runs = [r for r in rows if r["system"] == system and r.get("complete", True)
+                and "from shipped" not in _series(r)]
+        steps = sorted(n for n in {r["steps"] for r in runs}
+                       if sum(r["steps"] == n for r in runs) >= 2)
+        if len(steps) >= 2 and len({_series(r) for r in runs}) >= 2:
+            values = [[r["val_psnr_db"] for r in runs if r["steps"] == n] for n in steps]
+            ax.errorbar(steps, [np.mean(v) for v in values],
+                        yerr=[np.std(v, ddof=1) for v in values], fmt="-D", color="black",
+                        capsize=4, label=f"{system}, mean of all trainings (± 1 s.d.)")
     ax.set_xscale("log", base=2)
     ticks = sorted({r["steps"] for r in rows if r.get("complete", True)})
     ax.set_xticks(ticks, [str(t) for t in ticks])
@@ -251,9 +280,9 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     ax.set_xlabel("training steps\n(solid: each point its own run from scratch; dashed: the "
                   "shipped checkpoint, then trained again)", fontsize=7)
     ax.set_ylabel("validation PSNR (dB)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=8, wrap=True)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -325,7 +354,7 @@ def conclude(args, resolved, rows: list[dict]) -> None:
     """Plot ``rows`` into ``--out`` and print each series' verdict."""
     snr = validation_setup(resolved)["snr_db"]
     draws = sorted({int(r.get("val_draws", 1)) for r in rows})
-    title = f"{resolved.scenario.name} [{args.profile}], {snr:g} dB, {rows[0]['val_images']} " \
+    title = f"{resolved.scenario.name} [{args.profile}], {snr:g} dB:\n{rows[0]['val_images']} " \
             f"held-out validation images x {'/'.join(map(str, draws))} channel draws"
     plot(rows, args.out / "convergence.png", title)
     for name, text in {**verdicts(rows), **pooled_verdicts(rows)}.items():

@@ -16,7 +16,10 @@ side by side, then timed alternately (``--repeats`` blocks of ``--steps`` steps 
 a machine loaded by other jobs slows both alike; the table gives the median images/s of
 the blocks with their range, and the ratio full / backbone: the median of the ratios of
 the two blocks of each round (timed one after the other, so slow drifts of the load
-cancel), with their range.
+cancel), with their range. It also gives the median images per CPU-second of the process
+(training images over the CPU time the process used in a block) and that ratio: on a
+machine whose wall-clock speed changes under the benchmark (other jobs, stalls), the CPU
+time counts only the work of the step.
 
     python benchmarks/train_throughput.py --batch-sizes 64 128 --steps 5 --warmup 2
     python benchmarks/train_throughput.py --system reference multiuser --backbone-only \\
@@ -165,11 +168,13 @@ class Timed:
         self.model.fit(self.data, steps_per_epoch=warmup, epochs=1, verbose=0)
         self.warmup_s = time.perf_counter() - start
         self.rates: list[float] = []
+        self.cpu_rates: list[float] = []
 
     def run(self, steps: int) -> None:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         self.model.fit(self.data, steps_per_epoch=steps, epochs=1, verbose=0)
         self.rates.append(self.batch_size * steps / (time.perf_counter() - start))
+        self.cpu_rates.append(self.batch_size * steps / (time.process_time() - cpu))
 
     @property
     def images_per_s(self) -> float:
@@ -194,7 +199,8 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}, "
           f"GPUs: {len(tf.config.list_physical_devices('GPU'))}")
     print(f"{'system':>9} {'model':>8} {'batch':>5} {'XLA':>4} {'warm-up s':>10} "
-          f"{'ms/step':>9} {'images/s':>9} {'range':>13} {'full/backbone (range)':>22}")
+          f"{'ms/step':>9} {'images/s':>9} {'range':>13} {'full/backbone (range)':>22} "
+          f"{'images/CPU-s':>12} {'full/backbone, CPU':>19}")
     speedups = []
     for system in args.system:
         for batch in args.batch_sizes:
@@ -206,20 +212,24 @@ def main() -> None:
                 for kind in kinds:  # one untimed round: a model warmed up before the
                     timed[kind].run(args.steps)  # other's warm-up ran its first block slower
                     timed[kind].rates.clear()
+                    timed[kind].cpu_rates.clear()
                 for _ in range(args.repeats):  # alternate: background load hits both alike
                     for kind in kinds:
                         timed[kind].run(args.steps)
                 for kind in kinds:
                     t = timed[kind]
-                    ratio = ""
+                    ratio, cpu_ratio = f"{'':>22}", ""
+                    cpu_rate = statistics.median(t.cpu_rates)
                     if kind == "backbone":  # paired by round: full block i / backbone block i
                         pairs = [f / b for f, b in zip(timed["full"].rates, t.rates, strict=True)]
                         ratio = (f"{statistics.median(pairs):>10.2f} ({min(pairs):.2f}-"
                                  f"{max(pairs):.2f})")
+                        cpu_ratio = f"{statistics.median(timed['full'].cpu_rates) / cpu_rate:>19.2f}"
                     spread = f"{min(t.rates):.1f}-{max(t.rates):.1f}"
                     print(f"{system:>9} {kind:>8} {batch:>5} {'on' if jit else 'off':>4} "
                           f"{t.warmup_s:>10.1f} {1e3 * batch / t.images_per_s:>9.0f} "
-                          f"{t.images_per_s:>9.1f} {spread:>13}{ratio}", flush=True)
+                          f"{t.images_per_s:>9.1f} {spread:>13} {ratio} {cpu_rate:>12.1f} "
+                          f"{cpu_ratio}", flush=True)
                 by_jit[jit] = timed["full"].images_per_s
             if len(by_jit) == 2:
                 speedups.append(f"{system} batch {batch}: XLA speed-up "

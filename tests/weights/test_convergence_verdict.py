@@ -143,6 +143,17 @@ def test_pooled_verdict_uses_welch_interval_over_trainings_of_one_budget():
     assert interval(result["rising, pooled"]) == (0.77, 1.23)
 
 
+def test_a_series_with_two_trainings_of_one_budget_defers_to_the_pooled_verdict():
+    """Two rows of one series at the same budget are two trainings: the per-series
+    verdict picks neither (before, the last one read silently won)."""
+    module = _module()
+    rows = _rows("a", [(100, 20.0), (200, 20.1), (200, 21.0)])
+    assert module.verdicts(rows)["a"] == (
+        "no verdict of its own: 200 steps have several trainings here (the pooled verdict "
+        "judges them, given at least 2 trainings at each of 100 and 200 steps)")
+    assert "a, pooled" not in module.pooled_verdicts(rows)  # one training at 100 steps
+
+
 def test_pooled_verdict_leaves_out_warm_restarts_and_cut_runs():
     pooled = _module().pooled_verdicts
     rows = _rows("a", [(100, 20.0), (100, 20.2), (200, 20.1), (200, 20.3)])
