@@ -42,7 +42,11 @@ more steps from the checkpoint with the profile's recipe run again), ``validatio
 measure: held-out images x seeded channel draws, SNR), ``psnr_db`` ``[at N, at 2N]``,
 ``command`` and optionally ``checkpoint_2n`` (the command that made the ``2N`` weights
 when ``command`` only judged existing files) and ``spread`` (what a second training of the
-same budget measured). It is not hashed; the runner copies it into ``results.json``
+same budget measured). A verdict pooled over several trainings per budget
+(``benchmarks/convergence.py --seeds``) gives the means in ``psnr_db`` and their
+difference in ``gain_db``, and adds ``interval_db`` (its 95 % interval), ``verdict``,
+``trainings_db`` (every training's figure, by budget) and ``trainings_made_by`` (the
+commands). It is not hashed; the runner copies it into ``results.json``
 (``weights_convergence``) and marks a system ``NOT converged`` in its tables and plots.
 """
 
