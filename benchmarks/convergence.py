@@ -80,9 +80,9 @@ def train_and_validate(args, name: str, steps: int, warm: bool = False,
     from semsim.scenario.evaluation import validation_split
     from semsim.weights.shipped import find_shipped
 
-    resolved = load_scenario(args.scenario, args.profile)
-    if seed is not None:
-        resolved = load_scenario(args.scenario, args.profile, {"seed": seed})
+    as_filed = load_scenario(args.scenario, args.profile)  # validation: the file's seed
+    resolved = as_filed if seed is None else \
+        load_scenario(args.scenario, args.profile, {"seed": seed})
     scenario = resolved.scenario
     entry = scenario.system(name)
     series = f"{name}, from shipped" if warm else name
@@ -118,7 +118,7 @@ def train_and_validate(args, name: str, steps: int, warm: bool = False,
     return {"system": name, "series": series, "start": start, "steps": done,
             "train_seconds": round(seconds, 1), "complete": complete,
             "seed": scenario.seed,
-            **validate(args, load_scenario(args.scenario, args.profile), system, validation)}
+            **validate(args, as_filed, system, validation)}
 
 
 def validate(args, resolved, system, validation: np.ndarray) -> dict:
@@ -169,15 +169,28 @@ def _series(row: dict) -> str:
     return row.get("series", row["system"])
 
 
+def _values_by_steps(rows: list[dict], keep) -> dict[int, list[float]]:
+    """Validation PSNR of the complete rows (runs cut by the wall clock are no budget
+    point) for which ``keep(row)`` holds, grouped by step count."""
+    out: dict[int, list[float]] = {}
+    for r in rows:
+        if r.get("complete", True) and keep(r):
+            out.setdefault(r["steps"], []).append(float(r["val_psnr_db"]))
+    return out
+
+
+def _trainings(rows: list[dict], system: str) -> dict[int, list[float]]:
+    """Every training of ``system`` from scratch (warm restarts left out), by step count."""
+    return _values_by_steps(rows, lambda r: r["system"] == system
+                            and "from shipped" not in _series(r))
+
+
 def verdicts(rows: list[dict]) -> dict[str, str]:
     """Per series (a system from scratch, or from its shipped checkpoint): the PSNR gain
     from the largest step count's half to it, and the verdict."""
     out = {}
     for name in dict.fromkeys(_series(r) for r in rows):
-        by_steps: dict[int, list[float]] = {}
-        for r in rows:
-            if _series(r) == name and r.get("complete", True):  # cut runs: no point
-                by_steps.setdefault(r["steps"], []).append(r["val_psnr_db"])
+        by_steps = _values_by_steps(rows, lambda r, name=name: _series(r) == name)
         if not by_steps:
             out[name] = "no verdict: every run was cut by --max-seconds"
             continue
@@ -211,11 +224,7 @@ def pooled_verdicts(rows: list[dict]) -> dict[str, str]:
 
     out = {}
     for name in dict.fromkeys(r["system"] for r in rows):
-        by_steps: dict[int, list[float]] = {}
-        for r in rows:
-            if r["system"] == name and r.get("complete", True) \
-                    and "from shipped" not in _series(r):
-                by_steps.setdefault(r["steps"], []).append(float(r["val_psnr_db"]))
+        by_steps = _trainings(rows, name)
         pairs = [s for s in by_steps if s // 2 in by_steps and s % 2 == 0
                  and len(by_steps[s]) >= 2 and len(by_steps[s // 2]) >= 2]
         if not pairs:
@@ -264,12 +273,10 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         if cut:  # a run the wall clock stopped: shown, not joined, no budget point
             ax.plot(*zip(*cut, strict=True), "x", color=line.get_color(), label=f"{name} (cut)")
     for system in dict.fromkeys(r["system"] for r in rows):  # several trainings per budget
-        runs = [r for r in rows if r["system"] == system and r.get("complete", True)
-                and "from shipped" not in _series(r)]
-        steps = sorted(n for n in {r["steps"] for r in runs}
-                       if sum(r["steps"] == n for r in runs) >= 2)
-        if len(steps) >= 2 and len({_series(r) for r in runs}) >= 2:
-            values = [[r["val_psnr_db"] for r in runs if r["steps"] == n] for n in steps]
+        by_steps = _trainings(rows, system)
+        steps = sorted(n for n, v in by_steps.items() if len(v) >= 2)
+        if len(steps) >= 2:
+            values = [by_steps[n] for n in steps]
             ax.errorbar(steps, [np.mean(v) for v in values],
                         yerr=[np.std(v, ddof=1) for v in values], fmt="-D", color="black",
                         capsize=4, label=f"{system}, mean of all trainings (± 1 s.d.)")
