@@ -6,13 +6,25 @@ built (initializers draw from the global generators) and before it trains; train
 random draws come from Sionna's generator (channel, noise, SwinJSCC's rate choice),
 Keras seed generators (Gumbel noise) or stateless ops keyed on the seed and the batch
 index (data, training SNRs); a checkpoint saves the states of the first two.
+
+Under a multi-replica ``tf.distribute`` strategy (``train.distribute``), a Keras seed
+generator's state is mirrored: it advances alike on every replica, so every replica holds
+the same stateless seed. :func:`replica_rows` turns that into per-replica streams that
+are the one-device stream split by rows (replica ``r`` keeps the rows of the global
+batch's images it holds), so the Gumbel noise of a global batch is the same whatever the
+replica count; :func:`first_replica` makes one draw per global step (SwinJSCC's rate)
+common to all replicas. On one device both return what the draw alone would, so
+single-device streams are bit for bit those of a run without a strategy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import numpy as np
 import sionna.phy
+import tensorflow as tf
 
 
 def set_seed(seed: int) -> None:
@@ -55,3 +67,47 @@ def restore_seed_generator_states(model, states: np.ndarray) -> None:
                          f"has {len(variables)} seed generators")
     for variable, state in zip(variables, states, strict=True):
         variable.assign(np.asarray(state).astype(variable.dtype))
+
+
+def _replicas():
+    """``(replica context, replica count)`` of the current context; ``(None, 1)`` in a
+    cross-replica context (building a model under ``strategy.scope()``)."""
+    context = tf.distribute.get_replica_context()
+    return context, 1 if context is None else context.num_replicas_in_sync
+
+
+def replica_rows(draw: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> tf.Tensor:
+    """``draw(x)`` for this replica's rows, as one device would draw them for the whole
+    global batch.
+
+    ``draw``: maps ``[n, ...]`` to ``[n, ...]`` with a seed every replica shares (a Keras
+    ``SeedGenerator``'s next seed), row ``i`` of its output depending on row ``i`` of its
+    input and on the seed and ``n`` only (a Gumbel-Softmax sample of per-image logits, a
+    per-image integer draw). ``x``: this replica's ``[rows, ...]``. On one device:
+    ``draw(x)``. Under ``R`` replicas (the global batch split into consecutive blocks
+    of ``rows``, as ``tf.distribute`` splits it): ``draw`` of ``x`` tiled to ``R * rows``
+    rows, of which replica ``r`` keeps rows ``r * rows`` to ``(r + 1) * rows - 1``, the
+    rows one device would draw for those images. Gradients reach ``x`` through the kept
+    rows only.
+    """
+    context, replicas = _replicas()
+    if replicas == 1:
+        return draw(x)
+    rows = tf.shape(x)[0]
+    tiles = tf.concat([[replicas], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0)
+    start = tf.cast(context.replica_id_in_sync_group, tf.int32) * rows
+    return draw(tf.tile(x, tiles))[start:start + rows]
+
+
+def first_replica(value: tf.Tensor) -> tf.Tensor:
+    """``value`` as replica 0 holds it, on every replica of a multi-replica strategy (an
+    all-reduce sum of replica 0's value and the others' zeros, in float32, cast back);
+    ``value`` itself on one device. For a draw that must be one per global step, not one
+    per replica (a training rate chosen for the whole batch). Integer values must be
+    exact in float32 (below 2**24)."""
+    context, replicas = _replicas()
+    if replicas == 1:
+        return value
+    mine = tf.cast(value, tf.float32) * tf.cast(
+        tf.equal(context.replica_id_in_sync_group, 0), tf.float32)
+    return tf.cast(context.all_reduce(tf.distribute.ReduceOp.SUM, mine), value.dtype)

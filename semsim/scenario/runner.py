@@ -73,9 +73,9 @@ from semsim.seeding import set_seed
 from semsim.systems.base import System, TrainReport, TransmitResult
 from semsim.systems.distribute import (
     check_batch,
-    check_distributable,
     strategy_for,
     worker_suffix,
+    xla_under,
 )
 from semsim.systems.keras_export import export_model
 from semsim.systems.keras_system import NonFiniteTrainingError
@@ -276,7 +276,6 @@ class _Run:
                                    self.scenario.link.to_spec(), size, self.scenario.seed)
         if hasattr(system, "model"):
             try:
-                check_distributable(entry.type, system.model, strategy)
                 check_batch(train.batch_size, self.scenario.link.users, strategy)
             except ValueError as err:
                 raise RunError(f"system {entry.name!r}: {err}") from err
@@ -289,7 +288,8 @@ class _Run:
         train_spec = dataclasses.replace(
             cfg.to_spec(entry.train_snr_db or self.scenario.snr.train_db, self.scenario.seed,
                         max(1, data.num_train // cfg.batch_size)),
-            validation_images=validation, tensorboard=self.options.tensorboard)
+            validation_images=validation, tensorboard=self.options.tensorboard,
+            jit_compile=xla_under(cfg.jit_compile, strategy_for(cfg.distribute), entry.name))
         stream = train_dataset(data, cfg.batch_size, self.scenario.seed,
                                augment=self.scenario.data.augment,
                                labels=self.scenario.data.labels)

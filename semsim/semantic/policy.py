@@ -28,6 +28,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from semsim.phy.utils import sqrt_ratio_or_zero
+from semsim.seeding import replica_rows
 from semsim.systems.params import Schedule
 
 SCHEDULES: tuple[str, ...] = typing.get_args(Schedule)
@@ -179,7 +180,7 @@ class CountPolicy(keras.layers.Layer):
         logits = self.logits(self.hidden(tf.concat([features, embedding], axis=-1)))
         if training:
             seed = tf.cast(self.seed_generator.next(), tf.int32)
-            choice = gumbel_softmax(logits, temperature, seed, hard=True)
+            choice = replica_rows(lambda rows: gumbel_softmax(rows, temperature, seed), logits)
         else:
             choice = tf.one_hot(tf.argmax(logits, axis=-1), self.num_items + 1)
         return thermometer_code(choice), logits

@@ -20,11 +20,18 @@ Random streams under a strategy: Sionna's global generator
 the replicas draw from it one after the other within a step, so each replica gets its
 own draws and a run is reproducible for a given seed and replica count (checked by
 tests/systems/test_distribute.py). Keras ``SeedGenerator`` states (the Gumbel noise
-of the reference and multi-user policies) are mirrored, so every replica would draw
-the *same* noise: systems holding one are refused (:func:`check_distributable`), as
-is ``swinjscc``, which draws its training rate once per replica. Under
-``multi_worker`` each worker has its own Sionna generator, seeded from the scenario seed
-and the worker's rank (:func:`worker_seed`), so the workers draw different noise.
+and warm-up draws of the reference and multi-user policies) are mirrored and advance
+alike on every replica; :func:`semsim.seeding.replica_rows` gives each replica its rows
+of the draw one device would make for the global batch, so that noise does not depend
+on the replica count. SwinJSCC's training rate, one per batch, is replica 0's draw on
+every replica (:func:`semsim.seeding.first_replica`). Under ``multi_worker`` each
+worker has its own Sionna generator, seeded from the scenario seed and the worker's rank
+(:func:`worker_seed`), so the workers draw different channel noise.
+
+XLA: Keras cannot compile a training step for several replicas (its variables live on
+other devices than the step; keras-team/keras#19005), so under a multi-replica strategy a
+system trains without XLA whatever ``train.jit_compile`` says, with a warning naming it
+(:func:`xla_under`).
 
 Gradients: Keras's optimizer *sums* the replicas' gradients, so a model's loss (the mean
 over its per-replica batch) is divided by the replica count (:func:`replica_loss`),
@@ -52,22 +59,18 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 
 import numpy as np
 import tensorflow as tf
 
+logger = logging.getLogger(__name__)
+
 DISTRIBUTE = ("none", "mirrored", "multi_worker")
 
 #: Jobs of ``TF_CONFIG`` whose tasks train (a ``chief`` is rank 0, then the ``worker``\ s).
 TRAINING_JOBS = ("chief", "worker")
-
-#: System types refused under a strategy, with the reason.
-UNSUPPORTED = {
-    "swinjscc": "it draws its training rate with tf.random.uniform once per replica, so "
-                "replicas would train at different rates in one step",
-}
-
 
 def split_cpu(count: int) -> None:
     """Split the first CPU into ``count`` logical devices (tests of ``mirrored`` on a
@@ -97,19 +100,18 @@ def strategy_for(kind: str) -> tf.distribute.Strategy:
     raise ValueError(f"train.distribute must be one of {', '.join(DISTRIBUTE)}, got {kind!r}")
 
 
-def check_distributable(type_name: str, model, strategy: tf.distribute.Strategy) -> None:
-    """Raise ``ValueError`` (one line, naming the system type) when ``model`` cannot be
-    trained correctly under ``strategy`` (more than one replica)."""
-    if strategy.num_replicas_in_sync <= 1:
-        return
-    if type_name in UNSUPPORTED:
-        raise ValueError(f"train.distribute: system type {type_name!r} is not supported under "
-                         f"a multi-replica strategy: {UNSUPPORTED[type_name]}; use "
-                         "train.distribute: none")
-    if any("seed_generator_state" in v.path for v in model.variables):
-        raise ValueError(f"train.distribute: system type {type_name!r} draws noise from a Keras "
-                         "SeedGenerator, whose state is mirrored (every replica would draw the "
-                         "same Gumbel noise); use train.distribute: none")
+def xla_under(jit_compile: bool, strategy: tf.distribute.Strategy, system: str) -> bool:
+    """The ``jit_compile`` that ``system``'s training step can use under ``strategy``:
+    ``jit_compile`` on one replica; ``False`` with several, with a warning on the
+    ``semsim`` logger when ``jit_compile`` asked for XLA (Keras's XLA step fails there with
+    "Trying to access resource ... located in device", keras-team/keras#19005)."""
+    replicas = strategy.num_replicas_in_sync
+    if not jit_compile or replicas == 1:
+        return jit_compile
+    logger.warning("%s: trains without XLA: train.jit_compile is ignored over %d replicas "
+                   "(Keras cannot compile a step for several devices, keras-team/keras#19005)",
+                   system, replicas)
+    return False
 
 
 def check_batch(batch_size: int, users: int, strategy: tf.distribute.Strategy) -> None:

@@ -127,6 +127,7 @@ from semsim.phy.layout import compact, expand
 from semsim.phy.ldpc import LDPC5GCodec
 from semsim.phy.qam import QAMDemapper, QAMMapper, bits_per_symbol
 from semsim.phy.spec import link_from_config, link_to_config
+from semsim.seeding import replica_rows
 from semsim.semantic.channel_state import channel_features
 from semsim.semantic.entropy import entropy_2d
 from semsim.semantic.policy import (
@@ -379,7 +380,9 @@ class MultiUserSemCom(LossModel):
     def _warmup_choice(self, batch, options: int, low: int = 0):
         """One-hot ``[B, options]`` of a uniform draw from ``low..options-1`` per image
         (the warm-up's random decisions)."""
-        draw = keras.random.randint([batch], low, options, seed=self.warmup_seed)
+        seed = tf.cast(self.warmup_seed.next(), tf.int32)
+        draw = replica_rows(lambda rows: tf.random.stateless_uniform(
+            tf.shape(rows), seed, low, options, dtype=tf.int32), tf.zeros([batch], tf.int32))
         return tf.one_hot(draw, options)
 
     def _condition(self, state: ChannelState, snr_db, user: int):

@@ -9,6 +9,7 @@ import math
 import keras
 import tensorflow as tf
 
+from semsim.seeding import replica_rows
 from semsim.semantic.cbam import CBAMCSI
 from semsim.semantic.ccam import CCAM
 from semsim.semantic.mhsa import MultiHeadSelfAttention
@@ -153,7 +154,7 @@ class RatioPolicy(keras.layers.Layer):
         logits = self.logits(self.hidden(tf.concat([features, c], axis=-1)))
         if training:
             seed = tf.cast(self.seed_generator.next(), tf.int32)
-            return gumbel_softmax(logits, temperature, seed)
+            return replica_rows(lambda rows: gumbel_softmax(rows, temperature, seed), logits)
         return tf.one_hot(tf.argmax(logits, axis=-1), self.num_ratios)
 
     def get_config(self):

@@ -100,8 +100,9 @@ class PolicyWarmup(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         m = self._target
         total = self.params["epochs"] * self.params["steps"]
-        on = float(int(m.optimizer.iterations) >= warmup_steps(total, m.policy_warmup))
-        if float(m.policy_on) != on:
+        # .numpy(): int() and float() of a mirrored variable fail under tf.distribute
+        on = float(int(m.optimizer.iterations.numpy()) >= warmup_steps(total, m.policy_warmup))
+        if float(m.policy_on.numpy()) != on:
             m.policy_on.assign(on)
 
     def on_train_end(self, logs=None):

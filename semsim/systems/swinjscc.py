@@ -40,6 +40,7 @@ import sionna.phy
 import tensorflow as tf
 
 from semsim.phy.spec import link_from_config, link_to_config
+from semsim.seeding import first_replica
 from semsim.semantic.swin import SwinDecoder, SwinEncoder
 from semsim.systems import users as users_lib
 from semsim.systems.base import LinkSpec, side_info_summary
@@ -204,8 +205,10 @@ class SwinJSCC(MSEModel):
             fits = tf.reduce_sum(tf.cast(crs <= target * (1 + 1e-6), tf.int64))
             index = tf.maximum(fits - 1, 0)
         elif training:
-            # Sionna's generator: seeded, and saved in checkpoints (exact resume)
-            index = sionna.phy.config.tf_rng.uniform([], 0, len(self.rates), dtype=tf.int64)
+            # Sionna's generator: seeded, and saved in checkpoints (exact resume); one
+            # rate per global batch under a multi-replica strategy (replica 0's draw)
+            index = first_replica(
+                sionna.phy.config.tf_rng.uniform([], 0, len(self.rates), dtype=tf.int64))
         else:
             return tf.constant(self.rate_for(self.default_cr), tf.int32)
         return tf.gather(tf.constant(self.rates, tf.int32), index)
