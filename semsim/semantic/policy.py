@@ -177,9 +177,12 @@ class CountPolicy(keras.layers.Layer):
         self.logits.build((None, self.hidden_units))
 
     def call(self, features, embedding, temperature=1.0, training=False):
-        logits = self.logits(self.hidden(tf.concat([features, embedding], axis=-1)))
+        inputs = tf.concat([tf.cast(features, self.compute_dtype),
+                            tf.cast(embedding, self.compute_dtype)], axis=-1)
+        logits = tf.cast(self.logits(self.hidden(inputs)), tf.float32)  # sampled in float32
         if training:
             seed = tf.cast(self.seed_generator.next(), tf.int32)
+            temperature = tf.cast(temperature, tf.float32)
             choice = replica_rows(lambda rows: gumbel_softmax(rows, temperature, seed), logits)
         else:
             choice = tf.one_hot(tf.argmax(logits, axis=-1), self.num_items + 1)

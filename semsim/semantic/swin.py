@@ -174,7 +174,7 @@ class WindowAttention(keras.layers.Layer):
         if attn_mask is not None:
             num_windows = attn_mask.shape[0]
             attn = tf.reshape(attn, [-1, num_windows, self.num_heads, n, n])
-            attn = attn + tf.convert_to_tensor(attn_mask, tf.float32)[None, :, None]
+            attn = attn + tf.cast(attn_mask, attn.dtype)[None, :, None]
             attn = tf.reshape(attn, [-1, self.num_heads, n, n])
         out = tf.matmul(tf.nn.softmax(attn, axis=-1), v)  # [B*nW, heads, n, head_dim]
         out = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [-1, n, self.dim])

@@ -416,7 +416,9 @@ class MultiUserSemCom(LossModel):
         for k in range(k_users):
             u = 0 if self.share_weights else k
             cond = self._condition(state, snr_db, k)
-            z0 = self.adaptive[u](self.cnn[u](groups[:, k]), cond)  # [B, h, w, C]
+            # learned blocks may compute in float16/bfloat16 (train.precision); the latent,
+            # the entropy, the policies' sampling and the link stay float32
+            z0 = tf.cast(self.adaptive[u](self.cnn[u](groups[:, k]), cond), tf.float32)
             rows = tf.transpose(tf.reshape(z0, [-1, length, self.num_maps]), [0, 2, 1])
             x = tf.concat([rows[:, 0::2], rows[:, 1::2]], axis=-1)  # [B, C/2, 2L] reals
             map_means = tf.reduce_mean(rows, axis=2)  # [B, C]: row-wise averages
@@ -475,7 +477,7 @@ class MultiUserSemCom(LossModel):
             maps = tf.reshape(tf.transpose(rows, [0, 2, 1]),
                               [batch, height // DOWNSAMPLING, width // DOWNSAMPLING,
                                self.num_maps])
-            images.append(self.decoders[u](maps, tx["cond"][k]))
+            images.append(tf.cast(self.decoders[u](maps, tx["cond"][k]), tf.float32))
         per_image = lambda values: users_lib.ungroup(tf.stack(values, axis=1))  # [B*K]
         n_sel = per_image(tx["maps"])
         kept_reals = n_sel * (2.0 * length - per_image(tx["pruned"]))

@@ -151,9 +151,12 @@ class RatioPolicy(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, features, c, temperature, training=False):
-        logits = self.logits(self.hidden(tf.concat([features, c], axis=-1)))
+        inputs = tf.concat([tf.cast(features, self.compute_dtype), tf.cast(c, self.compute_dtype)],
+                           axis=-1)
+        logits = tf.cast(self.logits(self.hidden(inputs)), tf.float32)  # sampled in float32
         if training:
             seed = tf.cast(self.seed_generator.next(), tf.int32)
+            temperature = tf.cast(temperature, tf.float32)
             return replica_rows(lambda rows: gumbel_softmax(rows, temperature, seed), logits)
         return tf.one_hot(tf.argmax(logits, axis=-1), self.num_ratios)
 

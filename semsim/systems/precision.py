@@ -16,7 +16,11 @@ What stays in full precision whatever the policy:
   the detected symbols back to the compute dtype of its decoder;
 - the top-level model (:class:`semsim.systems.keras_system.LossModel`): its inputs
   (images, SNRs in dB, channel realizations) are not cast down, and its outputs (the
-  reconstruction, the CR) and losses are float32.
+  reconstruction, the CR) and losses are float32;
+- in the reference and multi-user systems, everything between the encoder and the
+  decoder: the latent, its 2D entropy, the policies' Gumbel-Softmax sampling (their
+  logits are cast to float32; their hidden layers follow the policy) and the rate
+  terms.
 
 The policy is global in Keras: :func:`dtype_policy` sets it while a system is built (its
 layers take the policy current at their construction) and restores the previous one
@@ -36,7 +40,7 @@ import keras
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 #: System types whose models keep the channel in float32 under a mixed policy.
-SUPPORTED = ("deepjscc", "adjscc")
+SUPPORTED = ("deepjscc", "adjscc", "swinjscc", "reference", "multiuser")
 
 
 def _check_name(precision: str) -> None:

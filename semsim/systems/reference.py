@@ -74,14 +74,14 @@ from semsim.semantic.policy import (
 )
 from semsim.semantic.swin import SwinDecoder, SwinEncoder
 from semsim.systems.base import side_info_summary
-from semsim.systems.keras_system import KerasSystem
+from semsim.systems.keras_system import KerasSystem, LossModel
 from semsim.systems.params import ReferenceParams
 
 TYPE_NAME = "reference"
 
 
 @keras.saving.register_keras_serializable(package="semsim")
-class ReferenceModel(keras.Model):
+class ReferenceModel(LossModel):
     """The reference system as a Keras model (convention of :mod:`semsim.systems.keras_system`).
 
     Parameters
@@ -208,8 +208,11 @@ class ReferenceModel(keras.Model):
 
         state = self.analog.observe(batch, snr_db, h=inputs.get("h"))
         c = self.channel_encoder(state.h_hat, state.snr_hat_db)
-        z0 = self.encoder(image, c)  # [B, h, w, C]
-        e = tf.concat([entropy_2d(z0, self.params.entropy_levels), c], axis=-1)
+        # the learned blocks may compute in float16/bfloat16 (train.precision); the
+        # latent, the entropy, the policies' inputs and the link stay float32
+        z0 = tf.cast(self.encoder(image, c), tf.float32)  # [B, h, w, C]
+        e = tf.concat([entropy_2d(z0, self.params.entropy_levels), tf.cast(c, tf.float32)],
+                      axis=-1)
         e = self.entropy_mlp[1](self.entropy_mlp[0](e))
 
         maps = tf.reshape(tf.transpose(z0, [0, 3, 1, 2]), [-1, c_maps, n_sym])  # [B, C, N]
@@ -226,8 +229,8 @@ class ReferenceModel(keras.Model):
         to_grid = lambda t: tf.transpose(tf.reshape(t, [-1, c_maps, *self.grid]), [0, 2, 3, 1])
         z_refined = to_grid(z_hat)
         if self.compensation is not None:
-            z_refined = self.compensation(z_refined, c)
-        image_hat = self.decoder(z_refined, c)
+            z_refined = tf.cast(self.compensation(z_refined, c), tf.float32)
+        image_hat = tf.cast(self.decoder(z_refined, c), tf.float32)
         kept_maps, kept_symbols = tf.reduce_sum(m1, -1), tf.reduce_sum(m2, -1)
         height, width = self.image_size
         rate = kept_maps * kept_symbols / (3.0 * height * width)  # carries the policies' gradient
@@ -296,17 +299,10 @@ class ReferenceModel(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            out = self.forward_with_latents(data, training=True)
-            terms = self.loss_terms(data, out)
-        grads = tape.gradient(terms["loss"], self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
-        return self._track_metrics(terms, data, out)
-
-    def test_step(self, data):
-        out = self.forward_with_latents(data, training=False)
-        return self._track_metrics(self.loss_terms(data, out), data, out)
+    def _loss(self, data, training):
+        out = self.forward_with_latents(data, training=training)
+        terms = self.loss_terms(data, out)
+        return terms["loss"], self._track_metrics(terms, data, out)
 
     def training_callbacks(self, steps_per_epoch: int) -> list[keras.callbacks.Callback]:
         """Gumbel-Softmax temperature schedule (constant ``temperature_initial`` by default;

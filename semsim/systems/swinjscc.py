@@ -74,7 +74,7 @@ class SNRModulator(keras.layers.Layer):
         self.built = True
 
     def call(self, snr_db):
-        snr = tf.reshape(tf.cast(snr_db, tf.float32), [-1, 1])
+        snr = tf.reshape(tf.cast(snr_db, self.compute_dtype), [-1, 1])
         e = snr
         for layer in self.layers_:
             e = layer(tf.concat([e, snr], axis=-1))
@@ -110,13 +110,14 @@ class RateModulator(keras.layers.Layer):
 
     def call(self, z, snr_db, target_cr, k):
         context = tf.concat(
-            [tf.reduce_mean(z, axis=[1, 2]), tf.reshape(snr_db, [-1, 1]), tf.reshape(target_cr, [-1, 1])],
+            [tf.reduce_mean(z, axis=[1, 2]), tf.reshape(tf.cast(snr_db, z.dtype), [-1, 1]),
+             tf.reshape(tf.cast(target_cr, z.dtype), [-1, 1])],
             axis=-1,
         )
         scores = self.score(self.hidden(context))  # [B, C]
         _, top = tf.math.top_k(scores, k=k)
         mask = tf.reduce_sum(tf.one_hot(top, self.channels), axis=1)
-        return z * (tf.sigmoid(scores) * mask)[:, None, None, :], mask
+        return z * (tf.sigmoid(scores) * tf.cast(mask, scores.dtype))[:, None, None, :], mask
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels, "hidden": self.hidden_units}
@@ -229,10 +230,10 @@ class SwinJSCC(MSEModel):
         sent = tf.broadcast_to(mask[:, :, None, None], [batch, self.channels, h_lat, w_lat])
         z_hat, sent_reals = self.latent_link.send(tf.transpose(z, [0, 3, 1, 2]), state, snr_db,
                                                   sent=sent)
-        z_hat = tf.transpose(z_hat, [0, 2, 3, 1]) * mask[:, None, None, :]
+        z_hat = tf.transpose(z_hat, [0, 2, 3, 1]) * tf.cast(mask, z_hat.dtype)[:, None, None, :]
         z_hat = z_hat * self.rx_snr(snr_hat)[:, None, None, :]
         return {
-            "image_hat": self.decoder(z_hat),
+            "image_hat": tf.cast(self.decoder(z_hat), tf.float32),
             "cr": sent_reals / float(3 * image.shape[1] * image.shape[2]),
             "kept_maps": tf.fill([batch], tf.cast(k, tf.float32)),
             "channel_mask": tf.reduce_sum(mask * 2.0 ** tf.range(self.channels, dtype=tf.float32), -1),

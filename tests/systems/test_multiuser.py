@@ -320,7 +320,7 @@ def test_staged_schedule_freezes_groups_and_sets_learning_rates():
 @pytest.mark.slow
 def test_users_interfere():
     """One shared-weight model trained a few steps with K = 2, M = 2 (P1 pinned to all maps and
-    frozen, so that the decoder learns from a fixed latent); per-user PSNR at 20 dB with a
+    frozen, so that the decoder learns from a fixed latent); per-user PSNR at 5 dB with a
     second user on the same M = 2 receiver is below the single-user PSNR of the same model
     on the same images and seeds."""
     set_seed(4)
@@ -341,16 +341,19 @@ def test_users_interfere():
 
     def psnr(model):
         set_seed(7)
-        out = model({"image": tf.constant(test), "snr_db": tf.fill([64], 20.0)})
+        out = model({"image": tf.constant(test), "snr_db": tf.fill([64], 5.0)})
         np.testing.assert_array_equal(out["kept_maps"], 4.0)
         mse = np.mean((np.asarray(out["image_hat"]) - test) ** 2, axis=(1, 2, 3))
         return float(np.mean(-10 * np.log10(mse)))
 
     psnr_one, psnr_two = psnr(one), psnr(two)
-    # Tolerance: a gap of at least 0.05 dB in the mean over 64 user images (observed 0.10 dB
-    # with these seeds: a model trained 800 tiny steps is only mildly noise-sensitive).
+    # At 5 dB, where the second user's interference (LMMSE noise enhancement) matters.
+    # Tolerance: a gap of at least 0.3 dB in the mean over 64 user images (observed 0.85 dB
+    # with these seeds; 1.14 dB at 0 dB, 0.33 dB at 10 dB). At 20 dB the noise barely
+    # moves a model trained 800 tiny steps: there the gap was 0.10 dB on one machine and
+    # -0.01 dB on another (other CPU kernels), too small to test.
     assert psnr_two > 12.0, psnr_two  # the model did learn something
-    assert psnr_one - psnr_two >= 0.05, (psnr_one, psnr_two)
+    assert psnr_one - psnr_two >= 0.3, (psnr_one, psnr_two)
 
 
 def test_mask_probe_is_zero_and_passes_error_free_gradient():
