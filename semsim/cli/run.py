@@ -129,6 +129,7 @@ def summary_table(results):
                                               f" ({system.cr[i]:.3f})")
         mark = (f" (UNDER-TRAINED: {system.steps_done}/{system.steps_planned} steps)"
                 if system.under_trained else " (NOT converged)" if system.not_converged else "")
+        mark += " (proxy FAILED)" if system.proxy_failed else ""
         table.add_row(name + mark, system.type, *cells)
     return table
 

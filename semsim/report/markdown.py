@@ -8,6 +8,7 @@ from pathlib import Path
 from semsim.atomic import write_text
 from semsim.report.results import ResultsFile, SystemResults
 from semsim.systems.history import CONVERGED_GAIN_DB, trend_text
+from semsim.systems.params import PROXY_MIN_PSNR_DB
 from semsim.weights.manifest import convergence_text
 
 
@@ -16,12 +17,18 @@ def training_status(system: SystemResults) -> str:
     measured convergence, e.g. ``"7000 steps, NOT converged: +0.67 dB from 7000 to 14000
     steps (from scratch)"``; weights trained in the run the second half of their
     validation history, e.g. ``"1500 steps, NOT converged: validation PSNR +0.85 dB from
-    step 750 to 1500 (second half of training)"``), or ``"-"`` (no training)."""
+    step 750 to 1500 (second half of training)"``; an ``scsc`` system whose proxy did not
+    track the chain adds ``"proxy FAILED: 16.04 dB against the chain"``), or ``"-"`` (no
+    training)."""
     if system.steps_done is None:
         return "-"
     if system.under_trained:
         return f"{system.steps_done}/{system.steps_planned} steps, UNDER-TRAINED"
     known = convergence_text(system.weights_convergence) or trend_text(system.training_trend)
+    if system.proxy_failed:
+        known = ", ".join(filter(None, [known, f"proxy FAILED: "
+                                        f"{min(system.extras()['proxy_psnr_db']):.2f} dB "
+                                        "against the chain"]))
     return f"{system.steps_done} steps" + (f", {known}" if known else "")
 
 
@@ -126,6 +133,13 @@ def write_report(results: ResultsFile, figures: list[Path], path: str | Path) ->
                     f"validation PSNR still rose by {CONVERGED_GAIN_DB} dB or more over the "
                     "second half of their training: see the training column; their numbers "
                     "are under-trained).", ""]
+    failed = [name for name, s in results.systems.items() if s.proxy_failed]
+    if failed:
+        warning += [f"**Proxy does not track the chain: {', '.join(failed)}** (the PSNR of "
+                    "the proxy's reconstruction against the real chain's, mean over its check "
+                    f"SNRs, is below {PROXY_MIN_PSNR_DB:g} dB: the learned modules trained on "
+                    "the proxy's gradients, which do not follow the chain; these numbers are "
+                    "those of a failed training, see the training column).", ""]
     ms = results.metrics.get("ms_ssim")
     ms_note = "" if not ms else (f" MS-SSIM: {ms['scales']} scales, {ms['filter_size']}x"
                                  f"{ms['filter_size']} window, weights {ms['weights']}.")

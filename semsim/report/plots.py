@@ -38,6 +38,8 @@ def _save(fig, path: Path) -> Path:
 def _label(name: str, system: SystemResults) -> str:
     if system.under_trained:
         return f"{name} (under-trained)"
+    if system.proxy_failed:
+        return f"{name} (proxy failed)"
     return f"{name} (not converged)" if system.not_converged else name
 
 

@@ -72,6 +72,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from semsim.atomic import write_text
+from semsim.systems.params import PROXY_MIN_PSNR_DB
 
 SCHEMA_VERSION = 3
 #: Older versions :meth:`ResultsFile.read` still reads (version 2: no ``bd`` section).
@@ -141,6 +142,15 @@ class SystemResults(BaseModel):
         their training."""
         shipped = bool(self.weights_convergence) and not self.weights_convergence["converged"]
         return shipped or bool(self.training_trend and self.training_trend["rising"])
+
+    @property
+    def proxy_failed(self) -> bool:
+        """An ``scsc`` system whose proxy did not track the real chain: its
+        ``proxy_psnr_db`` (proxy-vs-chain PSNR, the same at every SNR) is below
+        :data:`~semsim.systems.params.PROXY_MIN_PSNR_DB`, so its learned modules trained on
+        unreliable gradients."""
+        values = self.extras().get("proxy_psnr_db")
+        return bool(values) and min(values) < PROXY_MIN_PSNR_DB
 
     def extras(self) -> dict[str, list[float]]:
         """The system-specific per-SNR lists."""

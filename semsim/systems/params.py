@@ -265,6 +265,11 @@ class ClassifiedParams(pydantic.BaseModel):
         return self
 
 
+#: Proxy-vs-chain PSNR (dB) of an ``scsc`` system below which its proxy is reported as not
+#: tracking the chain (a failed training: the run warns, and the report and tables say so).
+PROXY_MIN_PSNR_DB = 20.0
+
+
 class SCSCParams(pydantic.BaseModel):
     """Scenario params of ``scsc`` (see :class:`semsim.systems.scsc.system.SCSCSystem`)."""
 

@@ -111,6 +111,33 @@ def test_bd_section_round_trip_and_report(tmp_path):
                                                    "bd_psnr_db": [1.0], "notes": [None, None]}})
 
 
+def test_an_scsc_system_whose_proxy_does_not_track_the_chain_is_flagged(tmp_path):
+    # proxy_psnr_db: the proxy-vs-chain PSNR an scsc system reports (the same at every
+    # SNR); below 20 dB its training failed, which the report, the terminal table and the
+    # plot labels say. 20.0 itself tracks (the bound is exclusive).
+    from semsim.cli.run import summary_table
+    from semsim.report.plots import _label
+
+    results = make_results()
+    common = dict(snr_db=[0.0, 10.0], **quality([15.7, 16.0]), steps_done=900,
+                  steps_planned=900)
+    results.systems["scsc_q28"] = SystemResults(type="scsc", proxy_psnr_db=[16.04, 16.04],
+                                                **common)
+    results.systems["scsc_q34"] = SystemResults(type="scsc", proxy_psnr_db=[20.0, 20.0],
+                                                **common)
+    failed, tracks = results.systems["scsc_q28"], results.systems["scsc_q34"]
+    assert failed.proxy_failed and not tracks.proxy_failed
+    assert not results.systems["ref"].proxy_failed  # systems without a proxy
+    report = write_report(results, [], tmp_path / "report.md").read_text()
+    assert "**Proxy does not track the chain: scsc_q28** (the PSNR" in report
+    assert "| scsc_q28 | scsc | 900 steps, proxy FAILED: 16.04 dB against the chain |" in report
+    assert "| scsc_q34 | scsc | 900 steps |" in report
+    assert _label("scsc_q28", failed) == "scsc_q28 (proxy failed)"
+    assert _label("scsc_q34", tracks) == "scsc_q34"
+    rows = [row for row in summary_table(results).columns[0].cells]
+    assert "scsc_q28 (proxy FAILED)" in rows and "scsc_q34" in rows
+
+
 def test_csv_has_one_row_per_system_and_snr(tmp_path):
     write_csv(make_results(), tmp_path / "r.csv")
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))

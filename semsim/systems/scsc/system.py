@@ -60,7 +60,7 @@ from semsim.atomic import write_text
 from semsim.metrics import psnr_per_image
 from semsim.phy.spec import LinkSpec
 from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
-from semsim.systems.params import SCSCParams
+from semsim.systems.params import PROXY_MIN_PSNR_DB, SCSCParams
 from semsim.systems.scsc.chain import QPS, RATES, StandardChain, check_qp_rate
 from semsim.systems.scsc.pcen import PCEN
 from semsim.systems.scsc.ppen import PPEN
@@ -71,8 +71,6 @@ from semsim.systems.separation import fallback_mean
 logger = logging.getLogger(__name__)
 
 LAMBDA_RATE, LAMBDA_PCEN, LAMBDA_PRE = 0.1, 0.5, 0.1
-#: Proxy-vs-chain PSNR (dB) below which the proxy is reported as not tracking the chain.
-PROXY_MIN_PSNR_DB = 20.0
 #: SNRs (dB) at which the proxy is checked against the chain after its training.
 PROXY_CHECK_SNRS_DB = (2.0, 7.0, 12.0)
 _PCEN_SYMBOLS = 64
