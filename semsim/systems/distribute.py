@@ -72,6 +72,7 @@ DISTRIBUTE = ("none", "mirrored", "multi_worker")
 #: Jobs of ``TF_CONFIG`` whose tasks train (a ``chief`` is rank 0, then the ``worker``\ s).
 TRAINING_JOBS = ("chief", "worker")
 
+
 def split_cpu(count: int) -> None:
     """Split the first CPU into ``count`` logical devices (tests of ``mirrored`` on a
     CPU-only machine). Must run before TensorFlow initializes its devices."""
