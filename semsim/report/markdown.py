@@ -114,32 +114,35 @@ def _bd_lines(results: ResultsFile) -> list[str]:
     return [*lines, "", *(f"[{i}] {note}  " for i, note in enumerate(notes, 1)), ""]
 
 
+#: Report banners: (``SystemResults`` flag, title, why), each naming the flagged systems.
+_BANNERS = (
+    ("under_trained", "Warning: under-trained",
+     "training stopped by the wall-clock budget `train.max_seconds` before its planned "
+     "steps; continue it with `--resume`"),
+    ("not_converged", "Not converged",
+     "shipped weights whose measured convergence says that doubling the training steps "
+     f"still raises validation PSNR by {CONVERGED_GAIN_DB} dB or more "
+     "(`benchmarks/convergence.py`), or weights trained in this run whose validation PSNR "
+     f"still rose by {CONVERGED_GAIN_DB} dB or more over the second half of their training: "
+     "see the training column; their numbers are under-trained"),
+    ("proxy_failed", "Proxy does not track the chain",
+     "the PSNR of the proxy's reconstruction against the real chain's, mean over its check "
+     f"SNRs, is below {PROXY_MIN_PSNR_DB:g} dB: the learned modules trained on the proxy's "
+     "gradients, which do not follow the chain; these numbers are those of a failed "
+     "training, see the training column"),
+)
+
+
 def write_report(results: ResultsFile, figures: list[Path], path: str | Path) -> Path:
     """Write ``report.md`` at ``path`` (atomically); ``figures`` are embedded relative
     to it."""
     path = Path(path)
     scenario = results.scenario
-    under = [name for name, s in results.systems.items() if s.under_trained]
-    warning = [] if not under else [
-        f"**Warning: under-trained: {', '.join(under)}** (training stopped by the "
-        "wall-clock budget `train.max_seconds` before its planned steps; continue it with "
-        "`--resume`).", ""]
-    unconverged = [name for name, s in results.systems.items() if s.not_converged]
-    if unconverged:
-        warning += [f"**Not converged: {', '.join(unconverged)}** (shipped weights whose "
-                    "measured convergence says that doubling the training steps still raises "
-                    f"validation PSNR by {CONVERGED_GAIN_DB} dB or more "
-                    "(`benchmarks/convergence.py`), or weights trained in this run whose "
-                    f"validation PSNR still rose by {CONVERGED_GAIN_DB} dB or more over the "
-                    "second half of their training: see the training column; their numbers "
-                    "are under-trained).", ""]
-    failed = [name for name, s in results.systems.items() if s.proxy_failed]
-    if failed:
-        warning += [f"**Proxy does not track the chain: {', '.join(failed)}** (the PSNR of "
-                    "the proxy's reconstruction against the real chain's, mean over its check "
-                    f"SNRs, is below {PROXY_MIN_PSNR_DB:g} dB: the learned modules trained on "
-                    "the proxy's gradients, which do not follow the chain; these numbers are "
-                    "those of a failed training, see the training column).", ""]
+    warning = []
+    for flag, title, why in _BANNERS:
+        names = [name for name, s in results.systems.items() if getattr(s, flag)]
+        if names:
+            warning += [f"**{title}: {', '.join(names)}** ({why}).", ""]
     ms = results.metrics.get("ms_ssim")
     ms_note = "" if not ms else (f" MS-SSIM: {ms['scales']} scales, {ms['filter_size']}x"
                                  f"{ms['filter_size']} window, weights {ms['weights']}.")

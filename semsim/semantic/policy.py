@@ -101,6 +101,16 @@ def gumbel_softmax(
     return soft + tf.stop_gradient(hard_sample - soft)
 
 
+def gumbel_choice(logits: tf.Tensor, temperature, seed_generator) -> tf.Tensor:
+    """A policy's training-mode choice: the hard Gumbel-Softmax sample of ``logits``
+    ``[B, K]`` (float32) at ``temperature`` (cast to float32), seeded by the next seed of
+    ``seed_generator`` (a ``keras.random.SeedGenerator``), each replica of a strategy
+    keeping its rows of the one-device draw (:func:`semsim.seeding.replica_rows`)."""
+    seed = tf.cast(seed_generator.next(), tf.int32)
+    temperature = tf.cast(temperature, tf.float32)
+    return replica_rows(lambda rows: gumbel_softmax(rows, temperature, seed), logits)
+
+
 def annealed_temperature(
     step: int | tf.Tensor,
     initial: float,
@@ -181,9 +191,7 @@ class CountPolicy(keras.layers.Layer):
                             tf.cast(embedding, self.compute_dtype)], axis=-1)
         logits = tf.cast(self.logits(self.hidden(inputs)), tf.float32)  # sampled in float32
         if training:
-            seed = tf.cast(self.seed_generator.next(), tf.int32)
-            temperature = tf.cast(temperature, tf.float32)
-            choice = replica_rows(lambda rows: gumbel_softmax(rows, temperature, seed), logits)
+            choice = gumbel_choice(logits, temperature, self.seed_generator)
         else:
             choice = tf.one_hot(tf.argmax(logits, axis=-1), self.num_items + 1)
         return thermometer_code(choice), logits

@@ -9,11 +9,10 @@ import math
 import keras
 import tensorflow as tf
 
-from semsim.seeding import replica_rows
 from semsim.semantic.cbam import CBAMCSI
 from semsim.semantic.ccam import CCAM
 from semsim.semantic.mhsa import MultiHeadSelfAttention
-from semsim.semantic.policy import gumbel_softmax
+from semsim.semantic.policy import gumbel_choice
 from semsim.semantic.resblock import ResBlock
 
 #: Spatial down-sampling of the CNN encoding module.
@@ -155,9 +154,7 @@ class RatioPolicy(keras.layers.Layer):
                            axis=-1)
         logits = tf.cast(self.logits(self.hidden(inputs)), tf.float32)  # sampled in float32
         if training:
-            seed = tf.cast(self.seed_generator.next(), tf.int32)
-            temperature = tf.cast(temperature, tf.float32)
-            return replica_rows(lambda rows: gumbel_softmax(rows, temperature, seed), logits)
+            return gumbel_choice(logits, temperature, self.seed_generator)
         return tf.one_hot(tf.argmax(logits, axis=-1), self.num_ratios)
 
     def get_config(self):
