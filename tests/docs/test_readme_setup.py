@@ -57,3 +57,13 @@ def test_the_first_command_installs_what_jupyter_needs():
                  for line in cfg[extra].splitlines() if line.strip()}
     assert {"jupyterlab", "ipykernel"} <= installed
     assert "jupyter lab notebooks/" in section
+
+
+def test_ci_runs_the_readme_test_command():
+    """The pytest invocation of the README's second command is the one ``.ci/run`` runs
+    (CI's extra flags, such as ``-q``, may follow it)."""
+    readme = blocks(setup_section())[1]
+    command = next(line for line in readme.splitlines() if "pytest" in line).strip()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert any(line.strip().startswith(command) for line in ci.splitlines()), command
+    assert "pytest-xdist" in setup_cfg()["options.extras_require"]["test"] or "-n" not in command
