@@ -195,3 +195,60 @@ def test_classified_scsc_reports_the_steps_of_its_stages(tmp_path):
     with pytest.warns(RuntimeWarning, match="does not track"):
         report = system.prepare(data, train, tmp_path, resume=False)
     assert (report.steps_done, report.steps_planned) == (6, 6)
+
+
+def test_proxy_learns_when_the_chain_loses_an_image(monkeypatch):
+    """The proxy's delivery gate is trained on the chain's ``failed`` flags. A stand-in
+    chain loses an image when the channel is in outage: the equal-power MIMO capacity
+    ``log2 det(I + snr/Nt H H^H)`` (numpy; not the water-filled capacity the proxy
+    computes) below ``8 R`` bits per channel use (4 at code rate 1/2, 6 at 3/4), and
+    otherwise delivers the input image. After the proxy stage (200 steps) the gate
+    predicts delivery on 64 fresh draws of (H, SNR in [2, 12] dB) with accuracy >= 0.85
+    (measured 0.97; the stand-in loses about half), and the proxy's output follows the
+    chain (mean absolute error < 0.06, measured 0.036; the untrained proxy is off by
+    0.32)."""
+    from semsim.systems.scsc.chain import ChainOutput
+
+    set_seed(3)
+    system = SCSCSystem(LINK, qp=34, **{**TINY, "pcen": False, "proxy_steps": 200})
+    data = _data(n=8, size=16, seed=4).unbatch().batch(8)
+    system._build(next(iter(data)).numpy()[:1])
+    fallback = np.full((16, 16, 3), 0.1, np.float32)
+    system.chain.fallback = fallback
+
+    def outage(snr_db, h, rate="1/2"):
+        h = np.asarray(h)
+        snr = 10 ** (np.broadcast_to(np.asarray(snr_db, np.float64), (len(h),)) / 10)
+        gram = np.eye(2) + (snr / 2)[:, None, None] * h @ np.conj(np.swapaxes(h, 1, 2))
+        return np.log2(np.abs(np.linalg.det(gram))) < 8.0 * {"1/2": 0.5, "3/4": 0.75}[rate]
+
+    def send(pre, qp, rate, snr_db, h=None):
+        lost = outage(snr_db, h, rate)
+        out = np.where(lost[:, None, None, None], fallback, np.asarray(pre, np.float32))
+        n = len(pre)
+        return ChainOutput(out.astype(np.float32), np.ones(n, np.float32),
+                           lost.astype(np.float32), np.ones(n, np.float32))
+
+    monkeypatch.setattr(system, "_send", send)
+    rng = np.random.default_rng(7)
+    images = np.concatenate([next(iter(data)).numpy()] * 8)
+    snr = rng.uniform(2.0, 12.0, 64).astype(np.float32)
+    h = system.chain.channel.sample_channel(64)
+    lost = outage(snr, h)
+    assert 0.3 < lost.mean() < 0.7
+
+    def errors():
+        _, logit = system.proxy.parts(images, tf.constant(34.0), tf.constant(0.5),
+                                      tf.constant(snr), h)
+        out = system.proxy(images, tf.constant(34.0), tf.constant(0.5), tf.constant(snr), h,
+                           fallback=fallback).numpy()
+        expected = send(images, 34, "1/2", snr, h).images_hat
+        return np.mean((logit.numpy() > 0) == ~lost), np.abs(out - expected).mean()
+
+    _, error0 = errors()
+    assert error0 > 0.1
+    train = TrainSpec(steps=1, batch_size=8, snr_range_db=(2.0, 12.0), learning_rate=3e-3)
+    system._rng = np.random.default_rng(0)
+    assert system._train_proxy(iter(data.repeat()), train) == 200
+    accuracy, error = errors()
+    assert accuracy >= 0.85 and error < 0.06, (accuracy, error)

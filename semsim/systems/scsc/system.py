@@ -5,7 +5,9 @@ Training (:meth:`SCSCSystem.prepare`), in the order the method needs:
 1. ``fallback``: the training set's mean color, shown for a lost image.
 2. PCEN (``pcen: true``): ``pcen_steps`` steps on the symbol MSE of
    :class:`~semsim.systems.scsc.pcen.PCEN` (random QPSK streams, the link's channels).
-3. Proxy (``ppen: true``): ``proxy_steps`` steps on ``MSE(proxy(x), chain(x))`` for
+3. Proxy (``ppen: true``): ``proxy_steps`` steps on the MSE of the proxy's image path
+   against ``chain(x)`` over the delivered images plus the cross entropy of its delivery
+   gate against the chain's ``failed`` flags (:mod:`semsim.systems.scsc.proxy`), for
    (QP, rate, SNR) drawn as PPEN will use them (all paper QPs with QA layers, the
    system's QP without), then frozen. Its PSNR against the chain is then measured per SNR
    on fresh batches (:attr:`SCSCSystem.proxy_report`, in the results as
@@ -57,7 +59,7 @@ import numpy as np
 import tensorflow as tf
 
 from semsim.atomic import write_text
-from semsim.metrics import psnr_per_image
+from semsim.metrics import psnr_of_mean_mse
 from semsim.phy.spec import LinkSpec
 from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
 from semsim.systems.params import PROXY_MIN_PSNR_DB, SCSCParams
@@ -71,6 +73,8 @@ from semsim.systems.separation import fallback_mean
 logger = logging.getLogger(__name__)
 
 LAMBDA_RATE, LAMBDA_PCEN, LAMBDA_PRE = 0.1, 0.5, 0.1
+#: Learning rate of the proxy's delivery gate (Adam, constant).
+GATE_LEARNING_RATE = 1e-2
 #: SNRs (dB) at which the proxy is checked against the chain after its training.
 PROXY_CHECK_SNRS_DB = (2.0, 7.0, 12.0)
 _PCEN_SYMBOLS = 64
@@ -135,6 +139,10 @@ class SCSCSystem(System):
 
     def _send(self, images, qp, rate, snr_db, h=None):
         return self.chain.send(images, qp, rate, snr_db, h, **self._hooks())
+
+    def _fallback(self, images) -> np.ndarray:
+        """The chain's image for a lost one, ``[H, W, 3]``, at the size of ``images``."""
+        return self.chain.fallback_image(tuple(images.shape[1:3]))
 
     def _draw(self, batch: int, snr_range) -> tuple[int, str, np.ndarray]:
         qps = QPS if self.qa else (self.qp,)
@@ -241,15 +249,26 @@ class SCSCSystem(System):
         return done
 
     def _train_proxy(self, batches, train: TrainSpec) -> int:
+        """The image path on the delivered images' MSE (the stage's optimizer), the gate on
+        the cross entropy of delivery (its own Adam at :data:`GATE_LEARNING_RATE`: a
+        small classifier of a few inputs, it would lag far behind at an image model's
+        learning rate)."""
         opt = _optimizer(train, self.proxy_steps)
+        gate_opt = keras.optimizers.Adam(GATE_LEARNING_RATE)
+        gate = self.proxy.gate.trainable_weights
+        ids = {id(v) for v in gate}
+        image_path = [v for v in self.proxy.trainable_weights if id(v) not in ids]
 
         @tf.function(reduce_retracing=True)
-        def step(pre, qp, rate, snr, h, real):
-            with tf.GradientTape() as tape:
-                approx = self.proxy(pre, qp, rate, snr, h, training=True)
-                loss = tf.reduce_mean((approx - real) ** 2)
-            grads = tape.gradient(loss, self.proxy.trainable_weights)
-            opt.apply(grads, self.proxy.trainable_weights)
+        def step(pre, qp, rate, snr, h, real, delivered):
+            with tf.GradientTape(persistent=True) as tape:
+                decoded, logit = self.proxy.parts(pre, qp, rate, snr, h)
+                per_image = tf.reduce_mean((decoded - real) ** 2, axis=[1, 2, 3])
+                mse = tf.math.divide_no_nan(tf.reduce_sum(delivered * per_image),
+                                            tf.reduce_sum(delivered))
+                bce = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(delivered, logit))
+            opt.apply(tape.gradient(mse, image_path), image_path)
+            gate_opt.apply(tape.gradient(bce, gate), gate)
 
         done = 0
         for _ in range(self.proxy_steps):
@@ -260,27 +279,29 @@ class SCSCSystem(System):
             pre = images if self.ppen is None else self.ppen(images, tf.constant(float(self.qp)))
             qp, rate, snr = self._draw(len(images), train.snr_range_db)
             h = self.chain.channel.sample_channel(len(images))
-            real = self._send(np.asarray(pre), qp, rate, snr, h).images_hat
+            out = self._send(np.asarray(pre), qp, rate, snr, h)
             step(tf.constant(pre), tf.constant(float(qp)), tf.constant(RATES[rate]),
-                 tf.constant(snr), h, tf.constant(real))
+                 tf.constant(snr), h, tf.constant(out.images_hat), tf.constant(1.0 - out.failed))
         self.proxy.trainable = False
         return done
 
     def _check_proxy(self, batches, train: TrainSpec) -> None:
-        """Proxy-vs-chain PSNR per SNR (mean over images), warning when it does not track."""
+        """Proxy-vs-chain PSNR per SNR, warning when it does not track. The PSNR of the
+        mean MSE over the check images: a lost image that the proxy predicts is matched
+        exactly (the fallback), and such exact matches would inflate a mean of per-image
+        PSNRs toward the cap."""
         self.proxy_report = {}
         for snr_db in PROXY_CHECK_SNRS_DB:
-            values = []
+            real, approx = [], []
             for _ in range(self.proxy_check_batches):
                 images = _images_of(next(batches))
                 qp, rate, _ = self._draw(len(images), train.snr_range_db)
                 h = self.chain.channel.sample_channel(len(images))
                 snr = np.full(len(images), snr_db, np.float32)
-                real = self._send(images, qp, rate, snr, h).images_hat
-                approx = self.proxy(images, tf.constant(float(qp)), tf.constant(RATES[rate]),
-                                    tf.constant(snr), h).numpy()
-                values.append(psnr_per_image(real, approx))
-            self.proxy_report[snr_db] = float(np.mean(np.concatenate(values)))
+                real.append(self._send(images, qp, rate, snr, h).images_hat)
+                approx.append(self.proxy(images, tf.constant(float(qp)), tf.constant(RATES[rate]),
+                                         tf.constant(snr), h, fallback=self._fallback(images)).numpy())
+            self.proxy_report[snr_db] = psnr_of_mean_mse(np.concatenate(real), np.concatenate(approx))
         bad = {s: round(p, 2) for s, p in self.proxy_report.items() if p < PROXY_MIN_PSNR_DB}
         if bad:
             warnings.warn(f"scsc: the proxy does not track the chain (PSNR proxy vs chain below "
@@ -301,7 +322,7 @@ class SCSCSystem(System):
             with tf.GradientTape() as tape:
                 pre = self.ppen(images, tf.constant(float(qp)))
                 out = self.proxy(pre, tf.constant(float(qp)), tf.constant(RATES[rate]),
-                                 tf.constant(snr), h)
+                                 tf.constant(snr), h, fallback=self._fallback(images))
                 if self.ppen_forward == "chain":
                     out = straight_through(self._send(pre.numpy(), qp, rate, snr, h).images_hat, out)
                 loss = (tf.reduce_mean((out - images) ** 2)
