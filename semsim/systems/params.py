@@ -283,10 +283,10 @@ class SCSCParams(pydantic.BaseModel):
     filters: int = pydantic.Field(32, ge=1)
     ppen_depth: int = pydantic.Field(3, ge=1)
     admm_layers: int = pydantic.Field(8, ge=1)
-    proxy_steps: int = pydantic.Field(200, ge=1)
+    proxy_steps: int = pydantic.Field(900, ge=1)
     pcen_steps: int = pydantic.Field(200, ge=1)
     ppen_steps: int | None = pydantic.Field(None, ge=1)
-    proxy_check_batches: int = pydantic.Field(2, ge=1)
+    proxy_check_batches: int = pydantic.Field(4, ge=1)
     ppen_forward: Literal["chain", "proxy"] = "chain"
 
     @pydantic.model_validator(mode="after")

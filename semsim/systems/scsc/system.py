@@ -107,8 +107,8 @@ class SCSCSystem(System):
 
     def __init__(self, link: LinkSpec, qp: int = 34, rate: str = "1/2", ppen: bool = True,
                  pcen: bool = True, qa: bool = True, filters: int = 32, ppen_depth: int = 3,
-                 admm_layers: int = 8, proxy_steps: int = 200, pcen_steps: int = 200,
-                 ppen_steps: int | None = None, proxy_check_batches: int = 2,
+                 admm_layers: int = 8, proxy_steps: int = 900, pcen_steps: int = 200,
+                 ppen_steps: int | None = None, proxy_check_batches: int = 4,
                  ppen_forward: str = "chain"):
         check_qp_rate(qp, rate)
         if ppen_forward not in ("chain", "proxy"):
