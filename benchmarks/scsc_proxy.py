@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/scsc_proxy.py [--steps 300 900] [--batches 4]
+    python benchmarks/scsc_proxy.py [--steps 300 900] [--batches 4] [--predictability 0]
 
 For each step count a fresh ``scsc_q34`` system of ``scenarios/scsc_2x2.yaml``
 (``standard`` profile: 16 filters, batch 8, learning rate 5e-4, 64x64 crops of the
@@ -11,8 +11,14 @@ many steps (the system's own stages); then, at 2, 7 and 12 dB, ``--batches`` fre
 with (QP, rate) drawn as in training go through the real chain and the proxy. Printed per
 SNR: the proxy-vs-chain PSNR of the mean MSE (the ``proxy_psnr_db`` the runs report), the
 same PSNR for the input image itself (what a proxy that ignored the channel would score), the chain's
-loss rate and the delivery gate's accuracy. Numbers on the 2-core machine are in
-``docs/scsc.md``.
+loss rate and the delivery gate's accuracy.
+
+``--predictability N`` first sends ``N`` batches of 16 images through the chain alone
+(SNR uniform in [2, 12] dB, (QP, rate) drawn per batch) and prints the 5-fold
+cross-validated accuracy of a logistic regression (scikit-learn) of the ``failed`` flags
+on (QP, rate, SNR, per-stream effective SNR in dB, Gaussian capacity, payload bits), and
+on (QP, rate, SNR) alone: how far a lost image is predictable from what the proxy is
+given. Numbers on the 2-core machine are in ``docs/scsc.md``.
 """
 
 from __future__ import annotations
@@ -81,11 +87,48 @@ def probe(steps: int, check_batches: int) -> None:
               f"{np.mean(np.concatenate(lost)):15.2f} | {np.mean(np.concatenate(gate)):13.2f}")
 
 
+def predictability(batches: int) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    from semsim.phy.precoding import SVDPrecoder
+    from semsim.systems.scsc.chain import QPS, StandardChain
+
+    scenario = semsim.load_scenario(SCENARIO, profile="standard").scenario
+    set_seed(0)
+    chain = StandardChain(scenario.link.to_spec())
+    images = iter(train_dataset(load_data(scenario.data), 16, 0))
+    rng = np.random.default_rng(0)
+    features, lost = [], []
+    for _ in range(batches):
+        batch = np.asarray(next(images), np.float32)
+        qp, rate = int(rng.choice(QPS)), str(rng.choice(list(RATES)))
+        snr = rng.uniform(2.0, 12.0, size=len(batch)).astype(np.float32)
+        h = chain.channel.sample_channel(len(batch))
+        out = chain.send(batch, qp, rate, snr, h)
+        precoder = SVDPrecoder(h, chain.noise_variance(snr))
+        eff = (precoder.s**2 * precoder.power / precoder.no[:, None]).numpy()
+        for i in range(len(batch)):
+            features.append([qp, RATES[rate], snr[i], *10 * np.log10(np.maximum(eff[i], 1e-3)),
+                             np.log2(1 + eff[i]).sum(), out.source_bits[i] / 1000])
+            lost.append(out.failed[i])
+    x, y = np.asarray(features), np.asarray(lost)
+    model = LogisticRegression(max_iter=2000)
+    print(f"\nchain alone, {len(y)} images: loss rate {y.mean():.2f}; logistic regression "
+          f"accuracy (5-fold): all features {cross_val_score(model, x, y, cv=5).mean():.2f}, "
+          f"QP/rate/SNR only {cross_val_score(model, x[:, :3], y, cv=5).mean():.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, nargs="+", default=[300, 900])
+    parser.add_argument("--steps", type=int, nargs="*", default=[300, 900],
+                        help="proxy step counts to probe (none: only --predictability)")
     parser.add_argument("--batches", type=int, default=4, help="check batches per SNR")
+    parser.add_argument("--predictability", type=int, default=0, metavar="N",
+                        help="first, N chain batches for the loss-predictability check")
     args = parser.parse_args()
+    if args.predictability:
+        predictability(args.predictability)
     for steps in args.steps:
         probe(steps, args.batches)
 
