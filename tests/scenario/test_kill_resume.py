@@ -2,11 +2,12 @@
 or evaluation and continued with ``resume=True`` ends with exactly the results and weights
 of an uninterrupted run of the same seed, for every learned system type.
 
-Each scenario runs once uninterrupted, then in one run directory a chain of child
-processes each SIGKILLs itself at a chosen point (an optimizer step inside an epoch of one
-system's training, or an evaluation batch of another) and the next one resumes; a final
-child resumes to the end. Weights (every array of ``final.weights.h5``) and
-``results.json`` (without wall-clock fields) must be identical. Before the fix the
+Each scenario runs once uninterrupted (a child process, beside the others), and in another
+run directory a chain of child processes each SIGKILLs itself at a chosen point (an
+optimizer step inside an epoch of one system's training, or an evaluation batch of
+another) and the next one resumes; a final child resumes to the end. Weights (every array
+of ``final.weights.h5``) and ``results.json`` (without wall-clock fields) must be
+identical. Before the fix the
 multi-user system and the reference system resumed with their Gumbel noise generators
 (Keras seed generators, not saved by ``save_weights``) back at their initial state, and
 SwinJSCC with its rate choice restarted, so the resumed runs differed.
@@ -113,14 +114,23 @@ run_scenario(load_scenario(scenario), RunOptions(out_dir=out, resume=resume, pro
 """
 
 
-def _child(scenario: Path, out: Path, resume: bool, kill) -> subprocess.CompletedProcess:
+def _start(scenario: Path, out: Path, resume: bool, kill) -> subprocess.Popen:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
                PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[2]),
                                            os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-c", CHILD, str(scenario), str(out), "1" if resume else "0",
          json.dumps(list(kill) if kill else [])],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=900)
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    _, stderr = process.communicate(timeout=900)
+    return subprocess.CompletedProcess(process.args, process.returncode, None, stderr)
+
+
+def _child(scenario: Path, out: Path, resume: bool, kill) -> subprocess.CompletedProcess:
+    return _finish(_start(scenario, out, resume, kill))
 
 
 
@@ -128,19 +138,26 @@ def _child(scenario: Path, out: Path, resume: bool, kill) -> subprocess.Complete
 def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_results(tmp_path, name):
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(SCENARIOS[name])
-    clean = _child(scenario, tmp_path / "clean", resume=False, kill=None)
-    assert clean.returncode == 0, clean.stderr[-3000:]
-    run = tmp_path / "run"
-    for i, kill in enumerate(KILLS[name]):
-        killed = _child(scenario, run, resume=i > 0, kill=kill)
-        assert killed.returncode == -signal.SIGKILL, \
-            f"{kill}: exit {killed.returncode}, not killed\n{killed.stderr[-3000:]}"
-        assert not (run / "results.json").exists()
-    if name == "multi_user":  # the first kill was mid-epoch: a backup exists, no final
-        assert (run / "checkpoints" / "deepjscc" / "final.weights.h5").exists()
-        assert not (run / "eval" / "multiuser" / "snr_01.npz").exists()
-    resumed = _child(scenario, run, resume=True, kill=None)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # The uninterrupted run goes on beside the chain of killed ones (its own directory).
+    uninterrupted = _start(scenario, tmp_path / "clean", resume=False, kill=None)
+    try:
+        run = tmp_path / "run"
+        for i, kill in enumerate(KILLS[name]):
+            killed = _child(scenario, run, resume=i > 0, kill=kill)
+            assert killed.returncode == -signal.SIGKILL, \
+                f"{kill}: exit {killed.returncode}, not killed\n{killed.stderr[-3000:]}"
+            assert not (run / "results.json").exists()
+        if name == "multi_user":  # the first kill was mid-epoch: a backup exists, no final
+            assert (run / "checkpoints" / "deepjscc" / "final.weights.h5").exists()
+            assert not (run / "eval" / "multiuser" / "snr_01.npz").exists()
+        resumed = _child(scenario, run, resume=True, kill=None)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        clean = _finish(uninterrupted)
+        assert clean.returncode == 0, clean.stderr[-3000:]
+    finally:
+        if uninterrupted.poll() is None:  # a failed assertion above: leave no process
+            uninterrupted.kill()
+            uninterrupted.wait()
     for system in SYSTEMS[name]:
         expected = weights_arrays(tmp_path / "clean" / "checkpoints" / system / "final.weights.h5")
         found = weights_arrays(run / "checkpoints" / system / "final.weights.h5")
