@@ -107,7 +107,7 @@ def predictability(batches: int) -> None:
         h = chain.channel.sample_channel(len(batch))
         out = chain.send(batch, qp, rate, snr, h)
         precoder = SVDPrecoder(h, chain.noise_variance(snr))
-        eff = (precoder.s**2 * precoder.power / precoder.no[:, None]).numpy()
+        eff = precoder.stream_snr.numpy()
         for i in range(len(batch)):
             features.append([qp, RATES[rate], snr[i], *10 * np.log10(np.maximum(eff[i], 1e-3)),
                              np.log2(1 + eff[i]).sum(), out.source_bits[i] / 1000])

@@ -90,6 +90,12 @@ class SVDPrecoder:
     def num_streams(self) -> int:
         return self.s.shape[-1]
 
+    @property
+    def stream_snr(self) -> tf.Tensor:
+        """``[B, S]`` linear SNR of each stream after combining, ``s_i^2 p_i / no`` (0 for a
+        switched-off stream)."""
+        return self.s**2 * self.power / self.no[:, tf.newaxis]
+
     def precode(self, streams: tf.Tensor) -> tf.Tensor:
         """``streams`` ``[B, S, L]`` (unit energy) -> transmit ``[B, Nt, L]``."""
         amp = tf.complex(tf.sqrt(self.power), 0.0)[..., tf.newaxis]

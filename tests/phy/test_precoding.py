@@ -52,6 +52,9 @@ def test_svd_precoding_diagonalizes_h_and_recovers_streams():
     on = pre.power.numpy() > 0
     np.testing.assert_allclose(est.numpy()[on], u[on], atol=1e-4)
     np.testing.assert_allclose(no_eff.numpy()[on], (0.1 / (s**2 * pre.power.numpy()))[on], rtol=1e-4)
+    # the streams' SNR is the inverse of the combiner's effective noise (0 when off)
+    np.testing.assert_allclose(pre.stream_snr.numpy()[on], 1.0 / no_eff.numpy()[on], rtol=1e-4)
+    assert np.all(pre.stream_snr.numpy()[~on] == 0)
 
 
 def test_bad_input_is_rejected():

@@ -29,7 +29,8 @@ scaled by ``p`` (a lost image gives PPEN no distortion gradient).
 Why the gate: with the image path alone, trained on the MSE against the chain's output,
 the proxy learns to blur every image toward the fallback in proportion to the loss rate
 at that SNR, and stops tracking the chain (``scsc_2x2`` ``standard``, 300 proxy steps:
-16.1 dB proxy-vs-chain PSNR at 12 dB, below the 24.2 dB of the input image itself).
+16.1 dB proxy-vs-chain PSNR at 12 dB, below the 24.2 dB of the input image itself; both
+the mean of per-image PSNRs, the check's metric then).
 
 Call: ``(images [B, H, W, 3], qp [B], rate [B] (0.5 or 0.75), snr_db [B], h [B, Nr, Nt],
 fallback [H, W, 3] or None (mid-grey))`` -> ``[B, H, W, 3]`` float32 in [0, 1]; ``H`` and
@@ -72,8 +73,7 @@ class ProxyNet(keras.Model):
 
     def conditioning(self, qp, rate, snr_db, precoder: SVDPrecoder) -> tf.Tensor:
         """``[B, 3 + S]`` float32 conditioning vector."""
-        eff = precoder.s**2 * precoder.power / precoder.no[:, tf.newaxis]
-        eff_db = 10.0 * tf.math.log(tf.maximum(eff, 1e-3)) / np.log(10.0)
+        eff_db = 10.0 * tf.math.log(tf.maximum(precoder.stream_snr, 1e-3)) / np.log(10.0)
         return tf.concat([normalized_qp(qp), tf.reshape(tf.cast(rate, tf.float32), [-1, 1]),
                           tf.reshape(tf.cast(snr_db, tf.float32), [-1, 1]) / 20.0,
                           eff_db / 20.0], axis=1)
@@ -116,8 +116,7 @@ class ProxyNet(keras.Model):
         """``[B]`` outage margin in bits per channel use: the Gaussian capacity of the
         water-filled streams, ``sum_i log2(1 + s_i^2 p_i / no)``, minus what the chain
         sends, ``2 R S`` (QPSK at code rate ``R`` on ``S`` streams)."""
-        eff = precoder.s**2 * precoder.power / precoder.no[:, tf.newaxis]
-        capacity = tf.reduce_sum(tf.math.log(1.0 + eff), axis=1) / np.log(2.0)
+        capacity = tf.reduce_sum(tf.math.log(1.0 + precoder.stream_snr), axis=1) / np.log(2.0)
         sent = 2.0 * tf.cast(rate, tf.float32) * float(precoder.num_streams)
         return capacity - tf.broadcast_to(sent, tf.shape(capacity))
 
