@@ -1,8 +1,10 @@
-"""How well the SCSC proxy tracks the standard chain, against the number of proxy steps.
+"""How well the SCSC proxy tracks the standard chain, against the number of proxy steps;
+and what each learned SCSC stage does to the chain.
 
 Usage::
 
     python benchmarks/scsc_proxy.py [--steps 300 900] [--batches 4] [--predictability 0]
+                                    [--rate-weights W ...] [--ppen-steps 300]
 
 For each step count a fresh ``scsc_q34`` system of ``scenarios/scsc_2x2.yaml``
 (``standard`` profile: 16 filters, batch 8, learning rate 5e-4, 64x64 crops of the
@@ -18,7 +20,16 @@ loss rate and the delivery gate's accuracy.
 cross-validated accuracy of a logistic regression (scikit-learn) of the ``failed`` flags
 on (QP, rate, SNR, per-stream effective SNR in dB, Gaussian capacity, payload bits), and
 on (QP, rate, SNR) alone: how far a lost image is predictable from what the proxy is
-given. Numbers on the 2-core machine are in ``docs/scsc.md``.
+given.
+
+``--rate-weights W ...`` (with ``--steps`` empty to skip the proxy probes) trains PCEN and
+the proxy of a fresh ``scsc_q34`` once, then PPEN from its initial weights for
+``--ppen-steps`` steps once per rate weight (``rate_weight``, the ``lambda1`` of the loss),
+and prints a table: mean per-image PSNR (dB) with the fraction of lost images in
+parentheses at 2, 6, 10 and 14 dB, and CR, for the chain alone at QP 28, 34 and 41, the
+chain with the trained PCEN, the chain with PEN's ADMM output alone (mixing weight 1), and
+SCSC at QP 34 and 41 per rate weight; the 64 test tiles, the same channel and noise draws
+in every row. Numbers on the 2-core machine are in ``docs/scsc.md``.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ import tensorflow as tf
 
 import semsim
 from semsim.data.pipeline import load_data, train_dataset
-from semsim.metrics import psnr_of_mean_mse
+from semsim.metrics import mean_psnr, psnr_of_mean_mse
 from semsim.seeding import set_seed
 from semsim.systems.registry import get_system_type
 from semsim.systems.scsc.chain import RATES
@@ -47,12 +58,13 @@ def _psnr(pairs) -> float:
     return psnr_of_mean_mse(np.concatenate([a for a, _ in pairs]), np.concatenate([b for _, b in pairs]))
 
 
-def probe(steps: int, check_batches: int) -> None:
+def _setup(**overrides):
+    """A fresh ``scsc_q34`` system of the ``standard`` profile (``overrides`` on its
+    params), its data, training spec and batch iterator, prepared as ``prepare`` starts."""
     scenario = semsim.load_scenario(SCENARIO, profile="standard").scenario
     data = load_data(scenario.data)
     stype = get_system_type("scsc")
-    entry = scenario.system("scsc_q34")
-    params = stype.params(**{**entry.params, "proxy_steps": steps})
+    params = stype.params(**{**scenario.system("scsc_q34").params, **overrides})
     set_seed(0)
     size = scenario.data.image_size
     system = stype.factory(params, scenario.link.to_spec(), (size, size), 0)
@@ -63,6 +75,11 @@ def probe(steps: int, check_batches: int) -> None:
     system.chain.fallback = np.broadcast_to(fallback_mean([first]), (size, size, 3)).astype(np.float32).copy()
     system._rng = np.random.default_rng(0)
     system._build(first[:1])
+    return system, data, train, batches
+
+
+def probe(steps: int, check_batches: int) -> None:
+    system, _, train, batches = _setup(proxy_steps=steps)
     start = time.perf_counter()
     system._train_pcen(train)
     system._train_proxy(batches, train)
@@ -119,6 +136,61 @@ def predictability(batches: int) -> None:
           f"QP/rate/SNR only {cross_val_score(model, x[:, :3], y, cv=5).mean():.2f}")
 
 
+STAGE_SNRS_DB = (2.0, 6.0, 10.0, 14.0)
+
+
+def stages(rate_weights: list[float], ppen_steps: int) -> None:
+    """PCEN and the proxy trained once (the profile's steps), then PPEN from its initial
+    weights once per rate weight; every row sends the 64 test tiles over the same channel
+    and noise draws per SNR (QP 34 and 41, LDPC 1/2)."""
+    system, data, train, batches = _setup(ppen_steps=ppen_steps)
+    start = time.perf_counter()
+    system._train_pcen(train)
+    system._train_proxy(batches, train)
+    print(f"\nPCEN ({system.pcen_steps} steps, mixing weight {float(system.pcen.mix.numpy()):.3f}) "
+          f"and proxy ({system.proxy_steps} steps): {time.perf_counter() - start:.0f} s")
+    test = data.test.astype(np.float32) / 255.0
+    set_seed(77)
+    channels = {snr: [system.chain.channel.sample_channel(len(test[i:i + 16]))
+                      for i in range(0, len(test), 16)] for snr in STAGE_SNRS_DB}
+
+    def row(label: str, qp: int, ppen: bool, pcen: bool) -> None:
+        cells = []
+        for snr in STAGE_SNRS_DB:
+            set_seed(1000 + int(snr))  # the same noise draws for every row
+            outs, lost, cbr = [], [], []
+            for i, h in zip(range(0, len(test), 16), channels[snr], strict=True):
+                x = test[i:i + 16]
+                pre = system.ppen(x, tf.constant(float(qp))).numpy() if ppen else x
+                out = system.chain.send(pre, qp, "1/2", snr, h, **(system._hooks() if pcen else {}))
+                outs.append(out.images_hat)
+                lost.append(out.failed)
+                cbr.append(out.cbr)
+            psnr = mean_psnr(test, np.concatenate(outs))
+            cells.append(f"{psnr:5.2f} ({np.mean(np.concatenate(lost)):.2f})")
+        print(f"| {label} | {' | '.join(cells)} | {2 * np.mean(np.concatenate(cbr)):.3f} |", flush=True)
+
+    print(f"| system | {' | '.join(f'{s:g} dB' for s in STAGE_SNRS_DB)} | CR |")
+    print("| --- |" + " ---: |" * (len(STAGE_SNRS_DB) + 1))
+    for qp in (28, 34, 41):
+        row(f"chain, QP {qp}", qp, ppen=False, pcen=False)
+    row("chain + trained PCEN, QP 34", 34, ppen=False, pcen=True)
+    mix = float(system.pcen.mix.numpy())
+    system.pcen.mix.assign(1.0)
+    row("chain + PEN's ADMM output alone (mixing weight 1), QP 34", 34, ppen=False, pcen=True)
+    system.pcen.mix.assign(mix)
+    initial = system.ppen.get_weights()
+    for weight in rate_weights:
+        system.ppen.set_weights(initial)
+        system.rate_weight = weight
+        system._rng = np.random.default_rng(5)
+        start = time.perf_counter()
+        system._train_ppen(iter(train_dataset(data, train.batch_size, 5)), train)
+        print(f"(PPEN, rate weight {weight:g}: {ppen_steps} steps in {time.perf_counter() - start:.0f} s)")
+        for qp in (34, 41):
+            row(f"SCSC, rate weight {weight:g}, QP {qp}", qp, ppen=True, pcen=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, nargs="*", default=[300, 900],
@@ -126,9 +198,14 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=4, help="check batches per SNR")
     parser.add_argument("--predictability", type=int, default=0, metavar="N",
                         help="first, N chain batches for the loss-predictability check")
+    parser.add_argument("--rate-weights", type=float, nargs="*", default=[], metavar="W",
+                        help="then the stages table: PPEN trained once per rate weight")
+    parser.add_argument("--ppen-steps", type=int, default=300, help="PPEN steps per rate weight")
     args = parser.parse_args()
     if args.predictability:
         predictability(args.predictability)
+    if args.rate_weights:
+        stages(args.rate_weights, args.ppen_steps)
     for steps in args.steps:
         probe(steps, args.batches)
 

@@ -20,13 +20,30 @@ The output is the last ``x_{K}`` (continuous, close to ``X``, differentiable), f
 by power normalization to energy ``Nt`` per used channel use; unused (zero-padded)
 channel uses stay zero.
 
+PCEN sends ``x = x_lin + m (x_K - x_lin)`` (power-normalized again) with one trainable
+mixing weight ``m``, 0 at initialization: an untrained PCEN is the linear SVD precoder,
+and training moves toward the finite-alphabet solution only as far as that delivers the
+streams more cleanly. (Without it, the ADMM output replaced ``x_lin`` from the first
+step: on the 2x2 link it spreads power over the streams that water-filling had weighted,
+and the chain lost more images than with the plain SVD precoder: ``python
+benchmarks/scsc_proxy.py --steps --rate-weights ...``, the row "PEN's ADMM output alone",
+numbers in docs/scsc.md.)
+
 CEN
 ---
 At the receiver, before the SVD combiner: ``y' = (I + M(H, no)) y`` with ``M`` an
 ``Nr x Nr`` complex matrix produced by a two-layer perceptron of ``H`` (real and
 imaginary parts) and ``log10 no``; its last layer starts at zero (``y' = y``).
 
-PCEN is trained on the MSE between the sent stream symbols and the combiner's estimates.
+PCEN is trained on the MSE between the sent stream symbols and the combiner's estimates,
+in units of the noise variance the receiver's demapper assumes for each stream
+(``no_eff = no / (s_i^2 p_i)``, :meth:`SVDPrecoder.combine`): 1 in expectation for the
+plain SVD chain, below 1 only where PCEN delivers a stream more cleanly than the linear
+precoder and combiner do. A plain MSE is dominated by the weakest active stream (a
+stream's error is its ``no_eff``, which grows without bound as water-filling's power for
+it falls toward zero), so minimizing it moves power toward that stream, against
+water-filling and against the LDPC decoder, which reads each stream's symbols through
+LLRs scaled by ``1 / no_eff``.
 """
 
 from __future__ import annotations
@@ -45,6 +62,17 @@ def project_qpsk(v: tf.Tensor) -> tf.Tensor:
     re = tf.where(tf.math.real(v) >= 0, _INV_SQRT2, -_INV_SQRT2)
     im = tf.where(tf.math.imag(v) >= 0, _INV_SQRT2, -_INV_SQRT2)
     return tf.complex(re, im)
+
+
+def normalize_power(x: tf.Tensor, x_lin: tf.Tensor) -> tf.Tensor:
+    """``x [B, Nt, L]`` scaled to energy ``Nt`` per channel use where ``x_lin`` is nonzero
+    (its used channel uses), zero elsewhere; complex64."""
+    nt = x.shape[1]
+    used = tf.cast(tf.reduce_any(tf.not_equal(x_lin, 0), axis=1, keepdims=True), tf.float32)
+    x = x * tf.complex(used, 0.0)
+    energy = tf.reduce_sum(tf.abs(x) ** 2, axis=[1, 2], keepdims=True)
+    scale = tf.sqrt(nt * tf.reduce_sum(used, axis=[1, 2], keepdims=True) / tf.maximum(energy, 1e-12))
+    return x * tf.complex(scale, 0.0)
 
 
 class UnfoldedADMMPrecoder(keras.layers.Layer):
@@ -80,12 +108,7 @@ class UnfoldedADMMPrecoder(keras.layers.Layer):
             u = u + tf.complex(1.0 + self.gamma[k], 0.0) * (x - z)
         if not normalize:
             return x
-        used = tf.cast(tf.reduce_any(tf.not_equal(x_lin, 0), axis=1, keepdims=True), tf.float32)
-        x = x * tf.complex(used, 0.0)
-        energy = tf.reduce_sum(tf.abs(x) ** 2, axis=[1, 2], keepdims=True)
-        scale = tf.sqrt(nt * tf.reduce_sum(used, axis=[1, 2], keepdims=True)
-                        / tf.maximum(energy, 1e-12))
-        return x * tf.complex(scale, 0.0)
+        return normalize_power(x, x_lin)
 
     def get_config(self):
         return {**super().get_config(), "num_layers": self.num_layers, "rho": self.rho}
@@ -129,17 +152,22 @@ class PCEN(keras.Model):
         super().__init__(**kwargs)
         self.pen = UnfoldedADMMPrecoder(num_layers, rho)
         self.cen = CombinerEnhancement(hidden)
+        self.mix = self.add_weight(shape=(), initializer="zeros", name="mix")
 
     def precode(self, streams, precoder: SVDPrecoder):
-        """``streams [B, S, L]`` -> ``x [B, Nt, L]``: PEN on the SVD precoder's ``x_lin``."""
+        """``streams [B, S, L]`` -> ``x [B, Nt, L]``: the SVD precoder's ``x_lin`` moved by
+        the mixing weight toward PEN's output (module docstring)."""
         x_lin = precoder.precode(streams)
         h = tf.matmul(precoder.u * tf.complex(precoder.s, 0.0)[:, tf.newaxis], precoder.v,
                       adjoint_b=True)
-        return self.pen(x_lin, h)
+        x = x_lin + tf.complex(self.mix, 0.0) * (self.pen(x_lin, h) - x_lin)
+        return normalize_power(x, x_lin)
 
     def symbol_mse(self, streams, h, snr_db, channel) -> tf.Tensor:
-        """Training loss: mean ``|s - s_hat|^2`` over active streams and used channel uses,
-        ``streams [B, S, L]`` unit-energy symbols sent over ``channel`` at ``snr_db [B]``."""
+        """Training loss: mean ``|s - s_hat|^2 / no_eff`` over active streams and used
+        channel uses (module docstring: the error in units of the noise variance the
+        demapper assumes; about 1 for the plain SVD chain), ``streams [B, S, L]``
+        unit-energy symbols sent over ``channel`` at ``snr_db [B]`` (dB)."""
         nt = h.shape[-1]
         no = nt / tf.pow(10.0, tf.cast(snr_db, tf.float32) / 10.0)
         precoder = SVDPrecoder(h, no)
@@ -149,6 +177,7 @@ class PCEN(keras.Model):
         on = tf.cast(precoder.power > 0, tf.float32)[..., tf.newaxis]
         used = tf.cast(tf.not_equal(streams, 0), tf.float32)
         err = tf.abs(est - tf.cast(streams, tf.complex64)) ** 2 * on * used
+        err = err * precoder.stream_snr[..., tf.newaxis]
         return tf.reduce_sum(err) / tf.maximum(tf.reduce_sum(on * used), 1.0)
 
     def call(self, streams, h, snr_db, channel=None):
