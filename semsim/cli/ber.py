@@ -89,7 +89,7 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="also write ber.csv, ber.json and ber.png into DIR")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, needs_tensorflow=True)
 
 
 def _link_kwargs(args) -> dict:

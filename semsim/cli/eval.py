@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     add_common_arguments(parser)
     parser.add_argument("--checkpoint", type=Path, required=True, metavar="DIR",
                         help="run directory or its checkpoints/ directory")
-    parser.set_defaults(func=eval_command)
+    parser.set_defaults(func=eval_command, needs_tensorflow=True)
 
 
 def eval_command(args: argparse.Namespace) -> int:

@@ -8,6 +8,9 @@ cheap: TensorFlow, Keras, Sionna and matplotlib are imported inside ``func`` onl
 
 ``-q`` / ``-v`` set the level of the standard :mod:`logging` module (``semsim`` logger:
 WARNING / DEBUG; default INFO); status lines go to stderr through it, results to stdout.
+A command that sets ``needs_tensorflow`` gets TensorFlow started before ``func`` by
+:func:`semsim.cli.native_log.start_tensorflow`, which filters TensorFlow's native start-up
+log (not with ``-v``).
 
 Exit codes: 0 success, 1 run-time failure, 2 invalid input (bad arguments or
 scenario file), 130 interrupted (Ctrl-C; a run can be resumed with ``--resume``).
@@ -87,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        if getattr(args, "needs_tensorflow", False):
+            from semsim.cli.native_log import start_tensorflow
+
+            start_tensorflow(verbose=args.verbose)
         return int(args.func(args))
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
                         help="the shard run directories")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="merged run directory (must not hold a run)")
-    parser.set_defaults(func=merge_command)
+    parser.set_defaults(func=merge_command, needs_tensorflow=True)
 
 
 def merge_command(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     parser.add_argument("results", metavar="RESULTS", type=Path, help="results.json")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="where to write (default: next to RESULTS)")
-    parser.set_defaults(func=plot_command)
+    parser.set_defaults(func=plot_command, needs_tensorflow=True)
 
 
 def plot_command(args: argparse.Namespace) -> int:

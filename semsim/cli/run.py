@@ -99,7 +99,7 @@ def register(subparsers) -> None:
     add_common_arguments(parser)
     parser.add_argument("--retrain", action="store_true",
                         help="train learned systems from scratch, ignoring shipped weights")
-    parser.set_defaults(func=run_command)
+    parser.set_defaults(func=run_command, needs_tensorflow=True)
 
 
 def default_out_dir(resolved, suffix: str = "") -> Path:

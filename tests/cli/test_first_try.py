@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +193,56 @@ def test_no_progress_silences_keras_progress_bars(tmp_path, capfd, monkeypatch):
     assert "2/2" not in inside["out"]
     _fit_one_epoch()
     assert "2/2" in capfd.readouterr().out  # restored after the run
+
+
+def test_a_command_starts_tensorflow_without_its_native_start_up_log():
+    """TensorFlow 2.21 prints absl INFO records (and, without a GPU, a cuInit error) on the
+    native stderr while it starts, whatever TF_CPP_MIN_LOG_LEVEL says; a fresh ``semsim run``
+    shows only its own error line; ``-v`` shows TensorFlow's records and the devices found."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "semsim", "run", "no_such_file.yaml"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+    assert run.returncode == 2
+    assert run.stderr == "no_such_file.yaml: cannot read the file: No such file or directory\n"
+    verbose = subprocess.run([sys.executable, "-m", "semsim", "-v", "run", "no_such_file.yaml"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+    assert verbose.returncode == 2
+    lines = verbose.stderr.splitlines()
+    assert any(line.startswith("I0000 ") for line in lines), verbose.stderr
+    assert any(re.fullmatch(r"TensorFlow \S+: (no GPU found; running on the CPU|\d+ GPU\(s\): .+)",
+                            line) for line in lines), verbose.stderr
+
+
+def test_the_native_log_filter_keeps_warnings_and_errors():
+    from semsim.cli.native_log import filter_native_log
+
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to "
+            "STDERR\n"
+            "I0000 00:00:1796173579.316278    1916 port.cc:153] oneDNN custom operations are on.\n"
+            "I0000 00:00:1796173731.327710   10054 cpu_feature_guard.cc:227] This binary is "
+            "optimized\n"
+            "To enable the following instructions: AVX2 FMA, rebuild TensorFlow.\n"
+            "W1130 12:00:01.000000    1916 gpu.cc:9] Not enough memory\n"
+            "  second line of the warning\n"
+            "E0000 00:00:1796173583.560166    1916 cuda_platform.cc:52] failed call to cuInit: "
+            "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n"
+            "E0000 00:00:1796173583.560167    1916 other.cc:1] a real error\n")
+    assert filter_native_log(text) == ("W1130 12:00:01.000000    1916 gpu.cc:9] Not enough memory\n"
+                    "  second line of the warning\n"
+                    "E0000 00:00:1796173583.560167    1916 other.cc:1] a real error\n")
+
+
+def test_python_output_passes_the_native_log_filter_unchanged(capfd):
+    """Python's writes to sys.stderr inside the block are kept apart from the native ones,
+    so a Python warning after a dropped INFO record is not dropped as its tail."""
+    import os
+
+    from semsim.cli.native_log import filtered_native_stderr
+
+    with filtered_native_stderr():
+        os.write(2, b"I0000 00:00:1.0  1 port.cc:1] info\n")
+        print("a.py:3: DeprecationWarning: old", file=sys.stderr)
+        os.write(2, b"W1130 12:00:01.000000  1 gpu.cc:9] a warning\n")
+    err = capfd.readouterr().err
+    assert err == ("a.py:3: DeprecationWarning: old\n"
+                   "W1130 12:00:01.000000  1 gpu.cc:9] a warning\n")

@@ -91,3 +91,35 @@ def test_run_rejects_invalid_file_without_running(tmp_path, capsys):
     assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.startswith(f"{path}: link: unknown key 'fadding'")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_directory_stands_for_its_scenario_files(tmp_path, capsys):
+    (tmp_path / "b_good.yaml").write_text(GOOD)
+    (tmp_path / "a_bad.yaml").write_text(CASES["unknown_key"][0])
+    (tmp_path / "notes.txt").write_text("not a scenario")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["validate", str(tmp_path), str(empty)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        f"{tmp_path / 'b_good.yaml'}: ok - good; profiles: none; systems: a (toy), b (toy)"]
+    assert captured.err.splitlines()[0] == f"{empty}: no *.yaml scenario in this directory"
+    assert captured.err.splitlines()[1].startswith(
+        f"{tmp_path / 'a_bad.yaml'}: link: unknown key 'fadding'")
+
+
+def test_all_checks_every_shipped_scenario(capsys):
+    from semsim.scenario import SCENARIOS_DIR
+
+    assert main(["validate", "--all"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    shipped = sorted(SCENARIOS_DIR.glob("*.yaml"))
+    assert len(shipped) >= 10
+    assert [line.split(": ok - ")[0] for line in out] == [str(p) for p in shipped]
+
+
+def test_validate_without_files_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate"])
+    assert exit_info.value.code == 2
+    assert "--all" in capsys.readouterr().err
