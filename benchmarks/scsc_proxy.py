@@ -139,10 +139,11 @@ def predictability(batches: int) -> None:
 STAGE_SNRS_DB = (2.0, 6.0, 10.0, 14.0)
 
 
-def stages(rate_weights: list[float], ppen_steps: int) -> None:
+def stages(rate_weights: list[float], ppen_steps: int, ppen_seeds: int = 1) -> None:
     """PCEN and the proxy trained once (the profile's steps), then PPEN from its initial
-    weights once per rate weight; every row sends the 64 test tiles over the same channel
-    and noise draws per SNR (QP 34 and 41, LDPC 1/2)."""
+    weights ``ppen_seeds`` times per rate weight (data order and draws seeded 5, 6, ...);
+    every row sends the 64 test tiles over the same channel and noise draws per SNR (QP 34
+    and 41, LDPC 1/2). Last column: HEVC bits per image at the lowest SNR."""
     system, data, train, batches = _setup(ppen_steps=ppen_steps)
     start = time.perf_counter()
     system._train_pcen(train)
@@ -158,7 +159,7 @@ def stages(rate_weights: list[float], ppen_steps: int) -> None:
         cells = []
         for snr in STAGE_SNRS_DB:
             set_seed(1000 + int(snr))  # the same noise draws for every row
-            outs, lost, cbr = [], [], []
+            outs, lost, cbr, bits = [], [], [], []
             for i, h in zip(range(0, len(test), 16), channels[snr], strict=True):
                 x = test[i:i + 16]
                 pre = system.ppen(x, tf.constant(float(qp))).numpy() if ppen else x
@@ -166,12 +167,14 @@ def stages(rate_weights: list[float], ppen_steps: int) -> None:
                 outs.append(out.images_hat)
                 lost.append(out.failed)
                 cbr.append(out.cbr)
+                bits.append(out.source_bits)
             psnr = mean_psnr(test, np.concatenate(outs))
             cells.append(f"{psnr:5.2f} ({np.mean(np.concatenate(lost)):.2f})")
-        print(f"| {label} | {' | '.join(cells)} | {2 * np.mean(np.concatenate(cbr)):.3f} |", flush=True)
+        print(f"| {label} | {' | '.join(cells)} | {2 * np.mean(np.concatenate(cbr)):.3f} | "
+              f"{np.mean(np.concatenate(bits)):.0f} |", flush=True)
 
-    print(f"| system | {' | '.join(f'{s:g} dB' for s in STAGE_SNRS_DB)} | CR |")
-    print("| --- |" + " ---: |" * (len(STAGE_SNRS_DB) + 1))
+    print(f"| system | {' | '.join(f'{s:g} dB' for s in STAGE_SNRS_DB)} | CR | bits |")
+    print("| --- |" + " ---: |" * (len(STAGE_SNRS_DB) + 2))
     for qp in (28, 34, 41):
         row(f"chain, QP {qp}", qp, ppen=False, pcen=False)
     row("chain + trained PCEN, QP 34", 34, ppen=False, pcen=True)
@@ -181,14 +184,17 @@ def stages(rate_weights: list[float], ppen_steps: int) -> None:
     system.pcen.mix.assign(mix)
     initial = system.ppen.get_weights()
     for weight in rate_weights:
-        system.ppen.set_weights(initial)
-        system.rate_weight = weight
-        system._rng = np.random.default_rng(5)
-        start = time.perf_counter()
-        system._train_ppen(iter(train_dataset(data, train.batch_size, 5)), train)
-        print(f"(PPEN, rate weight {weight:g}: {ppen_steps} steps in {time.perf_counter() - start:.0f} s)")
-        for qp in (34, 41):
-            row(f"SCSC, rate weight {weight:g}, QP {qp}", qp, ppen=True, pcen=True)
+        for seed in range(5, 5 + ppen_seeds):
+            system.ppen.set_weights(initial)
+            system.rate_weight = weight
+            system._rng = np.random.default_rng(seed)
+            start = time.perf_counter()
+            system._train_ppen(iter(train_dataset(data, train.batch_size, seed)), train)
+            print(f"(PPEN, rate weight {weight:g}, seed {seed}: {ppen_steps} steps in "
+                  f"{time.perf_counter() - start:.0f} s)")
+            tag = f", seed {seed}" if ppen_seeds > 1 else ""
+            for qp in (34, 41):
+                row(f"SCSC, rate weight {weight:g}{tag}, QP {qp}", qp, ppen=True, pcen=True)
 
 
 def main() -> None:
@@ -201,11 +207,13 @@ def main() -> None:
     parser.add_argument("--rate-weights", type=float, nargs="*", default=[], metavar="W",
                         help="then the stages table: PPEN trained once per rate weight")
     parser.add_argument("--ppen-steps", type=int, default=300, help="PPEN steps per rate weight")
+    parser.add_argument("--ppen-seeds", type=int, default=1,
+                        help="PPEN trainings per rate weight (seeds 5, 6, ...): their spread")
     args = parser.parse_args()
     if args.predictability:
         predictability(args.predictability)
     if args.rate_weights:
-        stages(args.rate_weights, args.ppen_steps)
+        stages(args.rate_weights, args.ppen_steps, args.ppen_seeds)
     for steps in args.steps:
         probe(steps, args.batches)
 

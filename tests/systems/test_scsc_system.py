@@ -167,6 +167,50 @@ def test_ppen_trains_through_the_chain_or_through_the_proxy_alone(tmp_path, monk
     assert calls.count("eval") == 1
 
 
+def test_only_delivered_images_send_ppen_a_gradient(tmp_path, monkeypatch):
+    """The chain's output for a lost image is the fallback, whatever PPEN sent: with the
+    rate and pre-processing terms off, a batch the chain loses entirely gives PPEN a zero
+    gradient, and one it delivers a non-zero one. Through the full proxy (``p decoded +
+    (1 - p) fallback``) the lost batch would move PPEN: its gate gives p > 0."""
+    import semsim.systems.scsc.system as module
+
+    set_seed(3)
+    system = SCSCSystem(LINK, qp=34, pcen=False, rate_weight=0.0, ppen_steps=1, **TINY)
+    train = TrainSpec(steps=1, batch_size=2, snr_range_db=(2.0, 12.0), learning_rate=1e-2)
+    with pytest.warns(RuntimeWarning, match="does not track"):
+        system.prepare(_data(), train, tmp_path, resume=False)
+    monkeypatch.setattr(module, "LAMBDA_PRE", 0.0)
+    images = tf.constant(next(iter(_data(seed=4))).numpy())
+    h = system.chain.channel.sample_channel(2)
+    snr = np.full(2, 30.0, np.float32)
+    send = system.chain.send
+
+    def gradient_norm(lost: bool) -> float:
+        def forced(*args, **kwargs):
+            out = send(*args, **kwargs)
+            if lost:
+                out.failed = np.ones_like(out.failed)
+                out.images_hat = np.broadcast_to(system.chain.fallback_image(
+                    out.images_hat.shape[1:3]), out.images_hat.shape).copy()
+            return out
+
+        monkeypatch.setattr(system.chain, "send", forced)
+        with tf.GradientTape() as tape:
+            loss = system._ppen_loss(images, 34, "1/2", snr, h)
+        grads = tape.gradient(loss, system.ppen.trainable_weights)
+        return float(sum(tf.reduce_sum(g ** 2) for g in grads if g is not None))
+
+    assert gradient_norm(lost=True) == 0.0
+    assert gradient_norm(lost=False) > 1e-12
+    with tf.GradientTape() as tape:
+        pre = system.ppen(images, tf.constant(34.0))
+        out = system.proxy(pre, tf.constant(34.0), tf.constant(0.5), tf.constant(snr), h,
+                           fallback=system._fallback(images))
+        lost_through_proxy = tf.reduce_mean((out - images) ** 2)
+    grads = tape.gradient(lost_through_proxy, system.ppen.trainable_weights)
+    assert float(sum(tf.reduce_sum(g ** 2) for g in grads if g is not None)) > 1e-12
+
+
 def test_rate_weight_trades_detail_for_hevc_bits(tmp_path):
     """PPEN trained (through the proxy, for speed) with a large rate weight smooths its
     output, so HEVC spends fewer bits on it than on the output of a PPEN trained with

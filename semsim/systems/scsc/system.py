@@ -18,7 +18,10 @@ Training (:meth:`SCSCSystem.prepare`), in the order the method needs:
        L = D + lambda1 R + lambda2 L_PCEN + lambda3 L_pre,
        lambda2 = 0.5, lambda3 = 0.1 (the published weights), lambda1 = ``rate_weight``
 
-   with ``D = MSE(x, straight_through(chain(PPEN(x)), proxy(PPEN(x))))``, ``R`` a rate
+   with ``D`` the MSE between ``x`` and ``straight_through(chain(PPEN(x)), decoded(PPEN(x)))``
+   over the images the chain delivered (divided by the batch size; ``decoded`` the proxy's
+   image path): a lost image's output, the fallback, does not depend on PPEN, so it sends
+   no gradient (:meth:`SCSCSystem._ppen_loss`), ``R`` a rate
    surrogate (the mean absolute spatial gradient of ``PPEN(x)`` over that of ``x``: intra
    coding spends bits on detail), ``L_pre = MSE(x, PPEN(x))`` and ``L_PCEN`` the symbol
    MSE of step 2. How the paper defines its rate and third term was not available here;
@@ -313,6 +316,34 @@ class SCSCSystem(System):
                           f"{PROXY_MIN_PSNR_DB} dB at SNR {bad}); PPEN gradients are unreliable",
                           RuntimeWarning, stacklevel=2)
 
+    def _ppen_loss(self, images: tf.Tensor, qp: int, rate: str, snr: np.ndarray,
+                   h: tf.Tensor) -> tf.Tensor:
+        """The PPEN stage's loss on one batch (scalar; call it inside a gradient tape):
+        ``D + rate_weight R + LAMBDA_PRE L_pre`` (module docstring, step 4).
+
+        ``images`` ``[B, H, W, 3]`` in [0, 1], ``snr`` ``[B]`` dB, ``h`` ``[B, Nr, Nt]``.
+        With ``ppen_forward: chain``, ``D`` is the real chain's MSE over the images it
+        delivered, summed and divided by ``B``, with the gradient of the proxy's image path
+        (straight-through). A lost image's output is the fallback, which does not depend on
+        PPEN's output: its term is a constant, left out, so it sends no gradient (through
+        the full proxy it would send ``p (fallback - x)``, scaled by the gate's belief that
+        it was delivered). With ``ppen_forward: proxy``, ``D`` is the MSE of the proxy's
+        expected output ``p decoded + (1 - p) fallback`` over every image."""
+        pre = self.ppen(images, tf.constant(float(qp)))
+        args = (tf.constant(float(qp)), tf.constant(RATES[rate]), tf.constant(snr), h)
+        if self.ppen_forward == "chain":
+            decoded, _ = self.proxy.parts(pre, *args)
+            sent = self._send(pre.numpy(), qp, rate, snr, h)
+            out = straight_through(sent.images_hat, decoded)
+            delivered = tf.constant(1.0 - sent.failed, tf.float32)
+            distortion = tf.reduce_mean(delivered * tf.reduce_mean((out - images) ** 2, axis=[1, 2, 3]))
+        else:
+            out = self.proxy(pre, *args, fallback=self._fallback(images))
+            distortion = tf.reduce_mean((out - images) ** 2)
+        return (distortion
+                + self.rate_weight * _mean_gradient(pre) / (_mean_gradient(images) + 1e-6)
+                + LAMBDA_PRE * tf.reduce_mean((pre - images) ** 2))
+
     def _train_ppen(self, batches, train: TrainSpec) -> int:
         steps = train.steps if self.ppen_steps is None else self.ppen_steps
         opt = _optimizer(train, steps)
@@ -325,14 +356,7 @@ class SCSCSystem(System):
             qp, rate, snr = self._draw(int(images.shape[0]), train.snr_range_db)
             h = self.chain.channel.sample_channel(int(images.shape[0]))
             with tf.GradientTape() as tape:
-                pre = self.ppen(images, tf.constant(float(qp)))
-                out = self.proxy(pre, tf.constant(float(qp)), tf.constant(RATES[rate]),
-                                 tf.constant(snr), h, fallback=self._fallback(images))
-                if self.ppen_forward == "chain":
-                    out = straight_through(self._send(pre.numpy(), qp, rate, snr, h).images_hat, out)
-                loss = (tf.reduce_mean((out - images) ** 2)
-                        + self.rate_weight * _mean_gradient(pre) / (_mean_gradient(images) + 1e-6)
-                        + LAMBDA_PRE * tf.reduce_mean((pre - images) ** 2))
+                loss = self._ppen_loss(images, qp, rate, snr, h)
             grads = tape.gradient(loss, self.ppen.trainable_weights)
             opt.apply(grads, self.ppen.trainable_weights)
         return done
