@@ -143,7 +143,8 @@ def stages(rate_weights: list[float], ppen_steps: int, ppen_seeds: int = 1) -> N
     """PCEN and the proxy trained once (the profile's steps), then PPEN from its initial
     weights ``ppen_seeds`` times per rate weight (data order and draws seeded 5, 6, ...);
     every row sends the 64 test tiles over the same channel and noise draws per SNR (QP 34
-    and 41, LDPC 1/2). Last column: HEVC bits per image at the lowest SNR."""
+    and 41, LDPC 1/2). Last column: HEVC bits per image (set by the codec, the same at every
+    SNR)."""
     system, data, train, batches = _setup(ppen_steps=ppen_steps)
     start = time.perf_counter()
     system._train_pcen(train)
