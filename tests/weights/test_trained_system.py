@@ -129,3 +129,22 @@ def test_a_shipped_checkpoints_measured_convergence_reaches_the_results(tmp_path
                                        f"from {low} to {high} steps ({convergence['method']})")
     assert _label("deepjscc", system) == ("deepjscc" if convergence["converged"]
                                           else "deepjscc (not converged)")
+
+
+def test_shipped_weights_without_a_measurement_say_so():
+    """A shipped checkpoint whose manifest carries no ``convergence`` is not shown as if it
+    were converged: its training column says the convergence was not measured, while
+    weights trained in the run without a history, and classic systems, say nothing."""
+    from semsim.report.markdown import training_status
+    from semsim.report.results import SystemResults
+
+    one = dict(snr_db=[10.0], psnr_db=[20.0], psnr_ci95_db=[0.1], psnr_std_db=[1.0],
+               psnr_of_mean_mse_db=[20.0], exact_images=[0], ssim=[0.5], ssim_ci95=[0.01],
+               ms_ssim=[0.5], ms_ssim_ci95=[0.01], cr=[0.1667], n_images=[4])
+    shipped = SystemResults(type="swinjscc", steps_done=8000, steps_planned=8000,
+                            weights="shipped", **one)
+    assert training_status(shipped) == "8000 steps, convergence not measured"
+    trained = SystemResults(type="swinjscc", steps_done=8000, steps_planned=8000,
+                            weights="trained", **one)
+    assert training_status(trained) == "8000 steps"
+    assert training_status(SystemResults(type="separation", **one)) == "-"
