@@ -18,21 +18,19 @@ def training_status(system: SystemResults) -> str:
     steps (from scratch)"``; weights trained in the run the second half of their
     validation history, e.g. ``"1500 steps, NOT converged: validation PSNR +0.85 dB from
     step 750 to 1500 (second half of training)"``; an ``scsc`` system whose proxy did not
-    track the chain adds ``"proxy FAILED: 16.04 dB against the chain"``; shipped weights
-    whose manifest records no measurement say ``"convergence not measured"``), or ``"-"``
-    (no training)."""
+    track the chain adds ``"proxy FAILED: 16.04 dB against the chain"``; trained weights
+    with neither a measured convergence nor a validation history, e.g. shipped weights
+    whose manifest records none or an ``scsc`` system's stages, say ``"convergence not
+    measured"``), or ``"-"`` (no training)."""
     if system.steps_done is None:
         return "-"
     if system.under_trained:
         return f"{system.steps_done}/{system.steps_planned} steps, UNDER-TRAINED"
-    known = convergence_text(system.weights_convergence) or trend_text(system.training_trend)
-    if not known and system.weights == "shipped":
-        known = "convergence not measured"
+    known = (convergence_text(system.weights_convergence) or trend_text(system.training_trend)
+             or "convergence not measured")
     if system.proxy_failed:
-        known = ", ".join(filter(None, [known, f"proxy FAILED: "
-                                        f"{min(system.extras()['proxy_psnr_db']):.2f} dB "
-                                        "against the chain"]))
-    return f"{system.steps_done} steps" + (f", {known}" if known else "")
+        known += f", proxy FAILED: {min(system.extras()['proxy_psnr_db']):.2f} dB against the chain"
+    return f"{system.steps_done} steps, {known}"
 
 
 def _snrs(results: ResultsFile) -> list[float]:

@@ -131,10 +131,11 @@ def test_a_shipped_checkpoints_measured_convergence_reaches_the_results(tmp_path
                                           else "deepjscc (not converged)")
 
 
-def test_shipped_weights_without_a_measurement_say_so():
-    """A shipped checkpoint whose manifest carries no ``convergence`` is not shown as if it
-    were converged: its training column says the convergence was not measured, while
-    weights trained in the run without a history, and classic systems, say nothing."""
+def test_weights_without_a_measurement_say_so():
+    """Trained weights with neither a measured convergence (a shipped manifest without
+    ``convergence``) nor a validation history (weights trained in the run without
+    validation rows) are not shown as if they were converged: their training column says
+    the convergence was not measured. A system that trains nothing shows "-"."""
     from semsim.report.markdown import training_status
     from semsim.report.results import SystemResults
 
@@ -146,5 +147,5 @@ def test_shipped_weights_without_a_measurement_say_so():
     assert training_status(shipped) == "8000 steps, convergence not measured"
     trained = SystemResults(type="swinjscc", steps_done=8000, steps_planned=8000,
                             weights="trained", **one)
-    assert training_status(trained) == "8000 steps"
+    assert training_status(trained) == "8000 steps, convergence not measured"
     assert training_status(SystemResults(type="separation", **one)) == "-"
