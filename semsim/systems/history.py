@@ -28,12 +28,34 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 HISTORY = "history.csv"
 
 #: dB: doubling the training steps must raise validation PSNR by less than this for a
 #: system to count as converged; a run's second half gaining this much marks it NOT
 #: converged.
 CONVERGED_GAIN_DB = 0.3
+
+
+def validation_psnr(system, images: np.ndarray, snr_db: float, seed: int) -> float:
+    """``val_psnr_db``: the headline PSNR (dB, mean per-image PSNR of 8-bit images) of
+    ``system.transmit(images, snr_db)`` for held-out ``images`` (``float32 [V, H, W, 3]``
+    in ``[0, 1]``) at ``snr_db`` (dB). Channel and noise come from Sionna's generator reset
+    to ``seed``, so every call sees the same draws, and the caller's generator state is
+    restored afterwards, so logging it leaves training unchanged."""
+    import sionna.phy
+
+    from semsim.metrics import mean_psnr
+    from semsim.seeding import restore_sionna_rng_state, sionna_rng_state
+
+    state = sionna_rng_state()
+    sionna.phy.config.tf_rng.reset_from_seed(seed)
+    try:
+        result = system.transmit(images, snr_db)
+    finally:
+        restore_sionna_rng_state(state)
+    return mean_psnr(images, result.images_hat)
 
 
 def validation_curve(path: str | Path) -> list[tuple[int, float]]:

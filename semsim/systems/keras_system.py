@@ -59,7 +59,6 @@ import sionna.phy
 import tensorflow as tf
 
 from semsim.atomic import atomic_path, write_text
-from semsim.metrics import mean_psnr
 from semsim.seeding import (
     restore_seed_generator_states,
     restore_sionna_rng_state,
@@ -76,7 +75,7 @@ from semsim.systems.distribute import (
     worker_rank,
     worker_seed,
 )
-from semsim.systems.history import HISTORY
+from semsim.systems.history import HISTORY, validation_psnr
 from semsim.systems.precision import wrap_optimizer
 
 FINAL_WEIGHTS = "final.weights.h5"
@@ -231,14 +230,8 @@ class _ValidationPSNR(keras.callbacks.Callback):
         self.system, self.images, self.snr_db, self.seed = system, images, snr_db, seed
 
     def on_epoch_end(self, epoch, logs=None):
-        state = sionna_rng_state()
-        sionna.phy.config.tf_rng.reset_from_seed(self.seed)
-        try:
-            result = self.system.transmit(self.images, self.snr_db)
-        finally:
-            restore_sionna_rng_state(state)
         if logs is not None:
-            logs["val_psnr_db"] = mean_psnr(self.images, result.images_hat)
+            logs["val_psnr_db"] = validation_psnr(self.system, self.images, self.snr_db, self.seed)
 
 
 class _EpochBackup(keras.callbacks.Callback):

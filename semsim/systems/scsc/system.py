@@ -37,6 +37,11 @@ Training (:meth:`SCSCSystem.prepare`), in the order the method needs:
    SCSC, on the real chain. The difference between the two is what the straight-through
    training buys.
 
+With validation images (``train.validation_images``, as the runner gives them), the PPEN
+stage logs its validation PSNR through the real chain to ``<workdir>/ppen/history.csv``
+(:class:`_PPENHistory`), from which the run reads its convergence trend like a Keras
+system's. PCEN and the proxy have their own losses and log nothing.
+
 Training SNRs are drawn from ``train.snr_range_db`` (the scenarios use the paper's
 [2, 12] dB); the optimizer is AdamW with polynomial learning-rate decay (power 0.9) to
 zero over each stage. The forward pass of every PPEN step runs the real chain eagerly.
@@ -68,6 +73,7 @@ from semsim.atomic import write_text
 from semsim.metrics import psnr_of_mean_mse
 from semsim.phy.spec import LinkSpec
 from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
+from semsim.systems.history import HISTORY, validation_psnr
 from semsim.systems.params import PROXY_MIN_PSNR_DB, SCSC_RATE_WEIGHT, SCSCParams
 from semsim.systems.scsc.chain import QPS, RATES, StandardChain, check_qp_rate
 from semsim.systems.scsc.pcen import PCEN
@@ -84,6 +90,9 @@ GATE_LEARNING_RATE = 1e-2
 #: SNRs (dB) at which the proxy is checked against the chain after its training.
 PROXY_CHECK_SNRS_DB = (2.0, 7.0, 12.0)
 _PCEN_SYMBOLS = 64
+#: Sub-directory of the workdir with the PPEN stage's ``history.csv`` (its name is the
+#: stage's in reports).
+PPEN_STAGE = "ppen"
 
 
 def _optimizer(train: TrainSpec, steps: int) -> keras.optimizers.Optimizer:
@@ -102,6 +111,37 @@ def _mean_gradient(x: tf.Tensor) -> tf.Tensor:
     dy = tf.abs(x[:, 1:] - x[:, :-1])
     dx = tf.abs(x[:, :, 1:] - x[:, :, :-1])
     return tf.reduce_mean(dy) + tf.reduce_mean(dx)
+
+
+class _PPENHistory:
+    """The PPEN stage's ``history.csv`` (in ``<workdir>/ppen/``; :mod:`semsim.systems.history`
+    reads it like a Keras system's): every ``train.steps_per_epoch`` steps and at the
+    last one, the step, the mean PPEN loss since the previous row and ``val_psnr_db``,
+    the system's headline PSNR on the held-out validation images through the real chain
+    at its (QP, rate) and the middle of the training SNR range, over the same seeded
+    channel and noise draws every time. Nothing is written without validation images.
+    The stage always starts from scratch, so the file is started afresh."""
+
+    def __init__(self, system: SCSCSystem, train: TrainSpec, directory: Path):
+        images = train.validation_images
+        self.system, self.every, self.seed = system, max(1, train.steps_per_epoch), train.seed
+        self.images = None if images is None or not len(images) else np.asarray(images, np.float32)
+        self.snr_db = sum(float(v) for v in train.snr_range_db) / 2.0
+        self.path, self.losses = directory / HISTORY, []
+        if self.images is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            write_text(self.path, "step,loss,val_psnr_db\n")
+
+    def step(self, done: int, loss: float, last: bool) -> None:
+        if self.images is None:
+            return
+        self.losses.append(loss)
+        if done % self.every and not last:
+            return
+        value = validation_psnr(self.system, self.images, self.snr_db, self.seed)
+        with self.path.open("a") as handle:
+            handle.write(f"{done},{np.mean(self.losses):.6g},{value:.6f}\n")
+        self.losses = []
 
 
 class SCSCSystem(System):
@@ -196,7 +236,7 @@ class SCSCSystem(System):
         if self.ppen is not None:
             done += self._train_proxy(batches, train)
             self._check_proxy(batches, train)
-            done += self._train_ppen(batches, train)
+            done += self._train_ppen(batches, train, workdir)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._save(path)
         report = TrainReport(done, planned)
@@ -344,9 +384,10 @@ class SCSCSystem(System):
                 + self.rate_weight * _mean_gradient(pre) / (_mean_gradient(images) + 1e-6)
                 + LAMBDA_PRE * tf.reduce_mean((pre - images) ** 2))
 
-    def _train_ppen(self, batches, train: TrainSpec) -> int:
+    def _train_ppen(self, batches, train: TrainSpec, workdir: Path) -> int:
         steps = train.steps if self.ppen_steps is None else self.ppen_steps
         opt = _optimizer(train, steps)
+        history = _PPENHistory(self, train, Path(workdir) / PPEN_STAGE)
         done = 0
         for _ in range(steps):
             if self._out_of_time():
@@ -359,6 +400,7 @@ class SCSCSystem(System):
                 loss = self._ppen_loss(images, qp, rate, snr, h)
             grads = tape.gradient(loss, self.ppen.trainable_weights)
             opt.apply(grads, self.ppen.trainable_weights)
+            history.step(done, float(loss), last=done == steps)
         return done
 
     # -- evaluation ---------------------------------------------------------------------
