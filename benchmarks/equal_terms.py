@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from semsim.data.builtin import load_builtin
+from semsim.data.builtin import load_builtin, patches
 from semsim.phy.spec import CSISpec, LinkSpec
 from semsim.seeding import set_seed
 from semsim.systems.base import TrainSpec
@@ -50,7 +50,11 @@ def main() -> None:
     definition = {} if args.snr_definition is None else {"snr": args.snr_definition}
     link = LinkSpec(num_rx_ant=2, antennas_per_user=2, fading="block",
                     csi=CSISpec(mode="ls", pilots=2), detector="lmmse", **definition)
-    train, test = (np.asarray(a, np.float32) / 255.0 for a in load_builtin(32))  # uint8 patches
+    photographs, test, _ = load_builtin(32)
+    # Fixed 32x32 tiles of the training photographs (the runner draws random crops; a fixed
+    # set keeps this script on the API both trees share).
+    train = np.concatenate([patches(p, 32) for p in photographs]).astype(np.float32) / 255.0
+    test = test.astype(np.float32) / 255.0
     test = test[: args.test_images]
     stream = (tf.data.Dataset.from_tensor_slices(train).shuffle(4096, seed=0)
               .repeat().batch(32))
