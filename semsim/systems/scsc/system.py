@@ -116,7 +116,8 @@ def _mean_gradient(x: tf.Tensor) -> tf.Tensor:
 class _PPENHistory:
     """The PPEN stage's ``history.csv`` (in ``<workdir>/ppen/``; :mod:`semsim.systems.history`
     reads it like a Keras system's): every ``train.steps_per_epoch`` steps and at the
-    last one, the step, the mean PPEN loss since the previous row and ``val_psnr_db``,
+    last one (also the last before ``train.max_seconds`` stops the stage), the step,
+    the mean PPEN loss since the previous row and ``val_psnr_db``,
     the system's headline PSNR on the held-out validation images through the real chain
     at its (QP, rate) and the middle of the training SNR range, over the same seeded
     channel and noise draws every time. Nothing is written without validation images.
@@ -400,7 +401,7 @@ class SCSCSystem(System):
                 loss = self._ppen_loss(images, qp, rate, snr, h)
             grads = tape.gradient(loss, self.ppen.trainable_weights)
             opt.apply(grads, self.ppen.trainable_weights)
-            history.step(done, float(loss), last=done == steps)
+            history.step(done, float(loss), last=done == steps or self._out_of_time())
         return done
 
     # -- evaluation ---------------------------------------------------------------------
