@@ -38,17 +38,20 @@ HISTORY = "history.csv"
 CONVERGED_GAIN_DB = 0.3
 
 
-def validation_psnr(system, images: np.ndarray, snr_db: float, seed: int) -> float:
-    """``val_psnr_db``: the headline PSNR (dB, mean per-image PSNR of 8-bit images) of
-    ``system.transmit(images, snr_db)`` for held-out ``images`` (``float32 [V, H, W, 3]``
-    in ``[0, 1]``) at ``snr_db`` (dB). Channel and noise come from Sionna's generator reset
-    to ``seed``, so every call sees the same draws, and the caller's generator state is
-    restored afterwards, so logging it leaves training unchanged."""
+def val_psnr_db(system, images: np.ndarray, snr_range_db: tuple[float, float],
+                seed: int) -> float:
+    """The ``val_psnr_db`` column of a training history: the headline PSNR (dB, mean
+    per-image PSNR of 8-bit images) of ``system.transmit(images, snr_db)`` for held-out
+    ``images`` (``float32 [V, H, W, 3]`` in ``[0, 1]``), with ``snr_db`` the middle of the
+    training SNR range ``snr_range_db`` (dB). Channel and noise come from Sionna's
+    generator reset to ``seed``, so every call sees the same draws, and the caller's
+    generator state is restored afterwards, so logging it leaves training unchanged."""
     import sionna.phy
 
     from semsim.metrics import mean_psnr
     from semsim.seeding import restore_sionna_rng_state, sionna_rng_state
 
+    snr_db = sum(float(v) for v in snr_range_db) / 2.0
     state = sionna_rng_state()
     sionna.phy.config.tf_rng.reset_from_seed(seed)
     try:

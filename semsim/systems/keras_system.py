@@ -75,7 +75,7 @@ from semsim.systems.distribute import (
     worker_rank,
     worker_seed,
 )
-from semsim.systems.history import HISTORY, validation_psnr
+from semsim.systems.history import HISTORY, val_psnr_db
 from semsim.systems.precision import wrap_optimizer
 
 FINAL_WEIGHTS = "final.weights.h5"
@@ -221,17 +221,18 @@ class _FiniteCheck(keras.callbacks.Callback):
 
 
 class _ValidationPSNR(keras.callbacks.Callback):
-    """Adds ``val_psnr_db`` (8-bit mean PSNR of held-out images at ``snr_db``) to the
-    epoch logs; channel and noise come from Sionna's generator reset to ``seed`` and the
-    training generator state is restored afterwards."""
+    """Adds ``val_psnr_db`` (:func:`~semsim.systems.history.val_psnr_db` of held-out
+    images at the middle of ``snr_range_db``) to the epoch logs."""
 
-    def __init__(self, system: KerasSystem, images: np.ndarray, snr_db: float, seed: int):
+    def __init__(self, system: KerasSystem, images: np.ndarray,
+                 snr_range_db: tuple[float, float], seed: int):
         super().__init__()
-        self.system, self.images, self.snr_db, self.seed = system, images, snr_db, seed
+        self.system, self.images, self.snr_range_db, self.seed = system, images, snr_range_db, seed
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["val_psnr_db"] = validation_psnr(self.system, self.images, self.snr_db, self.seed)
+            logs["val_psnr_db"] = val_psnr_db(self.system, self.images, self.snr_range_db,
+                                                  self.seed)
 
 
 class _EpochBackup(keras.callbacks.Callback):
@@ -362,9 +363,8 @@ class KerasSystem(System):
         backup = workdir / "backup"
         callbacks = [progress, _FiniteCheck(progress, train.learning_rate, backup)]
         if train.validation_images is not None and len(train.validation_images):
-            lo, hi = self.snr_range_db or train.snr_range_db
             callbacks.append(_ValidationPSNR(self, np.asarray(train.validation_images, np.float32),
-                                             (float(lo) + float(hi)) / 2.0, train.seed))
+                                             self.snr_range_db or train.snr_range_db, train.seed))
         callbacks += [_EpochBackup(backup, progress),
                       keras.callbacks.CSVLogger(str(workdir / HISTORY), append=True)]
         if train.tensorboard:

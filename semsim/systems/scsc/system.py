@@ -73,7 +73,7 @@ from semsim.atomic import write_text
 from semsim.metrics import psnr_of_mean_mse
 from semsim.phy.spec import LinkSpec
 from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
-from semsim.systems.history import HISTORY, validation_psnr
+from semsim.systems.history import HISTORY, val_psnr_db
 from semsim.systems.params import PROXY_MIN_PSNR_DB, SCSC_RATE_WEIGHT, SCSCParams
 from semsim.systems.scsc.chain import QPS, RATES, StandardChain, check_qp_rate
 from semsim.systems.scsc.pcen import PCEN
@@ -127,7 +127,7 @@ class _PPENHistory:
         images = train.validation_images
         self.system, self.every, self.seed = system, max(1, train.steps_per_epoch), train.seed
         self.images = None if images is None or not len(images) else np.asarray(images, np.float32)
-        self.snr_db = sum(float(v) for v in train.snr_range_db) / 2.0
+        self.snr_range_db = train.snr_range_db
         self.path, self.losses = directory / HISTORY, []
         if self.images is not None:
             directory.mkdir(parents=True, exist_ok=True)
@@ -139,7 +139,7 @@ class _PPENHistory:
         self.losses.append(loss)
         if done % self.every and not last:
             return
-        value = validation_psnr(self.system, self.images, self.snr_db, self.seed)
+        value = val_psnr_db(self.system, self.images, self.snr_range_db, self.seed)
         with self.path.open("a") as handle:
             handle.write(f"{done},{np.mean(self.losses):.6g},{value:.6f}\n")
         self.losses = []
