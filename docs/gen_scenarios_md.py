@@ -169,6 +169,42 @@ def _shipped() -> list[str]:
     return lines
 
 
+def _standard_weights() -> list[str]:
+    """Per shipped scenario with a ``standard`` profile, each learned system's budget there
+    and its shipped checkpoint (read from the manifest, with its convergence verdict), or
+    that it trains on its first run."""
+    from semsim.scenario.loader import SCENARIOS_DIR, load_scenario
+    from semsim.weights import WEIGHTS_DIR
+    from semsim.weights.manifest import (
+        checkpoint_paths,
+        convergence_text,
+        learned_systems,
+        read_manifest,
+    )
+
+    lines = ["| scenario | learned system (type) | `standard` budget | weights |",
+             "|---|---|---|---|"]
+    for path in sorted(SCENARIOS_DIR.glob("*.yaml")):
+        resolved = load_scenario(path, "standard")
+        scenario = resolved.scenario
+        for name in learned_systems(resolved):
+            cfg = scenario.train_for(name)
+            budget = (f"{cfg.steps:,} steps" if cfg.steps is not None
+                      else f"{cfg.epochs} epochs") + f" x batch {cfg.batch_size}"
+            _, manifest_file = checkpoint_paths(scenario.name, "standard", name, WEIGHTS_DIR)
+            if manifest_file.exists():
+                manifest = read_manifest(manifest_file)
+                verdict = convergence_text(manifest.get("convergence")) or \
+                    "convergence not measured"
+                weights = (f"shipped: `{manifest['id']}`, {manifest['steps_done']:,} steps; "
+                           f"{verdict}")
+            else:
+                weights = "not shipped: trains on its first run"
+            lines.append(f"| `{scenario.name}` | {name} ({scenario.system(name).type}) "
+                         f"| {budget} | {weights} |")
+    return lines
+
+
 def render() -> str:
     """The whole ``docs/scenarios.md`` text."""
     import semsim.scenario as scenario_pkg
@@ -204,6 +240,18 @@ def render() -> str:
         "## Shipped scenarios",
         "",
         *_shipped(),
+        "",
+        "### Trained weights of the `standard` profiles",
+        "",
+        "`semsim run FILE --profile standard` evaluates a shipped checkpoint when one matches",
+        "the resolved config ([weights.md](weights.md)); the others train first (up to an",
+        "hour per system on 2 CPU cores). A verdict is the manifest's: the change of held-out",
+        "validation PSNR when the training steps are doubled; converged below 0.3 dB",
+        "([weights.md](weights.md), \"Convergence of the `standard` profiles\"). Systems",
+        "trained in stages around a codec (`scsc`, and the classifier of `classified`) ship",
+        "no weights and are not listed (an SCSC run prints the trend of its PPEN stage).",
+        "",
+        *_standard_weights(),
         "",
         "## Profiles",
         "",
