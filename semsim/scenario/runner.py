@@ -296,8 +296,10 @@ class _Run:
         workdir = self._workdir(entry.name, system.trainable)
         workdir.mkdir(parents=True, exist_ok=True)
         resume = self.options.resume or self.options.checkpoints is not None
+        budget = f", wall-clock budget {cfg.max_seconds:,.0f} s" if cfg.max_seconds else ""
         resume = prepare_weights(self.resolved, entry.name, system, workdir, resume,
-                                 self.options.retrain)
+                                 self.options.retrain,
+                                 f"{train_spec.steps:,} steps of batch {cfg.batch_size}{budget}")
         set_seed(self.scenario.seed)
         start = time.perf_counter()
         try:

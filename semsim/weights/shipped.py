@@ -75,10 +75,12 @@ def _write_record(workdir: Path, source: str, manifest: str | None,
 
 
 def prepare_weights(resolved, name: str, system, workdir: Path, resume: bool,
-                    retrain: bool) -> bool:
+                    retrain: bool, plan: str = "") -> bool:
     """Choose where system ``name``'s weights come from, before its ``prepare``; returns
     the ``resume`` flag to pass to it (``True`` once a shipped checkpoint is installed as
-    the finished training in ``workdir``). Prints the decision."""
+    the finished training in ``workdir``). Prints the decision; ``plan`` (e.g. ``"56,000
+    steps of batch 64"``) is added to the line that announces a training."""
+    plan = f": {plan}" if plan else ""
     if not system.trainable:
         return resume
     workdir = Path(workdir)
@@ -90,15 +92,20 @@ def prepare_weights(resolved, name: str, system, workdir: Path, resume: bool,
         print(f"{name}: weights from the existing checkpoint in {workdir}", flush=True)
         return True
     if retrain:
-        print(f"{name}: training from scratch (--retrain)", flush=True)
+        print(f"{name}: training from scratch (--retrain){plan}", flush=True)
         _write_record(workdir, "trained", None)
         return resume
     try:
         manifest = find_shipped(resolved, name, system)
     except ShippedMismatch as err:
-        print(f"{name}: shipped weights not used: {err}; training", flush=True)
-        manifest = None
+        print(f"{name}: shipped weights not used: {err}; training{plan}", flush=True)
+        _write_record(workdir, "trained", None)
+        return resume
     if manifest is None:
+        where = f"{resolved.scenario.name}/{resolved.profile}" if resolved.profile else \
+            f"{resolved.scenario.name} without a profile"
+        print(f"{name}: no shipped weights for {where}; training from scratch{plan}",
+              flush=True)
         _write_record(workdir, "trained", None)
         return resume
     shutil.copyfile(manifest["_weights_path"], workdir / FINAL_WEIGHTS)

@@ -97,7 +97,23 @@ def test_changed_filters_train_instead(use_root, tmp_path, capsys):
     assert results.systems["deepjscc"].weights_manifest is None
     assert trained_here(tmp_path / "run")
     out = capsys.readouterr().out
-    assert "shipped weights not used: config hash differs (changed: params, variable_shapes)" in out
+    assert "shipped weights not used: config hash differs (changed: params, variable_shapes); " \
+        "training: 12 steps of batch 8, wall-clock budget 600 s" in out
+
+
+def test_no_shipped_weights_is_announced_with_the_training_plan(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path / "empty")
+    resolved = load_scenario(write_scenario(tmp_path / "s.yaml"))
+    run = _Run(resolved, RunOptions(out_dir=tmp_path / "run", progress=False))
+    system = run._build(resolved.scenario.system("deepjscc"), load_data(resolved.scenario.data))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    resume = shipped.prepare_weights(resolved, "deepjscc", system, workdir, resume=False,
+                                     retrain=False, plan="12 steps of batch 8")
+    assert resume is False
+    assert capsys.readouterr().out == ("deepjscc: no shipped weights for tiny_siso/standard; "
+                                       "training from scratch: 12 steps of batch 8\n")
+    assert shipped.weights_record(workdir)["weights"] == "trained"
 
 
 def test_corrupted_file_is_not_used(shipped_root, tmp_path):
@@ -118,10 +134,12 @@ def test_corrupted_file_is_not_used(shipped_root, tmp_path):
         shipped.find_shipped(resolved, "deepjscc", system, tmp_path / "weights")
 
 
-def test_retrain_flag_ignores_the_shipped_file(use_root, tmp_path):
+def test_retrain_flag_ignores_the_shipped_file(use_root, tmp_path, capsys):
     scenario = write_scenario(tmp_path / "s.yaml")
     out = tmp_path / "run"
     assert main(["run", str(scenario), "--out", str(out), "--retrain", "--no-progress"]) == 0
+    assert "deepjscc: training from scratch (--retrain): 12 steps of batch 8, wall-clock " \
+        "budget 600 s" in capsys.readouterr().out
     saved = json.loads((out / "results.json").read_text())
     assert saved["systems"]["deepjscc"]["weights"] == "trained"
     assert trained_here(out)
