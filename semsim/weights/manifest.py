@@ -220,15 +220,26 @@ def validation_psnr(resolved, system, images: np.ndarray | None = None,
     return mean_psnr(images, np.asarray(result.images_hat, np.float32))
 
 
+#: A rate-adaptive system's mean CR at ``N`` and ``2N`` steps that differ by more than
+#: this fraction are named in the verdict: the PSNR change then compares two operating points.
+CR_MOVE_FRACTION = 0.01
+
+
 def convergence_text(convergence: dict[str, Any] | None) -> str:
     """``"NOT converged: +0.67 dB from 7000 to 14000 steps (from scratch)"`` (or
-    ``"converged: ..."``) for a manifest's ``convergence`` entry; ``""`` when unmeasured."""
+    ``"converged: ..."``) for a manifest's ``convergence`` entry; ``""`` when unmeasured.
+    When its validation CR (``cr``: at ``N`` and ``2N`` steps) moved by more than
+    :data:`CR_MOVE_FRACTION`, the parentheses add it: ``(warm restart; CR 0.186 ->
+    0.141)``."""
     if not convergence:
         return ""
     word = "converged" if convergence["converged"] else "NOT converged"
     low, high = convergence["steps"]
-    return (f"{word}: {convergence['gain_db']:+.2f} dB from {low} to {high} steps "
-            f"({convergence['method']})")
+    how = convergence["method"]
+    cr = convergence.get("cr")
+    if cr and abs(cr[1] - cr[0]) > CR_MOVE_FRACTION * cr[0]:
+        how += f"; CR {cr[0]:.3f} -> {cr[1]:.3f}"
+    return f"{word}: {convergence['gain_db']:+.2f} dB from {low} to {high} steps ({how})"
 
 
 def make_manifest(resolved, name: str, system, *, weights_file: Path, steps_done: int,

@@ -91,21 +91,19 @@ def prepare_weights(resolved, name: str, system, workdir: Path, resume: bool,
             _write_record(workdir, "resumed", None)
         print(f"{name}: weights from the existing checkpoint in {workdir}", flush=True)
         return True
+    manifest = None
     if retrain:
-        print(f"{name}: training from scratch (--retrain){plan}", flush=True)
-        _write_record(workdir, "trained", None)
-        return resume
-    try:
-        manifest = find_shipped(resolved, name, system)
-    except ShippedMismatch as err:
-        print(f"{name}: shipped weights not used: {err}; training{plan}", flush=True)
-        _write_record(workdir, "trained", None)
-        return resume
-    if manifest is None:
+        why = "training from scratch (--retrain)"
+    else:
         where = f"{resolved.scenario.name}/{resolved.profile}" if resolved.profile else \
             f"{resolved.scenario.name} without a profile"
-        print(f"{name}: no shipped weights for {where}; training from scratch{plan}",
-              flush=True)
+        why = f"no shipped weights for {where}; training from scratch"
+        try:
+            manifest = find_shipped(resolved, name, system)
+        except ShippedMismatch as err:
+            why = f"shipped weights not used: {err}; training"
+    if manifest is None:
+        print(f"{name}: {why}{plan}", flush=True)
         _write_record(workdir, "trained", None)
         return resume
     shutil.copyfile(manifest["_weights_path"], workdir / FINAL_WEIGHTS)

@@ -189,3 +189,20 @@ def test_a_training_seed_changes_training_but_not_validation(tmp_path, monkeypat
     assert rows[0]["series"] == f"deepjscc, seed {seeds[0]}"
     assert rows[0]["val_psnr_db"] == rows[2]["val_psnr_db"]  # same seed: same training
     assert rows[0]["val_psnr_db"] != rows[1]["val_psnr_db"]
+
+
+def test_the_printed_verdict_names_a_moved_rate():
+    """A rate-adaptive system whose validation CR moved between N and 2N steps gets the
+    move in its verdict (the PSNR change then compares two operating points); a CR that
+    stayed within 1 % does not."""
+    from semsim.weights.manifest import convergence_text
+
+    entry = {"converged": True, "gain_db": -0.31, "steps": [12000, 24000],
+             "method": "warm restart", "cr": [0.1859, 0.141]}
+    assert convergence_text(entry) == ("converged: -0.31 dB from 12000 to 24000 steps "
+                                       "(warm restart; CR 0.186 -> 0.141)")
+    steady = {**entry, "cr": [0.3333, 0.333]}
+    assert convergence_text(steady) == ("converged: -0.31 dB from 12000 to 24000 steps "
+                                        "(warm restart)")
+    assert convergence_text({k: v for k, v in entry.items() if k != "cr"}).endswith(
+        "(warm restart)")
