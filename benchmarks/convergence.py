@@ -13,7 +13,8 @@ of the same budget differ by 0.5 dB. ``--weights STEPS=FILE ...`` judges existin
 files instead of training. ``--from-shipped`` adds a cheaper series: the shipped
 checkpoint (``N`` steps), then ``N`` more steps from it with the profile's recipe run
 again (fresh optimizer, schedule, warm-up and annealing), so ``2N`` in all: a warm
-restart, not a ``2N`` run from scratch, and labelled so. Verdict (issue 16): converged
+restart, not a ``2N`` run from scratch, and labelled so; ``--record`` then writes its
+verdict into the shipped manifest's ``convergence`` entry. Verdict (issue 16): converged
 when doubling the steps from ``N`` to ``2N`` raises validation PSNR by less than 0.3 dB.
 Trainings of one budget can differ by more than that, so ``--seeds 1,2`` trains every
 budget once per seed (validation unchanged), and rows of several trainings per budget
@@ -23,7 +24,7 @@ the whole interval lies below 0.3 dB, undecided when it contains 0.3 dB.
 Writes ``convergence.csv`` (after every run) and ``convergence.png`` under ``--out``.
 
     python benchmarks/convergence.py scenarios/mu_mimo_4users.yaml
-    python benchmarks/convergence.py scenarios/mimo_2x2.yaml --from-shipped
+    python benchmarks/convergence.py scenarios/mimo_2x2.yaml --from-shipped --record
     python benchmarks/convergence.py scenarios/siso_awgn.yaml --steps 200 --budgets 0.5,1,2
     python benchmarks/convergence.py scenarios/siso_awgn.yaml --steps 200 --budgets 0.5,1 \
         --seeds 0,1,2
@@ -41,7 +42,9 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shlex
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -252,6 +255,54 @@ def pooled_verdicts(rows: list[dict]) -> dict[str, str]:
     return out
 
 
+def warm_restart_entry(rows: list[dict], system: str, snr_db: float,
+                       command: str) -> dict | None:
+    """The manifest ``convergence`` entry (:mod:`semsim.weights.manifest`) of ``system``'s
+    warm restart in ``rows``: its shipped checkpoint (``N`` steps) and the same trained
+    ``N`` more steps (``2N``), both complete; ``None`` when ``rows`` lack either. PSNR and
+    gain in dB (2 decimals, as printed), CR as real channel symbols per ``3HW`` (5 digits:
+    a rate-adaptive system's move shows at 3)."""
+    warm = {r["steps"]: r for r in rows if r["system"] == system
+            and "from shipped" in _series(r) and r.get("complete", True)}
+    pairs = [s for s in warm if s // 2 in warm and s % 2 == 0 and s > 0]
+    if not pairs:
+        return None
+    top = max(pairs)
+    low, high = warm[top // 2], warm[top]
+    psnr = [round(float(low["val_psnr_db"]), 2), round(float(high["val_psnr_db"]), 2)]
+    gain = round(float(high["val_psnr_db"]) - float(low["val_psnr_db"]), 2)
+    return {"converged": gain < CONVERGED_GAIN_DB, "gain_db": gain,
+            "steps": [top // 2, top], "method": "warm restart",
+            "validation": f"mean per-image PSNR of {low['val_images']} held-out validation "
+                          f"images x {low['val_draws']} seeded channel draws at {snr_db:g} dB",
+            "psnr_db": psnr,
+            "cr": [round(float(low["val_cr"]), 5), round(float(high["val_cr"]), 5)],
+            "command": command}
+
+
+def record(resolved, rows: list[dict], command: str, root: Path | None = None) -> list[str]:
+    """``--record``: write each warm-restarted system's :func:`warm_restart_entry` into its
+    shipped manifest (under ``root``, default the package's weights), replacing any
+    earlier ``convergence`` entry (it is not hashed: the weights and their config hash stay
+    valid). Returns the manifest files written."""
+    from semsim.weights import WEIGHTS_DIR
+    from semsim.weights.manifest import checkpoint_paths, read_manifest, write_manifest
+
+    snr = validation_setup(resolved)["snr_db"]
+    written = []
+    for system in dict.fromkeys(r["system"] for r in rows):
+        entry = warm_restart_entry(rows, system, snr, command)
+        if entry is None:
+            continue
+        _, path = checkpoint_paths(resolved.scenario.name, resolved.profile, system,
+                                   WEIGHTS_DIR if root is None else root)
+        manifest = read_manifest(path)
+        manifest["convergence"] = entry
+        write_manifest(manifest, path)
+        written.append(str(path))
+    return written
+
+
 def plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
@@ -395,6 +446,10 @@ def main() -> None:
                         "trained once per seed (default: the scenario's seed); validation "
                         "stays that of the scenario's seed, and several seeds add a pooled "
                         "verdict with a 95 %% interval")
+    parser.add_argument("--record", action="store_true",
+                        help="with --from-shipped: write each system's warm-restart verdict "
+                        "into its shipped manifest's convergence entry (runs and tables "
+                        "then show it; regenerate docs/scenarios.md)")
     parser.add_argument("--max-seconds", type=float,
                         help="cut each training after this many seconds (default: never; the "
                         "profile's train.max_seconds does not apply; a cut run gets no verdict)")
@@ -419,6 +474,12 @@ def main() -> None:
         return
     if args.val_draws < 1:
         parser.error("--val-draws must be at least 1")
+    if args.record and not args.from_shipped:
+        parser.error("--record needs --from-shipped: a manifest records the verdict of its "
+                     "own checkpoint's warm restart")
+    if args.record and (args.seeds or args.max_seconds or args.budgets):
+        parser.error("--record takes no --seeds, --max-seconds or --budgets: it records one "
+                     "complete warm restart of the shipped checkpoint")
     if args.weights:
         if len(names) != 1:
             parser.error("--weights needs exactly one system in --systems")
@@ -462,6 +523,10 @@ def main() -> None:
         write_rows(args.out / "convergence.csv", rows)  # after each run
     conclude(args, resolved, rows)
     print(f"wrote {args.out / 'convergence.csv'}")
+    if args.record:
+        command = shlex.join(["python", *sys.argv])
+        for path in record(resolved, rows, command):
+            print(f"recorded the verdict in {path}")
 
 if __name__ == "__main__":
     main()

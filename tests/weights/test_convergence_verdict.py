@@ -206,3 +206,55 @@ def test_the_printed_verdict_names_a_moved_rate():
                                         "(warm restart)")
     assert convergence_text({k: v for k, v in entry.items() if k != "cr"}).endswith(
         "(warm restart)")
+
+
+def test_record_writes_the_warm_restart_verdict_into_the_manifest(tmp_path):
+    """``--record``: the shipped checkpoint (N) and its warm restart (2N) become the
+    manifest's convergence entry (gain and verdict from the two PSNRs, CR pair, command);
+    every other manifest field stays as it was; from-scratch rows and a system whose
+    restart was cut record nothing."""
+    import json
+    import shutil
+
+    from semsim.scenario import SCENARIOS_DIR
+    from semsim.scenario.loader import load_scenario
+    from semsim.weights import WEIGHTS_DIR
+    from semsim.weights.manifest import convergence_text
+
+    spec = importlib.util.spec_from_file_location("convergence", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    resolved = load_scenario(SCENARIOS_DIR / "siso_awgn.yaml", "standard")
+    folder = tmp_path / "siso_awgn" / "standard"
+    folder.mkdir(parents=True)
+    shipped = WEIGHTS_DIR / "siso_awgn" / "standard" / "deepjscc.manifest.json"
+    before = json.loads(shipped.read_text())
+    before.pop("convergence", None)
+    (folder / "deepjscc.manifest.json").write_text(json.dumps(before))
+    shutil.copyfile(shipped, folder / "other.manifest.json")
+    untouched = (folder / "other.manifest.json").read_text()
+
+    def row(system, series, steps, psnr, cr, complete=True):
+        return {"system": system, "series": series, "steps": steps, "val_psnr_db": psnr,
+                "val_cr": cr, "val_images": 64, "val_draws": 8, "complete": complete}
+
+    rows = [row("deepjscc", "deepjscc", 500, 20.0, 0.16667),
+            row("deepjscc", "deepjscc, from shipped", 1000, 25.004, 0.1666667),
+            row("deepjscc", "deepjscc, from shipped", 2000, 25.41, 0.1666667),
+            row("other", "other, from shipped", 1000, 25.0, 0.2),
+            row("other", "other, from shipped", 2000, 25.1, 0.2, complete=False)]
+    written = module.record(resolved, rows, "python benchmarks/convergence.py x", tmp_path)
+
+    assert written == [str(folder / "deepjscc.manifest.json")]
+    after = json.loads((folder / "deepjscc.manifest.json").read_text())
+    entry = after.pop("convergence")
+    assert after == before
+    assert entry == {"converged": False, "gain_db": 0.41, "steps": [1000, 2000],
+                     "method": "warm restart",
+                     "validation": "mean per-image PSNR of 64 held-out validation images x 8 "
+                                   "seeded channel draws at 10 dB",
+                     "psnr_db": [25.0, 25.41], "cr": [0.16667, 0.16667],
+                     "command": "python benchmarks/convergence.py x"}
+    assert convergence_text(entry) == ("NOT converged: +0.41 dB from 1000 to 2000 steps "
+                                       "(warm restart)")
+    assert (folder / "other.manifest.json").read_text() == untouched
