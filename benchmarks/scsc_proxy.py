@@ -45,10 +45,10 @@ import semsim
 from semsim.data.pipeline import load_data, train_dataset
 from semsim.metrics import mean_psnr, psnr_of_mean_mse
 from semsim.seeding import set_seed
+from semsim.systems.codec_common import fallback_mean
 from semsim.systems.registry import get_system_type
 from semsim.systems.scsc.chain import RATES
 from semsim.systems.scsc.system import PROXY_CHECK_SNRS_DB
-from semsim.systems.separation import fallback_mean
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "scsc_2x2.yaml"
 

@@ -35,12 +35,9 @@ from semsim.codecs import make_codec, psnr_db
 from semsim.phy.qam import bits_per_symbol
 from semsim.seeding import set_seed
 from semsim.systems.base import CSISpec, LinkSpec
-from semsim.systems.separation import (
-    AUTO_MODULATIONS,
-    CapacityBoundSystem,
-    SeparationSystem,
-    channel_uses_per_image,
-)
+from semsim.systems.capacity_bound import CapacityBoundSystem
+from semsim.systems.codec_common import channel_uses_per_image
+from semsim.systems.separation import AUTO_MODULATIONS, SeparationSystem
 
 KODAK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kodak"
 SIZE = 32

@@ -58,7 +58,7 @@ class SeparationParams(pydantic.BaseModel):
 
 class CapacityBoundParams(pydantic.BaseModel):
     """Scenario params of ``capacity_bound`` (see
-    :class:`semsim.systems.separation.CapacityBoundSystem`)."""
+    :class:`semsim.systems.capacity_bound.CapacityBoundSystem`)."""
 
     model_config = pydantic.ConfigDict(extra="forbid")
 

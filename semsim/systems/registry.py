@@ -41,7 +41,7 @@ SHIPPED: dict[str, tuple[str, str, str]] = {
     "separation": ("SeparationParams", "semsim.systems.separation:build_separation",
                    "Image codec + LDPC + QAM over the same MIMO link (classic digital "
                    "baseline)."),
-    "capacity_bound": ("CapacityBoundParams", "semsim.systems.separation:build_capacity_bound",
+    "capacity_bound": ("CapacityBoundParams", "semsim.systems.capacity_bound:build_capacity_bound",
                        "HEVC intra at the per-image MIMO capacity (upper bound of "
                        "separation)."),
     "swinjscc": ("SwinJSCCParams", "semsim.systems.swinjscc:build_swinjscc",

@@ -1,5 +1,5 @@
-"""Separate source and channel coding: image codec + LDPC + QAM on the shared MIMO link,
-and its capacity bound.
+"""Separate source and channel coding: image codec + LDPC + QAM on the shared MIMO link
+(its capacity bound: :mod:`semsim.systems.capacity_bound`).
 
 Separation chain (type ``"separation"``)
 ----------------------------------------
@@ -55,28 +55,13 @@ Modulation choice (``modulation="auto"``): the highest QAM order whose required 
 threshold model the expected PSNR ``(1 - p_fail) PSNR(bits) + p_fail PSNR(fallback)`` is
 best for the largest bit budget that still decodes, i.e. that order; below every
 threshold QPSK is used.
-
-Capacity bound (type ``"capacity_bound"``)
-------------------------------------------
-Per image, ``bits = U * log2 det(I + (snr / A) H H^H)`` with the image's own realization
-``H`` (true channel, ``A`` = antennas per user, ``Nt`` for a single user: each stream
-gets ``Es/N0 = snr / A`` under the link's SNR convention), i.e. the channel uses of the
-target CR at the Shannon limit. Multi-user uplink (same user mapping as above): every
-user of a realization gets the symmetric rate of the multiple-access channel's capacity
-region, ``bits = U * min_S log2 det(I + (snr / A) H_S H_S^H) / |S|`` over the non-empty
-user subsets ``S`` (``H_S`` their columns), the largest rate all ``K`` users can have at
-once. HEVC intra at the highest quality whose payload fits
-``bits`` is decoded error-free; if nothing fits, the fallback is used.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import itertools
-import math
 import os
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -84,13 +69,12 @@ import tensorflow as tf
 
 from semsim.codecs import DecodeError, ImageCodec, make_codec
 from semsim.phy import layout
-from semsim.phy.channel import make_channel
 from semsim.phy.digital import DigitalLink
-from semsim.phy.precoding import water_filling
 from semsim.phy.qam import bits_per_symbol
 from semsim.systems import users as users_lib
-from semsim.systems.base import LinkSpec, System, TrainSpec, TransmitResult
-from semsim.systems.params import CapacityBoundParams, SeparationParams  # noqa: F401 (re-exported)
+from semsim.systems.base import LinkSpec, System, TransmitResult
+from semsim.systems.codec_common import FallbackMixin, channel_uses_per_image, check_images
+from semsim.systems.params import SeparationParams
 
 #: Bits of the payload-length field at the start of each image's share.
 LENGTH_FIELD_BITS = 16
@@ -111,40 +95,6 @@ REQUIRED_SNR_DB: dict[str, dict[str, float]] = {
 }
 
 
-def fallback_mean(train_data: Any, max_batches: int | None = None) -> np.ndarray:
-    """Per-channel mean ``[3]`` float32 of a data set of ``[B, H, W, 3]`` images (or of
-    ``(images, labels)`` pairs); exact running sums over all pixels of its first
-    ``max_batches`` batches (all when ``None``; the runner's stream is endless)."""
-    if max_batches is not None and max_batches < 1:
-        raise ValueError(f"max_batches must be >= 1 or None, got {max_batches!r}")
-    total = np.zeros(3, np.float64)
-    count = 0
-    for batch in itertools.islice(train_data, max_batches):
-        images = batch[0] if isinstance(batch, tuple | list) else batch
-        images = np.asarray(images, np.float64).reshape(-1, 3)
-        total += images.sum(axis=0)
-        count += len(images)
-    if count == 0:
-        raise ValueError("train_data holds no images; cannot compute the fallback mean")
-    return (total / count).astype(np.float32)
-
-
-def _check_images(images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images, np.float32)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be [batch, H, W, 3]; got shape {images.shape}")
-    return images
-
-
-def channel_uses_per_image(target_cr: float, image_shape: tuple[int, int], num_antennas: int) -> int:
-    """``U = floor(target_cr * 3HW / (2 A))`` complex channel uses of the ``A = num_antennas``
-    antennas that send one image (``Nt`` single user, ``antennas_per_user`` multi-user)."""
-    if not 0 < target_cr <= 10:
-        raise ValueError(f"target_cr must lie in (0, 10]; got {target_cr!r}")
-    height, width = image_shape
-    return int(math.floor(target_cr * 3 * height * width / (2 * num_antennas) + 1e-9))
-
-
 def _remember(cache: dict, key, value) -> None:
     """Store ``value`` under ``key``, dropping the oldest entries beyond :data:`CACHE_SIZE`."""
     cache[key] = value
@@ -160,30 +110,7 @@ def _bits_to_bytes(bits: np.ndarray) -> bytes:
     return np.packbits(bits.astype(np.uint8)).tobytes()
 
 
-class _FallbackMixin:
-    fallback: np.ndarray | None
-
-    def prepare(self, train_data: Any, train: TrainSpec, workdir: Path, resume: bool) -> None:
-        """Compute the fallback, the per-channel mean of one epoch
-        (``train.steps_per_epoch`` batches) of the endless training stream; nothing is
-        trained."""
-        self.fallback = fallback_mean(train_data, train.steps_per_epoch)
-
-    def _fallback_image(self, shape: tuple[int, int]) -> np.ndarray:
-        if self.fallback is None:
-            raise RuntimeError(f"{type(self).__name__}.prepare() must run before transmit()")
-        return np.broadcast_to(self.fallback, (*shape, 3)).astype(np.float32)
-
-    def _target(self, target_cr: float | None) -> float:
-        cr = target_cr if target_cr is not None else self.cr
-        if cr is None:
-            raise ValueError(
-                f"{self.type_name}: no target CR; set params.cr or give the system a match_cr_of"
-            )
-        return float(cr)
-
-
-class SeparationSystem(_FallbackMixin, System):
+class SeparationSystem(FallbackMixin, System):
     """Image codec + LDPC (DVB-S2 or 5G) + QAM over the scenario's MIMO link.
 
     Parameters
@@ -297,7 +224,7 @@ class SeparationSystem(_FallbackMixin, System):
         return None
 
     def transmit(self, images, snr_db, h=None, target_cr=None) -> TransmitResult:
-        images = _check_images(images)
+        images = check_images(images)
         batch, shape = len(images), images.shape[1:3]
         cr = self._target(target_cr)
         users_lib.num_realizations(batch, self.link.users)
@@ -431,87 +358,6 @@ class SeparationSystem(_FallbackMixin, System):
         return info_hat, np.reshape(sent_reals.numpy(), [batch]).astype(np.float64)
 
 
-class CapacityBoundSystem(_FallbackMixin, System):
-    """HEVC intra at the MIMO capacity of each image's channel (error-free; multi-user:
-    the symmetric rate of the realization's multiple-access channel)."""
-
-    type_name: ClassVar[str] = "capacity_bound"
-    trainable: ClassVar[bool] = False
-
-    def __init__(self, link: LinkSpec, cr: float | None = None, codec: str = "hevc"):
-        self.link = link
-        self.cr = cr
-        self.codec = make_codec(codec)
-        self.fallback = None
-        if link.fading == "fast":
-            raise ValueError("capacity_bound needs block fading or fading 'none'; got 'fast'")
-        self.channel = make_channel(link)
-
-    def capacity_bits(self, h: np.ndarray, snr_db: float, uses: int) -> np.ndarray:
-        """Bits per user for realizations ``h`` ``[R, Nr, Nt]``: ``[R]`` for a single user,
-        ``uses * log2 det(I + (Es / no) H H^H)``; ``[R, K]`` (equal for all users) on a
-        multi-user uplink, ``uses * min_S log2 det(I + (Es / no) H_S H_S^H) / |S|``, with
-        ``no`` the noise variance the link's channel layer draws for unit-energy symbols
-        (``Es / no = snr / A`` under the ``"average"`` SNR definition with fading). With
-        ``precoding: svd`` (single user) the capacity with transmitter CSI,
-        ``uses * sum_i log2(1 + p_i s_i^2 Es / no)``, water-filling ``sum_i p_i = Nt``."""
-        no = self.channel.noise_variance(tf.constant(h, tf.complex64), float(snr_db)).numpy()
-        h = np.asarray(h, np.complex128)
-        snr = (1.0 / no.astype(np.float64))[:, None, None]
-        users, ant = self.link.users, self.link.antennas_per_user
-
-        def log_det(cols):
-            hs = h[..., cols]
-            gram = np.eye(h.shape[1]) + snr * hs @ np.conj(np.swapaxes(hs, 1, 2))
-            return np.linalg.slogdet(gram)[1] / np.log(2.0)
-
-        if users == 1 and self.link.precoding == "svd":  # transmitter CSI: water-filling
-            gains = np.linalg.svd(h, compute_uv=False) ** 2 * snr[:, 0]
-            power = water_filling(tf.constant(gains, tf.float32), h.shape[2]).numpy()
-            return uses * np.sum(np.log2(1.0 + power * gains), axis=1)
-        if users == 1:
-            return uses * log_det(slice(None))
-        rate = np.full(len(h), np.inf)
-        for size in range(1, users + 1):
-            for subset in itertools.combinations(range(users), size):
-                cols = [k * ant + a for k in subset for a in range(ant)]
-                rate = np.minimum(rate, log_det(cols) / size)
-        return uses * np.repeat(rate[:, None], users, axis=1)
-
-    def transmit(self, images, snr_db, h=None, target_cr=None) -> TransmitResult:
-        images = _check_images(images)
-        batch, shape = len(images), images.shape[1:3]
-        cr = self._target(target_cr)
-        users = self.link.users
-        realizations = users_lib.num_realizations(batch, users)
-        uses = channel_uses_per_image(cr, shape, self.link.antennas_per_user)
-        if h is None:
-            h = self.channel.sample_channel(batch).numpy()
-        if np.ndim(h) != 3:
-            raise ValueError(f"h must be [batch, Nr, Nt] (block fading); got shape {np.shape(h)}")
-        h = np.asarray(users_lib.realization_h(h, users))
-        bits = self.capacity_bits(h, snr_db, uses).reshape(realizations * users)
-        images_hat = np.empty_like(images)
-        failed = np.zeros(batch, np.float32)
-        source_bits = np.zeros(batch, np.float32)
-        for i, image in enumerate(images):
-            enc = self.codec.encode_to_fit(image, int(math.floor(bits[i])))
-            if enc is None:
-                failed[i] = 1.0
-                images_hat[i] = self._fallback_image(shape)
-            else:
-                source_bits[i] = enc.bits
-                images_hat[i] = self.codec.decode(enc.payload, shape)
-        cr_used = np.full(batch, 2 * uses * self.link.antennas_per_user / (3 * shape[0] * shape[1]))
-        extras = {"failed": failed, "source_bits": source_bits, "capacity_bits": bits}
-        return TransmitResult(images_hat, cr_used.astype(np.float32), extras)
-
-
 def build_separation(params: SeparationParams, link: LinkSpec, image_size, seed: int):
     """Image codec + LDPC + QAM over the same MIMO link (classic digital baseline)."""
     return SeparationSystem(link, **params.model_dump())
-
-
-def build_capacity_bound(params: CapacityBoundParams, link: LinkSpec, image_size, seed: int):
-    """HEVC intra at the per-image MIMO capacity (upper bound of separation)."""
-    return CapacityBoundSystem(link, **params.model_dump())

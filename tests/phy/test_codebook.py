@@ -210,7 +210,7 @@ def test_capacity_bound_on_a_type1_link_is_the_precoded_mutual_information():
     log2((1 + 20)(1 + 5)) per channel use (F unitary), not the water-filling capacity of
     precoding: svd (log2(22.5) + log2(5.625), which is higher)."""
     from semsim.phy.spec import CSISpec, LinkSpec
-    from semsim.systems.separation import CapacityBoundSystem as CapacityBound
+    from semsim.systems.capacity_bound import CapacityBoundSystem as CapacityBound
 
     h = np.broadcast_to(_diagonalized_by(1), (3, 2, 2)).copy()
     link = LinkSpec(csi=CSISpec(mode="perfect"), precoding="type1")

@@ -188,7 +188,7 @@ def test_capacity_bound_with_transmitter_csi_is_the_water_filling_capacity():
     C = log2(22.5) + log2(5.625) bit per channel use; without precoding the bound stays
     log2 det(I + H H^H / 0.2) = log2((1 + 20)(1 + 5)), which is lower."""
     from semsim.phy.spec import CSISpec, LinkSpec
-    from semsim.systems.separation import CapacityBoundSystem as CapacityBound
+    from semsim.systems.capacity_bound import CapacityBoundSystem as CapacityBound
 
     h = _known_h([2.0, 1.0], 3)
     link = LinkSpec(csi=CSISpec(mode="perfect"), precoding="svd")

@@ -8,14 +8,10 @@ import tensorflow as tf
 
 from semsim.codecs import HEVCCodec, psnr_db
 from semsim.systems.base import CSISpec, LinkSpec, TrainSpec
+from semsim.systems.capacity_bound import CapacityBoundSystem
+from semsim.systems.codec_common import channel_uses_per_image, fallback_mean
 from semsim.systems.registry import get_system_type
-from semsim.systems.separation import (
-    LENGTH_FIELD_BITS,
-    CapacityBoundSystem,
-    SeparationSystem,
-    channel_uses_per_image,
-    fallback_mean,
-)
+from semsim.systems.separation import LENGTH_FIELD_BITS, SeparationSystem
 
 LINK = LinkSpec(num_rx_ant=2, antennas_per_user=2, csi=CSISpec(mode="perfect"))
 

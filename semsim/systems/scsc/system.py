@@ -73,6 +73,7 @@ from semsim.atomic import write_text
 from semsim.metrics import psnr_of_mean_mse
 from semsim.phy.spec import LinkSpec
 from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
+from semsim.systems.codec_common import fallback_mean
 from semsim.systems.history import HISTORY, val_psnr_db
 from semsim.systems.params import PROXY_MIN_PSNR_DB, SCSC_RATE_WEIGHT, SCSCParams
 from semsim.systems.scsc.chain import QPS, RATES, StandardChain, check_qp_rate
@@ -80,7 +81,6 @@ from semsim.systems.scsc.pcen import PCEN
 from semsim.systems.scsc.ppen import PPEN
 from semsim.systems.scsc.proxy import ProxyNet
 from semsim.systems.scsc.straight_through import straight_through
-from semsim.systems.separation import fallback_mean
 
 logger = logging.getLogger(__name__)
 
