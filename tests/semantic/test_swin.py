@@ -5,7 +5,6 @@ import pytest
 import tensorflow as tf
 
 from semsim.semantic.swin import (
-    MASK_VALUE,
     PatchMerging,
     PatchReverseMerging,
     SwinBlock,
@@ -13,6 +12,9 @@ from semsim.semantic.swin import (
     SwinEncoder,
     SwinStage,
     WindowAttention,
+)
+from semsim.semantic.windows import (
+    MASK_VALUE,
     attention_mask,
     relative_position_index,
     window_partition,
