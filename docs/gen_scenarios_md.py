@@ -1,9 +1,9 @@
 """Generate ``docs/scenarios.md`` from the scenario schema and the system registry.
 
 The reference of every scenario field is rendered from the pydantic models of
-:mod:`semsim.scenario.schema` (types, defaults, constraints, the models' docstrings)
-and from the parameter model each system type registered
-(:mod:`semsim.systems.registry`), so it cannot drift from the code:
+:mod:`semsim.scenario.schema` and :mod:`semsim.scenario.schema_link` (types, defaults,
+constraints, the models' docstrings) and from the parameter model each system type
+registered (:mod:`semsim.systems.registry`), so it cannot drift from the code:
 ``tests/docs/test_docs.py`` checks that the committed file equals :func:`render`.
 
 Usage::
@@ -85,7 +85,8 @@ def type_text(annotation) -> str:
     if annotation is typing.Any:
         return "any"
     if inspect.isclass(annotation) and issubclass(annotation, pydantic.BaseModel):
-        if annotation.__module__ == "semsim.scenario.schema":  # sections rendered below
+        if annotation.__module__ in ("semsim.scenario.schema", "semsim.scenario.schema_link"):
+            # sections rendered below
             return f"[{annotation.__name__}](#{_anchor(annotation)})"
         return f"`{annotation.__name__}`"
     if inspect.isclass(annotation) and issubclass(annotation, enum.Enum):
@@ -208,7 +209,7 @@ def _standard_weights() -> list[str]:
 def render() -> str:
     """The whole ``docs/scenarios.md`` text."""
     import semsim.scenario as scenario_pkg
-    from semsim.scenario import schema
+    from semsim.scenario import schema, schema_link
     from semsim.systems.registry import shipped_system_types
 
     example = inspect.cleandoc(scenario_pkg.__doc__ or "").split("::", 1)[1]
@@ -270,9 +271,9 @@ def render() -> str:
         "## Sections",
         "",
         *_section("Scenario (top level)", schema.Scenario, None),
-        *_section("link", schema.LinkConfig, "link"),
-        *_section("link.csi", schema.CSIConfig, "link.csi"),
-        *_section("snr", schema.SNRConfig, "snr"),
+        *_section("link", schema_link.LinkConfig, "link"),
+        *_section("link.csi", schema_link.CSIConfig, "link.csi"),
+        *_section("snr", schema_link.SNRConfig, "snr"),
         *_section("data", schema.DataConfig, "data"),
         *_section("systems[]", schema.SystemConfig, "systems"),
         *_section("train", schema.TrainConfig, "train"),

@@ -17,7 +17,7 @@ from sionna.phy.channel.tr38901 import CDL, TDL, PanelArray
 
 from semsim.phy.channel import RayleighMIMOChannel
 from semsim.phy.tr38901 import TR38901FlatFading
-from semsim.scenario.schema import LinkConfig
+from semsim.scenario.schema_link import LinkConfig
 from semsim.seeding import set_seed
 
 N = 1500

@@ -154,7 +154,7 @@ def test_no_system_sends_holes(runs, users):
 def test_the_scenario_link_declares_the_snr_definition():
     from pydantic import ValidationError
 
-    from semsim.scenario.schema import LinkConfig
+    from semsim.scenario.schema_link import LinkConfig
 
     assert LinkConfig(nr=2, nt=2).to_spec().snr == "average"
     assert LinkConfig(nr=4, users=2, snr="realized").to_spec().snr == "realized"
