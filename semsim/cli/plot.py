@@ -27,7 +27,7 @@ def plot_command(args: argparse.Namespace) -> int:
     from semsim.report.plots import plot_results
     from semsim.report.results import ResultsFile
     from semsim.scenario.loader import problems_from_validation
-    from semsim.scenario.runner import sample_grids
+    from semsim.scenario.outputs import sample_grids
 
     try:
         results = ResultsFile.read(args.results)

@@ -26,7 +26,8 @@ from semsim.atomic import atomic_path, write_text
 from semsim.report.bd import section_of_run
 from semsim.report.results import ResultsFile
 from semsim.scenario.evaluation import system_results
-from semsim.scenario.runner import STATE_FILE, RunError, write_outputs
+from semsim.scenario.outputs import write_outputs
+from semsim.scenario.runner import STATE_FILE, RunError
 from semsim.scenario.shard import SHARD_FILE
 from semsim.weights.shipped import weights_record
 

@@ -57,9 +57,8 @@ from semsim import __version__
 from semsim.atomic import atomic_path, write_text
 from semsim.data.pipeline import ImageData, eval_batches, load_data, train_dataset
 from semsim.report.bd import section_of_run
-from semsim.report.markdown import write_report
-from semsim.report.plots import plot_results, plot_samples
-from semsim.report.results import CORE_LISTS, ResultsFile, SystemResults, write_csv
+from semsim.report.results import CORE_LISTS, ResultsFile, SystemResults
+from semsim.scenario.channels import SharedChannels, derive_seed
 from semsim.scenario.evaluation import (
     image_quality,
     metrics_description,
@@ -67,6 +66,7 @@ from semsim.scenario.evaluation import (
     validation_split,
 )
 from semsim.scenario.loader import ResolvedScenario
+from semsim.scenario.outputs import write_outputs
 from semsim.scenario.schema import Scenario, SystemConfig, evaluation_order
 from semsim.scenario.shard import SHARD_FILE, Shard, assignment
 from semsim.seeding import set_seed
@@ -123,33 +123,6 @@ class RunOptions:
     #: Evaluate only this shard's (system, SNR point) pairs (:mod:`semsim.scenario.shard`);
     #: the run directory then holds shard.json instead of results.json.
     shard: Shard | None = None
-
-
-def derive_seed(seed: int, *keys: int) -> int:
-    """A 31-bit seed derived from ``seed`` and integer ``keys`` (stable across runs)."""
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0] % (2**31 - 1))
-
-
-class SharedChannels:
-    """Channel realizations drawn once per (SNR index, batch index) and shared by all
-    systems: ``[b, Nr, Nt]`` complex64, or ``None`` with fast fading."""
-
-    def __init__(self, link, seed: int):
-        from semsim.phy.channel import make_channel
-
-        self._seed = seed
-        self._cache: dict[tuple[int, int], np.ndarray | None] = {}
-        self._fast = link.fading == "fast"
-        self._channel = make_channel(link.to_spec())
-
-    def get(self, snr_index: int, batch_index: int, batch_size: int) -> np.ndarray | None:
-        if self._fast:
-            return None
-        key = (snr_index, batch_index)
-        if key not in self._cache:
-            set_seed(derive_seed(self._seed, 1, snr_index, batch_index))
-            self._cache[key] = np.asarray(self._channel.sample_channel(batch_size))
-        return self._cache[key]
 
 
 def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -487,37 +460,6 @@ class _Run:
                   "points": {name: sorted(owned[name]) for name in owned}}
         write_text(self.out / SHARD_FILE, json.dumps(record, indent=2))
         return None
-
-
-def sample_grids(run_dir: Path, results: ResultsFile, out_dir: Path) -> list[Path]:
-    """Original-vs-reconstruction grids (one per system, at the lowest, middle and
-    highest SNR) from the evaluation state of ``run_dir``, written to ``out_dir``; none
-    when that state is absent."""
-    originals_file = run_dir / "eval" / "originals.npy"
-    if not originals_file.exists():
-        return []
-    originals = np.load(originals_file)
-    paths = []
-    for name, system in results.systems.items():
-        n = len(system.snr_db)
-        picks = sorted({0, n // 2, n - 1})
-        files = [run_dir / "eval" / name / f"snr_{i:02d}.npz" for i in picks]
-        if not all(f.exists() for f in files):
-            continue
-        recons = {system.snr_db[i]: np.load(f)["samples"] for i, f in zip(picks, files, strict=True)}
-        paths.append(plot_samples(name, originals[: len(next(iter(recons.values())))], recons,
-                                  Path(out_dir) / f"samples_{name}.png"))
-    return paths
-
-
-def write_outputs(results: ResultsFile, run_dir: Path) -> list[Path]:
-    """results.json, results.csv, figures and report.md into ``run_dir``."""
-    run_dir = Path(run_dir)
-    results.write(run_dir / "results.json")
-    write_csv(results, run_dir / "results.csv")
-    figures = plot_results(results, run_dir) + sample_grids(run_dir, results, run_dir)
-    report = write_report(results, figures, run_dir / "report.md")
-    return [run_dir / "results.json", run_dir / "results.csv", *figures, report]
 
 
 def run_scenario(resolved: ResolvedScenario, options: RunOptions) -> ResultsFile | None:

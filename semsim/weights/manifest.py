@@ -26,7 +26,7 @@ Validation PSNR
 The first :data:`VALIDATION_IMAGES` test images of the resolved scenario (rounded down
 to a multiple of ``link.users``), sent once at the middle SNR of its evaluation grid
 (``eval_db[len // 2]``) over the channel realization the runner's
-:class:`~semsim.scenario.runner.SharedChannels` draws for (SNR index 0, batch 0) from
+:class:`~semsim.scenario.channels.SharedChannels` draws for (SNR index 0, batch 0) from
 seed ``derive_seed(seed, 9, 0)``, with every generator seeded with
 ``derive_seed(seed, 9, 1)`` right before ``transmit``; no ``target_cr`` (a rate-adaptive
 system uses its default rate). The figure is the mean over those images of the runner's
@@ -166,7 +166,7 @@ def machine_info() -> dict[str, Any]:
 
 def validation_setup(resolved) -> dict[str, Any]:
     """The validation definition of a resolved scenario (numbers, see the module docstring)."""
-    from semsim.scenario.runner import derive_seed
+    from semsim.scenario.channels import derive_seed
 
     scenario = resolved.scenario
     grid = scenario.snr.eval_db
@@ -199,7 +199,7 @@ def validation_transmit(resolved, system, images: np.ndarray | None = None,
     (same seeds). ``draw > 0`` sends them over another seeded channel and noise draw (the
     channel of batch index ``draw`` of the same :class:`SharedChannels`, the noise seed
     derived from ``draw``); ``draw = 0`` is the manifest's definition."""
-    from semsim.scenario.runner import SharedChannels, derive_seed
+    from semsim.scenario.channels import SharedChannels, derive_seed
     from semsim.seeding import set_seed
 
     setup = validation_setup(resolved)

@@ -89,7 +89,7 @@ def test_channel_layer_uses_model_and_rejects_bad_combinations():
 def test_scenario_runner_shares_the_models_channels():
     """The runner's shared realizations follow link.model: CDL-D's line of sight makes
     the two receive antennas' gains strongly correlated (i.i.d. Rayleigh: 0)."""
-    from semsim.scenario.runner import SharedChannels
+    from semsim.scenario.channels import SharedChannels
 
     h = SharedChannels(LinkConfig(nr=2, nt=2, model="cdl-d"), seed=0).get(0, 0, 400)
     assert h.shape == (400, 2, 2)

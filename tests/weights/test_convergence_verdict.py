@@ -52,8 +52,8 @@ def test_validation_draws_add_channel_realizations_and_draw_0_is_the_manifests()
 
     from semsim.metrics import psnr_per_image
     from semsim.scenario import SCENARIOS_DIR
+    from semsim.scenario.channels import SharedChannels
     from semsim.scenario.loader import load_scenario
-    from semsim.scenario.runner import SharedChannels
     from semsim.systems.base import TransmitResult
     from semsim.weights.manifest import validation_setup
 
