@@ -67,6 +67,15 @@ def side_info_summary(*keys: str, fixed_bits: float = 0.0
     return lambda extras: {"side_info_bits": side_info_bits(extras, keys, fixed_bits)}
 
 
+def check_images(images: np.ndarray) -> np.ndarray:
+    """The ``images`` argument of :meth:`System.transmit` as float32 ``[B, H, W, 3]``; a
+    ``ValueError`` for any other shape."""
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be [batch, H, W, 3]; got shape {images.shape}")
+    return images
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainSpec:
     """Training budget and optimizer, resolved from the scenario's profile.

@@ -26,8 +26,8 @@ from semsim.codecs import make_codec
 from semsim.phy.channel import make_channel
 from semsim.phy.precoding import water_filling
 from semsim.systems import users as users_lib
-from semsim.systems.base import LinkSpec, System, TransmitResult
-from semsim.systems.codec_common import FallbackMixin, channel_uses_per_image, check_images
+from semsim.systems.base import LinkSpec, System, TransmitResult, check_images
+from semsim.systems.codec_common import FallbackMixin, channel_uses_per_image
 from semsim.systems.params import CapacityBoundParams
 
 

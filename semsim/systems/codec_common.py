@@ -1,6 +1,6 @@
 """What the codec-based systems (separation, its capacity bound, SCSC) share: the channel
-budget of an image at a target CR, the fallback image (the per-channel training mean) and
-the input check."""
+budget of an image at a target CR and the fallback image (the per-channel training
+mean)."""
 
 from __future__ import annotations
 
@@ -30,14 +30,6 @@ def fallback_mean(train_data: Any, max_batches: int | None = None) -> np.ndarray
     if count == 0:
         raise ValueError("train_data holds no images; cannot compute the fallback mean")
     return (total / count).astype(np.float32)
-
-
-def check_images(images: np.ndarray) -> np.ndarray:
-    """``images`` as float32 ``[B, H, W, 3]``; a ``ValueError`` for any other shape."""
-    images = np.asarray(images, np.float32)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be [batch, H, W, 3]; got shape {images.shape}")
-    return images
 
 
 def channel_uses_per_image(target_cr: float, image_shape: tuple[int, int], num_antennas: int) -> int:

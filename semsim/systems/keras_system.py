@@ -66,7 +66,7 @@ from semsim.seeding import (
     set_seed,
     sionna_rng_state,
 )
-from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
+from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult, check_images
 from semsim.systems.distribute import (
     replica_loss,
     shard_by_data,
@@ -411,9 +411,7 @@ class KerasSystem(System):
         return self._forward
 
     def transmit(self, images, snr_db, h=None, target_cr=None) -> TransmitResult:
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images must be [batch, H, W, 3], got shape {images.shape}")
+        images = check_images(images)
         outputs: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(images), self.eval_batch_size):
             stop = start + self.eval_batch_size

@@ -72,8 +72,8 @@ from semsim.phy import layout
 from semsim.phy.digital import DigitalLink
 from semsim.phy.qam import bits_per_symbol
 from semsim.systems import users as users_lib
-from semsim.systems.base import LinkSpec, System, TransmitResult
-from semsim.systems.codec_common import FallbackMixin, channel_uses_per_image, check_images
+from semsim.systems.base import LinkSpec, System, TransmitResult, check_images
+from semsim.systems.codec_common import FallbackMixin, channel_uses_per_image
 from semsim.systems.params import SeparationParams
 
 #: Bits of the payload-length field at the start of each image's share.

@@ -72,7 +72,7 @@ import tensorflow as tf
 from semsim.atomic import write_text
 from semsim.metrics import psnr_of_mean_mse
 from semsim.phy.spec import LinkSpec
-from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult
+from semsim.systems.base import System, TrainReport, TrainSpec, TransmitResult, check_images
 from semsim.systems.codec_common import fallback_mean
 from semsim.systems.history import HISTORY, val_psnr_db
 from semsim.systems.params import PROXY_MIN_PSNR_DB, SCSC_RATE_WEIGHT, SCSCParams
@@ -408,7 +408,7 @@ class SCSCSystem(System):
     def transmit(self, images, snr_db, h=None, target_cr=None) -> TransmitResult:
         if target_cr is not None:
             raise ValueError("scsc does not match a target CR: its CR follows (qp, rate)")
-        images = np.asarray(images, np.float32)
+        images = check_images(images)
         pre = images
         if self.ppen is not None:
             pre = self.ppen(images, tf.constant(float(self.qp))).numpy()
