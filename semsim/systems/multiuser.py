@@ -42,37 +42,15 @@ Transmitter of user ``k`` (weights per user, or shared with ``share_weights``)
   half up, ``floor(r 2L + 1/2)``: 26, 38, 51, 64 of ``2L = 128``; ties in magnitude are
   broken by position, lower index pruned first).
 
-**Gradients of the masks.** Both choices are hard one-hots in the forward pass with the
-soft Gumbel-Softmax sample's gradient (straight-through). The sent values are
-``x * m(P1) * sum_t y_t K_t`` with ``K_t`` the (constant) keep mask of ratio ``t``, so the
-reconstruction loss reaches P2's choice ``y_t`` through ``<dLoss/dx_sent, x K_t>`` and P1's
-through the thermometer code; the rate term (below) is linear in both choices. The PHY
-forces unsent symbols (and so their gradients) to zero, which alone would tell a policy that
-keeps fewer symbols nothing about what keeping more would bring, and P1 collapses to one or
-two maps; in training the receiver therefore adds
-:func:`~semsim.semantic.policy.mask_probe` (exactly zero forward): at pruned
-positions the masks get the gradient of an error-free channel at the user's transmit scale.
-
-Channel use and the index side channel
---------------------------------------
+Channel use
+-----------
 The kept real values of the selected maps are sent compactly (map by map, position order),
 consecutive reals paired into one complex symbol (``ceil(kept / 2)`` channel uses per
 user), and all users share the channel uses (user ``k``'s ``j``-th symbol interferes with
 the other users' ``j``-th). Power is normalized per user over its sent symbols. The
-receiver must know where the kept values go: the binary index row of every selected
-complex map (``2L`` bits, 1 = kept; 128 bits for 32x32 images, as published) is
-LDPC-coded (one 5G codeword per map, ``k = 2L``, ``n`` = the smallest multiple of the QAM
-bits per symbol with ``k / n <= index_code_rate``; 64-QAM, rate 3/4: ``k = 128`` ->
-``n = 174``, ``L' = 29`` symbols; the exact rate 3/4 would need ``n = 170.7``), mapped to
-QAM and sent over the same channel (same ``H``, joint LMMSE, its own channel uses, not
-power-rescaled). Ratio 0 needs no index
-(``L' = 0``). The count of selected maps and the ratio choice are control information
-assumed known at the receiver (not sent, not in CR; reported as ``side_info_bits``, the
-entropy of the pair over the test set, :func:`semsim.systems.base.side_info_bits`; the
-index rows, which are sent, are the extra ``"index_bits"``). At evaluation
-(``training=False``) the receiver scatters the detected stream with the *decoded* index
-rows: a decoding error misplaces symbols and that is what the semantic decoder sees
-(``failed`` = some index bit of the image decoded wrongly). In training the digital side
+receiver learns where the kept values go from the LDPC-coded index rows of the selected
+maps, sent over the same channel (:mod:`semsim.systems.multiuser_index`, which also says
+what is control information and how decoding errors count). In training the digital side
 channel is taken as error-free (it carries no gradient) and not simulated.
 
 Rate, per user image: ``CPP_k = (ceil(n R_k / 2) + n L'_k) / (HW)`` complex channel uses
@@ -98,23 +76,8 @@ count, so that it stays linear in the choices), the entropy term only with
 (:mod:`semsim.semantic.soft_entropy`, bits). Gumbel temperature ``tau_init *
 exp(-tau_decay * epoch)``.
 
-**Policy warm-up (an assumption beyond the paper).** Trained from scratch with the
-policies live, P1 collapses to sending no map at all (CPP -> 0, the decoder stays at the
-mean colour): the untrained decoder cannot use the symbols yet, so the straight-through
-gradient only sees their noise and the rate term. Therefore, for the first
-``policy_warmup`` fraction of the training steps (default 0.3) the policies do not decide
-(no gradient reaches them): every image draws its number of maps uniformly from
-``1..C/2`` pairs and its pruning ratio uniformly from ``ratios`` (seeded), so encoder and
-decoder learn a code that works at every rate the policies can later choose (a decoder
-that only ever saw all maps unpruned fails on the first pruned input, and the policies
-then learn from its failure). P1's logit bias also starts as a ramp favouring more maps
-(``policy_prior_slope``). Evaluation always uses the policies' decisions.
-
-Staged schedule (``staged=True``; stage lengths are fractions of the run's epochs, so a
-quick profile shortens every stage): all weights at ``stage_learning_rates[0]``, then
-``[1]``; then ``[2]`` with the CNN encoding module and P2 frozen; then ``[3]`` with the
-channel-adaptive encoding module and P1 frozen. The optimizer (Adam / AdamW, weight decay)
-is the scenario's ``TrainSpec``.
+The gradients of the masks (straight-through, and the probe at pruned positions), the
+policy warm-up and the staged schedule are :mod:`semsim.systems.multiuser_training`.
 """
 
 from __future__ import annotations
@@ -127,19 +90,17 @@ from semsim.phy.layout import compact, expand
 from semsim.phy.ldpc import LDPC5GCodec
 from semsim.phy.qam import QAMDemapper, QAMMapper, bits_per_symbol
 from semsim.phy.spec import link_from_config, link_to_config
-from semsim.seeding import replica_rows
 from semsim.semantic.channel_state import channel_features
 from semsim.semantic.entropy import entropy_2d
 from semsim.semantic.policy import (
     CountPolicy,
-    mask_probe,
     thermometer_code,
-    transmit_scale,
 )
 from semsim.semantic.soft_entropy import soft_entropy_2d
 from semsim.systems import users as users_lib
 from semsim.systems.base import LinkSpec, side_info_summary
 from semsim.systems.keras_system import KerasSystem, LossModel
+from semsim.systems.multiuser_index import send_index_rows
 from semsim.systems.multiuser_layers import (
     DOWNSAMPLING,
     GROUPS,
@@ -151,7 +112,13 @@ from semsim.systems.multiuser_layers import (
     magnitude_keep_masks,
     pruned_count,
 )
-from semsim.systems.multiuser_training import PolicyWarmup, StagedSchedule
+from semsim.systems.multiuser_training import (
+    PolicyWarmup,
+    StagedSchedule,
+    pinned,
+    probe_pruned,
+    warmup_choice,
+)
 from semsim.systems.params import RATIOS, MultiUserParams
 
 
@@ -203,7 +170,7 @@ class MultiUserSemCom(LossModel):
     policy_warmup : float
         Fraction of the training steps (in ``[0, 1)``) during which P1 sends all maps and
         the policies do not decide: random map counts and ratios (see "Policy warm-up" in
-        the module docstring).
+        :mod:`semsim.systems.multiuser_training`).
     policy_prior_slope : float
         Initial bias ramp of P1's logits (:class:`~semsim.semantic.policy.CountPolicy`'s
         ``prior_slope``; > 0 favours sending more maps at the start).
@@ -322,7 +289,7 @@ class MultiUserSemCom(LossModel):
         self.temperature = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.tau_init), trainable=False,
             name="temperature")
-        # 1.0: P1/P2 decide; 0.0 (policy warm-up, training only): all maps, ratio 0.
+        # 1.0: P1/P2 decide; 0.0 (policy warm-up, training only): random counts and ratios.
         self.policy_on = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(1.0), trainable=False,
             name="policy_on")
@@ -344,7 +311,7 @@ class MultiUserSemCom(LossModel):
         ``[B, 1, P]`` for one user)."""
         return x[:, :, None, :] if self.num_users > 1 else x
 
-    def _through_channel(self, x, mask, state: ChannelState, snr_db, normalize=True):
+    def through_channel(self, x, mask, state: ChannelState, snr_db, normalize=True):
         """Send user streams ``x`` ``[B, K, P]`` (``mask`` 0/1 of sent entries; compacted, one
         antenna per user, so stream entry ``j`` is channel use ``j``: the layout of
         :mod:`semsim.phy.layout`); returns the detected streams and effective noise variances,
@@ -355,35 +322,6 @@ class MultiUserSemCom(LossModel):
             normalize=normalize)
         return tf.reshape(x_hat, shape), tf.reshape(no_eff, shape), \
             tf.reshape(sent_reals, [-1, self.num_users])
-
-    def _probe(self, x_full, x_sent, mask):
-        """Zero-valued term whose gradient tells P1/P2 what pruned values would bring
-        (:func:`~semsim.semantic.policy.mask_probe`): ``x_full`` ``[B, K, P]`` the
-        unmasked real values, ``x_sent`` the sent ones, ``mask`` their (straight-through)
-        mask; the probe uses ``x_full`` at each user's power-normalization scale (as the PHY
-        applies it to the ``ceil(kept / 2)`` complex symbols the kept reals form; a user
-        that sends nothing gets the scale of sending everything, so that "nothing" is not
-        a state without gradient)."""
-        energy = tf.reduce_sum(tf.square(x_sent), axis=-1, keepdims=True)
-        count = tf.math.ceil(tf.reduce_sum(tf.stop_gradient(mask), axis=-1, keepdims=True) / 2.0)
-        scale = transmit_scale(energy, count,
-                               tf.reduce_sum(tf.square(x_full), axis=-1, keepdims=True),
-                               tf.math.ceil(tf.cast(tf.shape(x_full)[-1], tf.float32) / 2.0),
-                               self.analog.symbol_energy)
-        return mask_probe(x_full * scale, mask, pruned_only=True)
-
-    def _pinned(self, decided, warmup):
-        """The policy's decision, or ``warmup`` while ``policy_on`` is 0; no gradient
-        reaches the policy during the warm-up."""
-        return self.policy_on * decided + (1.0 - self.policy_on) * warmup
-
-    def _warmup_choice(self, batch, options: int, low: int = 0):
-        """One-hot ``[B, options]`` of a uniform draw from ``low..options-1`` per image
-        (the warm-up's random decisions)."""
-        seed = tf.cast(self.warmup_seed.next(), tf.int32)
-        draw = replica_rows(lambda rows: tf.random.stateless_uniform(
-            tf.shape(rows), seed, low, options, dtype=tf.int32), tf.zeros([batch], tf.int32))
-        return tf.one_hot(draw, options)
 
     def _condition(self, state: ChannelState, snr_db, user: int):
         if self.use_csi_feedback:
@@ -428,14 +366,14 @@ class MultiUserSemCom(LossModel):
                 feats1 = tf.concat([feats1, ent[:, 0::2] + ent[:, 1::2]], axis=-1)
             map_mask, _ = self.p1[u](feats1, cond, self.temperature, training=training)
             if training:
-                map_mask = self._pinned(map_mask, thermometer_code(
-                    self._warmup_choice(batch, self.num_maps // 2 + 1, low=1)))
+                map_mask = pinned(self, map_mask, thermometer_code(
+                    warmup_choice(self, batch, self.num_maps // 2 + 1, low=1)))
             if self.use_pruning:
                 real_mask = tf.repeat(map_mask, 2, axis=1)  # [B, C]: both reals of a pair
                 choice = self.p2[u](map_means * real_mask, cond, self.temperature,
                                     training=training)
                 if training:
-                    choice = self._pinned(choice, self._warmup_choice(batch, len(self.ratios)))
+                    choice = pinned(self, choice, warmup_choice(self, batch, len(self.ratios)))
                 keep = tf.einsum("bt,btrl->brl", choice, magnitude_keep_masks(x, counts))
                 pruned = tf.linalg.matvec(choice, counts_f)
                 index = tf.linalg.matvec(choice, needs_index)
@@ -457,18 +395,18 @@ class MultiUserSemCom(LossModel):
         hard_mask = tf.stop_gradient(mask_all)
         stream = compact(x_all, hard_mask)  # kept reals first, then zeros
         stream_mask = compact(hard_mask, hard_mask)
-        x_hat, _, sent_reals = self._through_channel(
+        x_hat, _, sent_reals = self.through_channel(
             tf.complex(stream[..., 0::2], stream[..., 1::2]),
             tf.maximum(stream_mask[..., 0::2], stream_mask[..., 1::2]), state, snr_db)
         x_hat = tf.reshape(tf.stack([tf.math.real(x_hat), tf.math.imag(x_hat)], axis=-1),
                            tf.shape(x_all))
         rx_mask, failed = hard_mask, tf.zeros([batch, k_users])
         if self.use_pruning and not training:
-            rx_mask, failed, index_reals = self._index_side_channel(tx, state, snr_db)
+            rx_mask, failed, index_reals = send_index_rows(self, tx, state, snr_db)
             sent_reals = sent_reals + index_reals
         z_hat = expand(x_hat, rx_mask)  # [B, K, C L] reals
         if training:
-            z_hat = z_hat + self._probe(tf.stack(tx["x_full"], axis=1), x_all, mask_all)
+            z_hat = z_hat + probe_pruned(self, tf.stack(tx["x_full"], axis=1), x_all, mask_all)
 
         images = []
         for k in range(k_users):
@@ -502,32 +440,6 @@ class MultiUserSemCom(LossModel):
                "rate": (kept_reals / 2.0 + index_uses) / float(length),
                "tx_mask": hard_mask, "rx_mask": rx_mask}
         return out, aux
-
-    def _index_side_channel(self, tx, state, snr_db):
-        """Send every user's index rows (selected maps, ratio > 0) LDPC + QAM coded over the
-        channel; returns the receiver's scatter mask ``[B, K, C/2 * L]`` (decoded index rows
-        of the selected maps) and ``failed`` ``[B, K]`` (1.0 = an index bit decoded wrong)."""
-        codec, length = self.codec, self.length
-        half = self.num_maps // 2
-        batch = tf.shape(tx["keep"][0])[0]
-        bits = tf.stack(tx["keep"], axis=1)  # [B, K, C/2, 2L]
-        map_mask = tf.stack(tx["map_mask"], axis=1)  # [B, K, C/2]
-        sends = map_mask * tf.stack(tx["index"], axis=1)[..., None]  # rows carrying an index
-        symbols = self.mapper(codec.encode(bits))  # [B, K, C/2, L']
-        l_idx = symbols.shape[-1]
-        row_mask = tf.broadcast_to(sends[..., None], tf.shape(symbols))
-        flat = lambda t: tf.reshape(t, [batch, self.num_users, half * l_idx])
-        stream_mask = flat(row_mask)
-        stream = compact(flat(symbols), stream_mask)
-        y_hat, no_eff, sent_reals = self._through_channel(
-            stream, compact(stream_mask, stream_mask), state, snr_db, normalize=False)
-        y_rows = tf.reshape(expand(y_hat, stream_mask), tf.shape(symbols))
-        no_rows = tf.reshape(expand(no_eff, stream_mask) + (1.0 - stream_mask),
-                             tf.shape(symbols))
-        decoded = codec.decode(self.demapper(y_rows, no_rows))  # [B, K, C/2, 2L]
-        wrong = tf.reduce_max(tf.abs(decoded - bits) * sends[..., None], axis=[2, 3])
-        rows = tf.where(sends[..., None] > 0, decoded, 1.0) * map_mask[..., None]
-        return tf.reshape(rows, [batch, self.num_users, half * 2 * length]), wrong, sent_reals
 
     def build(self, input_shape=None):
         """Create every weight with one forward pass on ``K`` blank images."""

@@ -1,6 +1,36 @@
 """Training schedule of the multi-user system (:mod:`semsim.systems.multiuser`): the
 paper's staged schedule (stage lengths, frozen groups, learning rates, the Gumbel
-temperature per epoch) and the policy warm-up, as Keras callbacks."""
+temperature per epoch) and the policy warm-up, as Keras callbacks.
+
+**Policy warm-up (an assumption beyond the paper).** Trained from scratch with the
+policies live, P1 collapses to sending no map at all (CPP -> 0, the decoder stays at the
+mean colour): the untrained decoder cannot use the symbols yet, so the straight-through
+gradient only sees their noise and the rate term. Therefore, for the first
+``policy_warmup`` fraction of the training steps (default 0.3) the policies do not decide
+(no gradient reaches them): every image draws its number of maps uniformly from
+``1..C/2`` pairs and its pruning ratio uniformly from ``ratios`` (seeded), so encoder and
+decoder learn a code that works at every rate the policies can later choose (a decoder
+that only ever saw all maps unpruned fails on the first pruned input, and the policies
+then learn from its failure). P1's logit bias also starts as a ramp favouring more maps
+(``policy_prior_slope``). Evaluation always uses the policies' decisions.
+
+Staged schedule (``staged=True``; stage lengths are fractions of the run's epochs, so a
+quick profile shortens every stage): all weights at ``stage_learning_rates[0]``, then
+``[1]``; then ``[2]`` with the CNN encoding module and P2 frozen; then ``[3]`` with the
+channel-adaptive encoding module and P1 frozen. The optimizer (Adam / AdamW, weight decay)
+is the scenario's ``TrainSpec``.
+
+**Gradients of the masks.** Both choices are hard one-hots in the forward pass with the
+soft Gumbel-Softmax sample's gradient (straight-through). The sent values are
+``x * m(P1) * sum_t y_t K_t`` with ``K_t`` the (constant) keep mask of ratio ``t``, so the
+reconstruction loss reaches P2's choice ``y_t`` through ``<dLoss/dx_sent, x K_t>`` and P1's
+through the thermometer code; the rate term (below) is linear in both choices. The PHY
+forces unsent symbols (and so their gradients) to zero, which alone would tell a policy that
+keeps fewer symbols nothing about what keeping more would bring, and P1 collapses to one or
+two maps; in training the receiver therefore adds
+:func:`~semsim.semantic.policy.mask_probe` (exactly zero forward): at pruned
+positions the masks get the gradient of an error-free channel at the user's transmit scale.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +39,47 @@ from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from semsim.seeding import replica_rows
+from semsim.semantic.policy import mask_probe, transmit_scale
 from semsim.systems.multiuser_layers import GROUPS
 
 if TYPE_CHECKING:
     from semsim.systems.multiuser import MultiUserSemCom
+
+
+def probe_pruned(model: MultiUserSemCom, x_full, x_sent, mask):
+    """Zero-valued term whose gradient tells P1/P2 what pruned values would bring
+    (:func:`~semsim.semantic.policy.mask_probe`): ``x_full`` ``[B, K, P]`` the unmasked
+    real values, ``x_sent`` the sent ones, ``mask`` their (straight-through) mask, all
+    float32. The probe uses ``x_full`` at each user's power-normalization scale (as the
+    PHY applies it to the ``ceil(kept / 2)`` complex symbols the kept reals form; a user
+    that sends nothing gets the scale of sending everything, so that "nothing" is not a
+    state without gradient)."""
+    energy = tf.reduce_sum(tf.square(x_sent), axis=-1, keepdims=True)
+    count = tf.math.ceil(tf.reduce_sum(tf.stop_gradient(mask), axis=-1, keepdims=True) / 2.0)
+    scale = transmit_scale(energy, count,
+                           tf.reduce_sum(tf.square(x_full), axis=-1, keepdims=True),
+                           tf.math.ceil(tf.cast(tf.shape(x_full)[-1], tf.float32) / 2.0),
+                           model.analog.symbol_energy)
+    return mask_probe(x_full * scale, mask, pruned_only=True)
+
+
+def pinned(model: MultiUserSemCom, decided, warmup):
+    """The policy's decision ``decided``, or ``warmup`` while ``model.policy_on`` is 0
+    (same shape); no gradient reaches the policy during the warm-up."""
+    return model.policy_on * decided + (1.0 - model.policy_on) * warmup
+
+
+def warmup_choice(model: MultiUserSemCom, batch, options: int, low: int = 0):
+    """One-hot float32 ``[B, options]`` of a uniform draw from ``low..options-1`` per
+    image (the warm-up's random decisions), from the model's ``warmup_seed``."""
+    seed = tf.cast(model.warmup_seed.next(), tf.int32)
+    draw = replica_rows(lambda rows: tf.random.stateless_uniform(
+        tf.shape(rows), seed, low, options, dtype=tf.int32), tf.zeros([batch], tf.int32))
+    return tf.one_hot(draw, options)
+
 
 def stage_lengths(epochs: int, fractions: tuple[float, ...]) -> list[int]:
     """Epochs per stage for a run of ``epochs``: ``fractions * epochs`` rounded by largest
@@ -88,10 +154,11 @@ def warmup_steps(total_steps: int, fraction: float) -> int:
 
 
 class PolicyWarmup(keras.callbacks.Callback):
-    """Pins P1 to "all maps" and P2 to "ratio 0" (``model.policy_on = 0``) for the first
-    :func:`warmup_steps` optimizer steps of the run (counted by the optimizer's iterations,
-    so a resumed run continues the same schedule), then lets the policies decide; the
-    policies are on again after training (evaluation always uses them)."""
+    """Holds the policies off (``model.policy_on = 0``: random map counts and ratios, see
+    :func:`warmup_choice`) for the first :func:`warmup_steps` optimizer steps of the run
+    (counted by the optimizer's iterations, so a resumed run continues the same schedule),
+    then lets the policies decide; the policies are on again after training (evaluation
+    always uses them)."""
 
     def __init__(self, model: MultiUserSemCom):
         super().__init__()

@@ -13,7 +13,7 @@ from semsim.seeding import set_seed
 from semsim.systems.base import CSISpec, LinkSpec
 from semsim.systems.multiuser import MultiUserSemCom
 from semsim.systems.multiuser_layers import index_code_length, magnitude_keep_masks, pruned_count
-from semsim.systems.multiuser_training import stage_lengths, stage_of_epoch
+from semsim.systems.multiuser_training import probe_pruned, stage_lengths, stage_of_epoch
 from semsim.systems.registry import get_system_type
 
 TINY = dict(num_maps=4, filters=(8, 8, 16), policy_units=16, num_heads=2, entropy_levels=64)
@@ -258,7 +258,7 @@ def test_sending_nothing_still_tells_the_policies_what_a_map_would_bring():
     upstream = tf.constant(rng.normal(size=(4, 2, 64)), tf.float32)
     mask = tf.Variable(tf.zeros([4, 2, 64]))
     with tf.GradientTape() as tape:
-        probe = model._probe(x_full, x_full * mask, mask)
+        probe = probe_pruned(model, x_full, x_full * mask, mask)
         total = tf.reduce_sum(probe * upstream)
     np.testing.assert_array_equal(probe, 0.0)
     sent_values = (tape.gradient(total, mask) / upstream).numpy()
@@ -370,7 +370,7 @@ def test_mask_probe_is_zero_and_passes_error_free_gradient():
     host = type("Host", (), {"analog": type("A", (), {"symbol_energy": 2.0})()})()
     with tf.GradientTape() as tape:
         tape.watch(mask)
-        z = MultiUserSemCom._probe(host, x, x * mask, mask)
+        z = probe_pruned(host, x, x * mask, mask)
         loss = tf.reduce_sum(a * z)
     grad = tape.gradient(loss, mask).numpy()
     np.testing.assert_array_equal(z.numpy(), 0.0)

@@ -1,5 +1,5 @@
-"""The verdict of benchmarks/convergence.py: converged when doubling the steps from N to
-2N raises validation PSNR by less than 0.3 dB."""
+"""The verdict of benchmarks/convergence.py (:mod:`semsim.weights.convergence`): converged
+when doubling the steps from N to 2N raises validation PSNR by less than 0.3 dB."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "convergence.py"
 
 
 def _verdicts():
-    spec = importlib.util.spec_from_file_location("convergence", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.verdicts
+    from semsim.weights.convergence import verdicts
+
+    return verdicts
 
 
 def _rows(system, points):
@@ -117,7 +116,8 @@ def test_pooled_verdict_uses_welch_interval_over_trainings_of_one_budget():
     t(0.975, 2) = 4.3027, t(0.975, 4) = 2.7764)."""
     import re
 
-    pooled = _module().pooled_verdicts
+    from semsim.weights.convergence import pooled_verdicts as pooled
+
     rows = (_rows("wide", [(100, 20.0), (100, 21.0), (200, 21.0), (200, 22.0)])
             + _rows("flat", [(100, 20.0), (100, 20.1), (100, 20.2),
                              (200, 20.05), (200, 20.15), (200, 20.25)])
@@ -146,16 +146,18 @@ def test_pooled_verdict_uses_welch_interval_over_trainings_of_one_budget():
 def test_a_series_with_two_trainings_of_one_budget_defers_to_the_pooled_verdict():
     """Two rows of one series at the same budget are two trainings: the per-series
     verdict picks neither (before, the last one read silently won)."""
-    module = _module()
+    from semsim.weights.convergence import pooled_verdicts, verdicts
+
     rows = _rows("a", [(100, 20.0), (200, 20.1), (200, 21.0)])
-    assert module.verdicts(rows)["a"] == (
+    assert verdicts(rows)["a"] == (
         "no verdict of its own: 200 steps have several trainings here (the pooled verdict "
         "judges them, given at least 2 trainings at each of 100 and 200 steps)")
-    assert "a, pooled" not in module.pooled_verdicts(rows)  # one training at 100 steps
+    assert "a, pooled" not in pooled_verdicts(rows)  # one training at 100 steps
 
 
 def test_pooled_verdict_leaves_out_warm_restarts_and_cut_runs():
-    pooled = _module().pooled_verdicts
+    from semsim.weights.convergence import pooled_verdicts as pooled
+
     rows = _rows("a", [(100, 20.0), (100, 20.2), (200, 20.1), (200, 20.3)])
     rows += [{"system": "a", "series": "a, from shipped", "steps": 200, "val_psnr_db": 30.0},
              {"system": "a", "steps": 200, "val_psnr_db": 30.0, "complete": False}]
@@ -219,11 +221,9 @@ def test_record_writes_the_warm_restart_verdict_into_the_manifest(tmp_path):
     from semsim.scenario import SCENARIOS_DIR
     from semsim.scenario.loader import load_scenario
     from semsim.weights import WEIGHTS_DIR
+    from semsim.weights.convergence import record
     from semsim.weights.manifest import convergence_text
 
-    spec = importlib.util.spec_from_file_location("convergence", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     resolved = load_scenario(SCENARIOS_DIR / "siso_awgn.yaml", "standard")
     folder = tmp_path / "siso_awgn" / "standard"
     folder.mkdir(parents=True)
@@ -243,7 +243,7 @@ def test_record_writes_the_warm_restart_verdict_into_the_manifest(tmp_path):
             row("deepjscc", "deepjscc, from shipped", 2000, 25.41, 0.1666667),
             row("other", "other, from shipped", 1000, 25.0, 0.2),
             row("other", "other, from shipped", 2000, 25.1, 0.2, complete=False)]
-    written = module.record(resolved, rows, "python benchmarks/convergence.py x", tmp_path)
+    written = record(resolved, rows, "python benchmarks/convergence.py x", tmp_path)
 
     assert written == [str(folder / "deepjscc.manifest.json")]
     after = json.loads((folder / "deepjscc.manifest.json").read_text())
