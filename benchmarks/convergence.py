@@ -57,9 +57,11 @@ from semsim.scenario.loader import load_scenario  # noqa: E402
 from semsim.scenario.runner import RunOptions, _Run  # noqa: E402
 from semsim.seeding import set_seed  # noqa: E402
 from semsim.weights.convergence import (  # noqa: E402
+    is_warm_restart,
     pooled_verdicts,
     record,
     series,
+    series_name,
     trainings,
     verdicts,
 )
@@ -94,10 +96,7 @@ def train_and_validate(args, name: str, steps: int, warm: bool = False,
         load_scenario(args.scenario, args.profile, {"seed": seed})
     scenario = resolved.scenario
     entry = scenario.system(name)
-    series = f"{name}, from shipped" if warm else name
-    tag = f"{'-warm' if warm else ''}-{steps}"
-    if seed is not None:
-        series, tag = f"{series}, seed {seed}", f"{tag}-seed{seed}"
+    tag = f"{'-warm' if warm else ''}-{steps}" + ("" if seed is None else f"-seed{seed}")
     workdir = args.out / f"{name}{tag}"  # checkpoints, history.csv
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -124,7 +123,7 @@ def train_and_validate(args, name: str, steps: int, warm: bool = False,
         if not complete:
             print(f"{name}: WARNING: cut after {report.steps_done} of {steps} steps "
                   "(--max-seconds): this row is no budget point", flush=True)
-    return {"system": name, "series": series, "start": start, "steps": done,
+    return {"system": name, "series": series_name(name, warm, seed), "start": start, "steps": done,
             "train_seconds": round(seconds, 1), "complete": complete,
             "seed": scenario.seed,
             **validate(args, as_filed, system, validation)}
@@ -186,9 +185,9 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
                       if series(r) == name and r.get("complete", True))
         steps = sorted({s for s, _ in mine})
         means = [float(np.mean([v for s, v in mine if s == n])) for n in steps]
-        style = "--" if "from shipped" in name else "-"
+        style = "--" if is_warm_restart(name) else "-"
         (line,) = ax.plot(steps, means, style, label=name)  # several trainings: their mean
-        ax.plot(*zip(*mine, strict=True), "s" if "from shipped" in name else "o",
+        ax.plot(*zip(*mine, strict=True), "s" if is_warm_restart(name) else "o",
                 color=line.get_color())
         cut = [(r["steps"], r["val_psnr_db"]) for r in rows
                if series(r) == name and not r.get("complete", True)]

@@ -92,10 +92,7 @@ from semsim.phy.qam import QAMDemapper, QAMMapper, bits_per_symbol
 from semsim.phy.spec import link_from_config, link_to_config
 from semsim.semantic.channel_state import channel_features
 from semsim.semantic.entropy import entropy_2d
-from semsim.semantic.policy import (
-    CountPolicy,
-    thermometer_code,
-)
+from semsim.semantic.policy import CountPolicy, thermometer_code
 from semsim.semantic.soft_entropy import soft_entropy_2d
 from semsim.systems import users as users_lib
 from semsim.systems.base import LinkSpec, side_info_summary
@@ -168,8 +165,8 @@ class MultiUserSemCom(LossModel):
     stage_fractions, stage_learning_rates : 4-tuples
         Stage lengths (fractions of the run's epochs, summing to 1) and learning rates.
     policy_warmup : float
-        Fraction of the training steps (in ``[0, 1)``) during which P1 sends all maps and
-        the policies do not decide: random map counts and ratios (see "Policy warm-up" in
+        Fraction of the training steps (in ``[0, 1)``) during which the policies do not
+        decide: random map counts and ratios (see "Policy warm-up" in
         :mod:`semsim.systems.multiuser_training`).
     policy_prior_slope : float
         Initial bias ramp of P1's logits (:class:`~semsim.semantic.policy.CountPolicy`'s

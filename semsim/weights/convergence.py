@@ -26,6 +26,19 @@ from semsim.weights.manifest import (
 )
 
 
+def series_name(system: str, warm: bool = False, seed: int | None = None) -> str:
+    """The series of a training of ``system``: ``"<system>"`` from scratch,
+    ``"<system>, from shipped"`` for a warm restart, ``", seed <seed>"`` appended for a
+    training seed of its own."""
+    name = f"{system}, from shipped" if warm else system
+    return name if seed is None else f"{name}, seed {seed}"
+
+
+def is_warm_restart(name: str) -> bool:
+    """Whether the series ``name`` (:func:`series_name`) is a warm restart."""
+    return ", from shipped" in name
+
+
 def series(row: dict) -> str:
     """The series a row belongs to (its ``series``, else its ``system``)."""
     return row.get("series", row["system"])
@@ -44,7 +57,7 @@ def _values_by_steps(rows: list[dict], keep) -> dict[int, list[float]]:
 def trainings(rows: list[dict], system: str) -> dict[int, list[float]]:
     """Every training of ``system`` from scratch (warm restarts left out), by step count."""
     return _values_by_steps(rows, lambda r: r["system"] == system
-                            and "from shipped" not in series(r))
+                            and not is_warm_restart(series(r)))
 
 
 def verdicts(rows: list[dict]) -> dict[str, str]:
@@ -122,7 +135,7 @@ def warm_restart_entry(rows: list[dict], system: str, snr_db: float,
     gain in dB (2 decimals, as printed), CR as real channel symbols per ``3HW`` (5 digits:
     a rate-adaptive system's move shows at 3)."""
     warm = {r["steps"]: r for r in rows if r["system"] == system
-            and "from shipped" in series(r) and r.get("complete", True)}
+            and is_warm_restart(series(r)) and r.get("complete", True)}
     pairs = [s for s in warm if s // 2 in warm and s % 2 == 0 and s > 0]
     if not pairs:
         return None
