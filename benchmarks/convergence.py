@@ -10,7 +10,9 @@ scenario's middle evaluation SNR, each sent ``--val-draws`` times (default 8) ov
 channel and noise draws (draw 0 is the one of :mod:`semsim.weights.manifest`): with one
 draw, the few channel realizations of 64 images (16 on a 4-user link) made two trainings
 of the same budget differ by 0.5 dB. ``--weights STEPS=FILE ...`` judges existing weights
-files instead of training. ``--from-shipped`` adds a cheaper series: the shipped
+files instead of training, and ``--weights STEPS=RUN_DIR ...`` the system as earlier
+``semsim run`` directories trained it (any type, e.g. SCSC's stages, whose steps a run
+doubles with ``--set``). ``--from-shipped`` adds a cheaper series: the shipped
 checkpoint (``N`` steps), then ``N`` more steps from it with the profile's recipe run
 again (fresh optimizer, schedule, warm-up and annealing), so ``2N`` in all: a warm
 restart, not a ``2N`` run from scratch, and labelled so; ``--record`` then writes its
@@ -41,10 +43,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -147,9 +151,42 @@ def validate(args, resolved, system, validation: np.ndarray) -> dict:
             "val_cr": float(np.mean(np.concatenate(cr)))}
 
 
+def from_run_dir(resolved, run_dir: Path, name: str, steps: int):
+    """System ``name`` as an earlier ``semsim run`` into ``run_dir`` trained it (any
+    system type, e.g. SCSC's stages: the run's own scenario and checkpoints), after
+    checking that the run used the validation's data and seed and finished ``steps``
+    steps (a cut training is no budget point; nothing is trained here)."""
+    from semsim.scenario.evaluation import validation_split
+
+    spec, results = run_dir / "scenario.resolved.yaml", run_dir / "results.json"
+    if not spec.exists() or not results.exists():
+        raise SystemExit(f"--weights: {run_dir} holds no finished run (scenario.resolved.yaml "
+                         "and results.json)")
+    earlier = load_scenario(spec)
+    if (earlier.scenario.data, earlier.scenario.seed) != \
+            (resolved.scenario.data, resolved.scenario.seed):
+        raise SystemExit(f"--weights: {run_dir} used other data or another seed than "
+                         f"{resolved.scenario.name}: its validation images differ")
+    record = json.loads(results.read_text())["systems"].get(name) or {}
+    done, planned = record.get("steps_done"), record.get("steps_planned")
+    if done is None or done != planned or done != steps:
+        raise SystemExit(f"--weights: {name!r} in {run_dir} did {done} of {planned} planned "
+                         f"steps, not {steps}: only a finished training of STEPS steps counts")
+    data, validation = validation_split(load_data(earlier.scenario.data),
+                                        earlier.scenario.link.users)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = _Run(earlier, RunOptions(out_dir=Path(tmp), checkpoints=run_dir / "checkpoints",
+                                       progress=False))
+        entry = earlier.scenario.system(name)
+        system = run._build(entry, data)
+        run._prepare(entry, system, data, validation)
+    return system
+
+
 def evaluate_checkpoints(args, name: str) -> list[dict]:
-    """``--weights``: validation PSNR of existing weights files of system ``name`` (same
-    architecture as the profile's), one row each, as series ``"<name>, checkpoints"``."""
+    """``--weights``: validation PSNR of existing weights of system ``name``, one row each,
+    as series ``"<name>, checkpoints"``: a weights file (a Keras system of the profile's
+    architecture) or the directory of an earlier ``semsim run`` (:func:`from_run_dir`)."""
     from semsim.scenario.evaluation import validation_split
 
     resolved = load_scenario(args.scenario, args.profile)
@@ -160,13 +197,16 @@ def evaluate_checkpoints(args, name: str) -> list[dict]:
     for item in args.weights:
         steps, _, path = item.partition("=")
         if not steps.isdigit() or not path:
-            raise SystemExit(f"--weights: expected STEPS=FILE, got {item!r}")
+            raise SystemExit(f"--weights: expected STEPS=FILE or STEPS=RUN_DIR, got {item!r}")
         set_seed(scenario.seed)
-        system = run._build(scenario.system(name), data)
-        if getattr(system, "model", None) is None:
-            raise SystemExit(f"--weights: {name!r} ({scenario.system(name).type}) is not one "
-                             "Keras model; only such systems load a weights file")
-        system.model.load_weights(path)
+        if Path(path).is_dir():
+            system = from_run_dir(resolved, Path(path), name, int(steps))
+        else:
+            system = run._build(scenario.system(name), data)
+            if getattr(system, "model", None) is None:
+                raise SystemExit(f"--weights: {name!r} ({scenario.system(name).type}) is not "
+                                 "one Keras model: give the directory of a run that trained it")
+            system.model.load_weights(path)
         rows.append({"system": name, "series": f"{name}, checkpoints", "start": path,
                      "steps": int(steps), "train_seconds": 0.0, "complete": True,
                      **validate(args, resolved, system, validation)})
@@ -309,9 +349,11 @@ def main() -> None:
     parser.add_argument("--val-draws", type=int, default=8,
                         help="send the validation images this many times, each over its own "
                         "seeded channel and noise draw (1: the manifests' single draw)")
-    parser.add_argument("--weights", nargs="+", metavar="STEPS=FILE",
-                        help="train nothing: judge these weights files of the one system of "
-                        "--systems, trained for STEPS steps each")
+    parser.add_argument("--weights", nargs="+", metavar="STEPS=FILE|RUN_DIR",
+                        help="train nothing: judge these weights of the one system of "
+                        "--systems, trained for STEPS steps each: weights files, or the "
+                        "directories of earlier `semsim run`s that trained it (any system "
+                        "type; e.g. runs with the steps doubled by --set)")
     parser.add_argument("--seeds", help="comma-separated training seeds: each budget is "
                         "trained once per seed (default: the scenario's seed); validation "
                         "stays that of the scenario's seed, and several seeds add a pooled "
@@ -332,10 +374,12 @@ def main() -> None:
     resolved = load_scenario(args.scenario, args.profile)
     learned = learned_systems(resolved)
     names = learned if args.systems is None else [n.strip() for n in args.systems.split(",")]
-    unknown = sorted(set(names) - set(learned))
+    # --weights judges what runs trained: any system (one Keras model or not)
+    known = [e.name for e in resolved.scenario.systems] if args.weights else learned
+    unknown = sorted(set(names) - set(known))
     if unknown:
         parser.error(f"--systems: {', '.join(unknown)} not learned systems of this scenario "
-                     f"(learned: {', '.join(learned)})")
+                     f"(learned: {', '.join(known)})")
     if args.throughput:
         throughput(args, names)
         return

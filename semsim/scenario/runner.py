@@ -272,7 +272,8 @@ class _Run:
         budget = f", wall-clock budget {cfg.max_seconds:,.0f} s" if cfg.max_seconds else ""
         resume = prepare_weights(self.resolved, entry.name, system, workdir, resume,
                                  self.options.retrain,
-                                 f"{train_spec.steps:,} steps of batch {cfg.batch_size}{budget}")
+                                 f"{system.planned_steps(train_spec):,} steps of batch "
+                                 f"{cfg.batch_size}{budget}")
         set_seed(self.scenario.seed)
         start = time.perf_counter()
         try:

@@ -173,6 +173,16 @@ class System(abc.ABC):
         decisions) and return the reconstructions. ``target_cr`` is given to systems
         that match another system's CR (``match_cr_of``)."""
 
+    def planned_steps(self, train: TrainSpec) -> int:
+        """The optimizer steps ``prepare`` plans for ``train`` (what a run announces and
+        records as planned): ``train.steps``, unless the system trains otherwise."""
+        return train.steps
+
+    def has_checkpoint(self, workdir: Path) -> bool:
+        """Whether ``workdir`` holds this system's training state, finished or
+        interrupted, that ``prepare(..., resume=True)`` loads or continues (none here)."""
+        return False
+
     def summarize(self, extras: dict[str, np.ndarray]) -> dict[str, float]:
         """Per-image values that only exist over a whole test set at one SNR (e.g. the
         entropy-coded side information, in bits per image), computed from the

@@ -308,6 +308,15 @@ class KerasSystem(System):
     def summarize(self, extras: dict[str, np.ndarray]) -> dict[str, float]:
         return self._summarize(extras) if self._summarize else {}
 
+    def planned_steps(self, train: TrainSpec) -> int:
+        """Whole epochs: ``train.steps`` rounded up to ``train.steps_per_epoch``."""
+        return train.epochs * train.steps_per_epoch
+
+    def has_checkpoint(self, workdir: Path) -> bool:
+        """The finished weights, or the backup of an interrupted training."""
+        workdir = Path(workdir)
+        return (workdir / FINAL_WEIGHTS).exists() or (workdir / "backup" / "progress.json").exists()
+
     def _build(self, example: dict) -> None:
         if not self.model.built:
             self.model({k: v[:1] for k, v in example.items()}, training=False)
@@ -321,7 +330,7 @@ class KerasSystem(System):
         data = training_inputs(train_data, self.snr_range_db or train.snr_range_db, train.seed)
         example = next(iter(data.take(1)))
         self._build(example)
-        planned = train.epochs * train.steps_per_epoch
+        planned = KerasSystem.planned_steps(self, train)  # this training's, not a subclass's stages
         final = workdir / FINAL_WEIGHTS
         if resume and final.exists():
             self.model.load_weights(final)

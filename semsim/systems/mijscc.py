@@ -89,6 +89,23 @@ class MIJSCCSystem(KerasSystem):
             lambda inputs: model.transmit_representation(inputs, training=False)["rep_hat"],
             reduce_retracing=True)
 
+    def _stages(self, train: TrainSpec) -> tuple[TrainSpec, TrainSpec]:
+        """A-MIJSCC's two trainings: the base model and the adaptive fine-tune
+        (``finetune_fraction`` of the steps and of the wall-clock budget)."""
+        share = self.params.finetune_fraction
+        tune = max(1, round(train.steps * share))
+        return (_budget(train, max(1, train.steps - tune), 1 - share),
+                _budget(train, tune, share))
+
+    def planned_steps(self, train: TrainSpec) -> int:
+        if not self.model.adaptive:
+            return super().planned_steps(train)
+        return sum(KerasSystem.planned_steps(self, stage) for stage in self._stages(train))
+
+    def has_checkpoint(self, workdir: Path) -> bool:
+        """A-MIJSCC: the base training's state (the fine-tune follows it)."""
+        return super().has_checkpoint(Path(workdir) / "base" if self.model.adaptive else workdir)
+
     def prepare(self, train_data, train: TrainSpec, workdir: Path, resume: bool) -> TrainReport:
         """Train the encoder/decoder (A-MIJSCC: the base model, then the adaptive fine-tune),
         then the classifier head on the frozen encoder; returns the encoder/decoder steps
@@ -97,14 +114,10 @@ class MIJSCCSystem(KerasSystem):
         workdir = Path(workdir)
         model = self.model
         if model.adaptive:
-            tune = max(1, round(train.steps * self.params.finetune_fraction))
-            base = max(1, train.steps - tune)
-            share = self.params.finetune_fraction
-            first = super().prepare(train_data, _budget(train, base, 1 - share), workdir / "base",
-                                    resume)
+            base, tune = self._stages(train)
+            first = super().prepare(train_data, base, workdir / "base", resume)
             model.enable_adaptive()
-            second = super().prepare(train_data, _budget(train, tune, share),
-                                     workdir / "adaptive", resume)
+            second = super().prepare(train_data, tune, workdir / "adaptive", resume)
             report = TrainReport(first.steps_done + second.steps_done,
                                  first.steps_planned + second.steps_planned)
         else:

@@ -110,6 +110,12 @@ class ClassifiedSystem(System):
     def summarize(self, extras):
         return self.inner.summarize(extras)
 
+    def planned_steps(self, train: TrainSpec) -> int:
+        return self.inner.planned_steps(train)
+
+    def has_checkpoint(self, workdir: Path) -> bool:
+        return self.inner.has_checkpoint(workdir)
+
 
 def build_classified(params: ClassifiedParams, link: LinkSpec, image_size, seed: int):
     """Another system (e.g. HEVC + LDPC + QAM separation, or HEVC at capacity) with a

@@ -85,8 +85,7 @@ def prepare_weights(resolved, name: str, system, workdir: Path, resume: bool,
         return resume
     workdir = Path(workdir)
     previous = weights_record(workdir)
-    has_state = (workdir / FINAL_WEIGHTS).exists() or (workdir / "backup" / "progress.json").exists()
-    if resume and has_state:
+    if resume and system.has_checkpoint(workdir):
         if previous.get("weights") != "shipped":
             _write_record(workdir, "resumed", None)
         print(f"{name}: weights from the existing checkpoint in {workdir}", flush=True)

@@ -230,8 +230,9 @@ def test_classified_capacity_bound_classifies_decoded_images(digits):
 
 def test_prepare_reports_the_steps_of_both_stages(digits, tmp_path):
     """A-MIJSCC trains its base model, then the adaptive fine-tune: the runner records
-    the steps of both (4 planned: 2 + 2 with the default fine-tune fraction 0.5), and a
-    wall-clock cut would show as fewer done than planned."""
+    the steps of both, each rounded up to whole epochs of 2 (5 steps, fine-tune
+    fraction 0.5: base 3 -> 4, fine-tune 2 -> 2, so 6 planned, as announced beforehand),
+    and a wall-clock cut would show as fewer done than planned."""
     (train, train_labels), _ = digits
     keras.utils.set_random_seed(0)
     params = MIJSCCParams(cr=1 / 12, mi_weight=0.01, bits=8, adaptive=True, classifier_steps=2,
@@ -239,7 +240,9 @@ def test_prepare_reports_the_steps_of_both_stages(digits, tmp_path):
     system = build_mijscc(params, SISO_AWGN, (32, 32), 0)
     data = tf.data.Dataset.from_tensor_slices(
         (train[:64].astype(np.float32) / 255, train_labels[:64])).batch(16).repeat()
-    spec = TrainSpec(steps=4, steps_per_epoch=2, snr_range_db=(0.0, 20.0), seed=0,
+    spec = TrainSpec(steps=5, steps_per_epoch=2, snr_range_db=(0.0, 20.0), seed=0,
                      jit_compile=False)
+    assert system.planned_steps(spec) == 6 and not system.has_checkpoint(tmp_path)
     report = system.prepare(data, spec, tmp_path, resume=False)
-    assert (report.steps_done, report.steps_planned) == (4, 4)
+    assert (report.steps_done, report.steps_planned) == (6, 6)
+    assert system.has_checkpoint(tmp_path)

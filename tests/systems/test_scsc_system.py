@@ -27,8 +27,11 @@ def _data(n=4, size=32, seed=0):
 def test_standard_chain_alone_is_the_chain(tmp_path):
     set_seed(0)
     system = SCSCSystem(LINK, qp=37, rate="3/4", ppen=False, pcen=False)
-    # nothing to train: no training report
-    assert system.prepare(_data(), TrainSpec(steps=1, batch_size=2), tmp_path, resume=False) is None
+    # nothing to train: no training report, no steps planned, no checkpoint, not learned
+    train = TrainSpec(steps=1, batch_size=2)
+    assert system.prepare(_data(), train, tmp_path, resume=False) is None
+    assert not system.trainable and system.planned_steps(train) == 0
+    assert not system.has_checkpoint(tmp_path)
     images = next(iter(_data()))
     h = system.chain.channel.sample_channel(2)
     res = system.transmit(images.numpy(), 30.0, h=h.numpy())
@@ -43,10 +46,12 @@ def test_full_system_trains_warns_about_an_untrained_proxy_and_resumes(tmp_path)
     set_seed(1)
     system = SCSCSystem(LINK, qp=34, **TINY)
     train = TrainSpec(steps=2, batch_size=2, snr_range_db=(2.0, 12.0), learning_rate=1e-3)
+    assert system.trainable and not system.has_checkpoint(tmp_path)
     with pytest.warns(RuntimeWarning, match="does not track"):
         report = system.prepare(_data(), train, tmp_path, resume=False)
-    # PCEN 2 + proxy 2 + PPEN train.steps = 2, all done
+    # PCEN 2 + proxy 2 + PPEN train.steps = 2, all done, as planned beforehand
     assert (report.steps_done, report.steps_planned) == (6, 6)
+    assert system.planned_steps(train) == 6 and system.has_checkpoint(tmp_path)
     assert sorted(system.proxy_report) == sorted(PROXY_CHECK_SNRS_DB)
     images = next(iter(_data())).numpy()
     # PPEN starts as the identity; the straight-through gradients moved it.
@@ -284,8 +289,10 @@ def test_classified_scsc_reports_the_steps_of_its_stages(tmp_path):
     system = spec.factory(params, LINK, (32, 32), 0)
     train = TrainSpec(steps=2, batch_size=32, snr_range_db=(2.0, 12.0), learning_rate=1e-3)
     with pytest.warns(RuntimeWarning, match="does not track"):
+        assert system.planned_steps(train) == 6 and not system.has_checkpoint(tmp_path)
         report = system.prepare(data, train, tmp_path, resume=False)
     assert (report.steps_done, report.steps_planned) == (6, 6)
+    assert system.has_checkpoint(tmp_path)
 
 
 def test_proxy_learns_when_the_chain_loses_an_image(monkeypatch):

@@ -258,3 +258,44 @@ def test_record_writes_the_warm_restart_verdict_into_the_manifest(tmp_path):
     assert convergence_text(entry) == ("NOT converged: +0.41 dB from 1000 to 2000 steps "
                                        "(warm restart)")
     assert (folder / "other.manifest.json").read_text() == untouched
+
+
+def test_weights_from_a_run_directory_load_what_the_run_trained(tmp_path):
+    """``--weights STEPS=RUN_DIR`` judges a system that is not one Keras model (SCSC's
+    stages) as the run trained it: the loaded weights are the run's saved ones (nothing
+    retrained, the run directory untouched), and a STEPS other than the run's finished
+    steps, or a run of another seed (other validation images), is refused."""
+    import argparse
+
+    import numpy as np
+    import pytest
+
+    from semsim.scenario import SCENARIOS_DIR
+    from semsim.scenario.loader import load_scenario
+    from semsim.scenario.runner import RunOptions, run_scenario
+
+    module = _module()
+    file = SCENARIOS_DIR / "scsc_2x2.yaml"
+    resolved = load_scenario(file, "quick")
+    run_dir = tmp_path / "run"
+    with pytest.warns(RuntimeWarning, match="does not track"):  # the tiny proxy
+        results = run_scenario(resolved, RunOptions(out_dir=run_dir, systems=("scsc_q34",),
+                                                    progress=False))
+    done = results.systems["scsc_q34"].steps_done
+    assert done == 20  # quick: PCEN 10 + proxy 6 + PPEN 4
+    saved = run_dir / "checkpoints" / "scsc_q34" / "scsc.weights.npz"
+    before = saved.stat().st_mtime_ns
+    system = module.from_run_dir(resolved, run_dir, "scsc_q34", done)
+    with np.load(saved) as arrays:
+        for j, weight in enumerate(system.ppen.get_weights()):
+            np.testing.assert_array_equal(weight, arrays[f"0_{j}"])
+    assert saved.stat().st_mtime_ns == before
+    with pytest.raises(SystemExit, match="did 20 of 20 planned steps, not 40"):
+        module.from_run_dir(resolved, run_dir, "scsc_q34", 40)
+    other = load_scenario(file, "quick", {"seed": 1})
+    with pytest.raises(SystemExit, match="another seed"):
+        module.from_run_dir(other, run_dir, "scsc_q34", done)
+    args = argparse.Namespace(scenario=file, profile="quick", out=tmp_path / "conv",
+                              weights=[f"{done}={run_dir}"], val_images=8, val_draws=1)
+    (row,) = module.evaluate_checkpoints(args, "scsc_q34")
+    assert row["steps"] == done and np.isfinite(row["val_psnr_db"]) and row["val_cr"] > 0

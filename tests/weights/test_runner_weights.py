@@ -116,6 +116,27 @@ def test_no_shipped_weights_is_announced_with_the_training_plan(tmp_path, monkey
     assert shipped.weights_record(workdir)["weights"] == "trained"
 
 
+def test_a_staged_system_resumes_from_its_own_checkpoint_files(tmp_path, capsys):
+    """SCSC keeps no Keras checkpoint: a resumed run finds its own files and says so,
+    and the standard chain alone (nothing learned) is announced as no training at all."""
+    from semsim.phy.spec import CSISpec, LinkSpec
+    from semsim.systems.scsc.system import SCSCSystem
+
+    link = LinkSpec(csi=CSISpec(mode="perfect"), precoding="svd")
+    learned = SCSCSystem(link, filters=4, ppen_depth=1, admm_layers=2)
+    for name in ("scsc.weights.npz", "scsc.state.json"):
+        (tmp_path / name).write_text("{}")
+    assert shipped.prepare_weights(None, "scsc_q34", learned, tmp_path, resume=True,
+                                   retrain=False) is True
+    assert capsys.readouterr().out == \
+        f"scsc_q34: weights from the existing checkpoint in {tmp_path}\n"
+    assert shipped.weights_record(tmp_path)["weights"] == "resumed"
+    chain = SCSCSystem(link, ppen=False, pcen=False)
+    assert shipped.prepare_weights(None, "chain", chain, tmp_path / "chain", resume=False,
+                                   retrain=False) is False
+    assert capsys.readouterr().out == ""
+
+
 def test_corrupted_file_is_not_used(shipped_root, tmp_path):
     root, manifest = shipped_root
     copy = tmp_path / "weights" / "tiny_siso" / "standard"

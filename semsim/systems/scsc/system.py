@@ -84,6 +84,9 @@ from semsim.systems.scsc.straight_through import straight_through
 
 logger = logging.getLogger(__name__)
 
+#: The trained stages' weights and ``{"steps_done", "steps_planned"}``, in the workdir.
+_WEIGHTS, _STATE = "scsc.weights.npz", "scsc.state.json"
+
 LAMBDA_PCEN, LAMBDA_PRE = 0.5, 0.1
 #: Learning rate of the proxy's delivery gate (Adam, constant).
 GATE_LEARNING_RATE = 1e-2
@@ -150,7 +153,9 @@ class SCSCSystem(System):
     ``rate`` ``"1/2"`` or ``"3/4"``."""
 
     type_name: ClassVar[str] = "scsc"
-    trainable: ClassVar[bool] = True
+    #: The type learns (:func:`semsim.weights.manifest.learned_systems` reads this); an
+    #: instance without PPEN and PCEN, the standard chain alone, does not.
+    trainable = True
 
     def __init__(self, link: LinkSpec, qp: int = 34, rate: str = "1/2", ppen: bool = True,
                  pcen: bool = True, qa: bool = True, filters: int = 32, ppen_depth: int = 3,
@@ -169,6 +174,7 @@ class SCSCSystem(System):
         self.ppen = PPEN(filters, ppen_depth, qa=qa) if ppen else None
         self.proxy = ProxyNet(filters) if ppen else None
         self.pcen = PCEN(admm_layers) if pcen else None
+        self.trainable = bool(ppen or pcen)  # the chain alone learns nothing
         self.proxy_steps, self.pcen_steps = int(proxy_steps), int(pcen_steps)
         self.ppen_steps = None if ppen_steps is None else int(ppen_steps)
         self.proxy_check_batches = int(proxy_check_batches)
@@ -201,8 +207,13 @@ class SCSCSystem(System):
         return qp, rate, snr
 
     # -- training -----------------------------------------------------------------------
-    def _planned_steps(self, train: TrainSpec) -> int:
-        """Optimizer steps of every stage together (PCEN, proxy, PPEN)."""
+    def has_checkpoint(self, workdir: Path) -> bool:
+        """The trained stages' weights and their step counts (written together at the end)."""
+        return all((Path(workdir) / name).exists() for name in (_WEIGHTS, _STATE))
+
+    def planned_steps(self, train: TrainSpec) -> int:
+        """Optimizer steps of every stage together (PCEN, proxy, PPEN); 0 for the chain
+        alone."""
         steps = self.pcen_steps if self.pcen is not None else 0
         if self.ppen is not None:
             steps += self.proxy_steps + (train.steps if self.ppen_steps is None else self.ppen_steps)
@@ -221,9 +232,9 @@ class SCSCSystem(System):
         shape = first.shape[1:3]
         mean = fallback_mean([first])
         self.chain.fallback = np.broadcast_to(mean, (*shape, 3)).astype(np.float32).copy()
-        path, state = Path(workdir) / "scsc.weights.npz", Path(workdir) / "scsc.state.json"
+        path, state = Path(workdir) / _WEIGHTS, Path(workdir) / _STATE
         self._build(first[:1])
-        planned = self._planned_steps(train)
+        planned = self.planned_steps(train)
         if planned == 0:  # the standard chain alone: nothing to train
             return None
         if resume and path.exists() and state.exists():
