@@ -39,26 +39,30 @@ CONVERGED_GAIN_DB = 0.3
 
 
 def val_psnr_db(system, images: np.ndarray, snr_range_db: tuple[float, float],
-                seed: int) -> float:
+                seed: int, draws: int = 1) -> float:
     """The ``val_psnr_db`` column of a training history: the headline PSNR (dB, mean
     per-image PSNR of 8-bit images) of ``system.transmit(images, snr_db)`` for held-out
     ``images`` (``float32 [V, H, W, 3]`` in ``[0, 1]``), with ``snr_db`` the middle of the
-    training SNR range ``snr_range_db`` (dB). Channel and noise come from Sionna's
-    generator reset to ``seed``, so every call sees the same draws, and the caller's
+    training SNR range ``snr_range_db`` (dB), averaged over ``draws`` sends of the images.
+    Channel and noise come from Sionna's generator reset to ``seed`` (draw 0) or to a seed
+    derived from it (draw ``d``), so every call sees the same draws, and the caller's
     generator state is restored afterwards, so logging it leaves training unchanged."""
     import sionna.phy
 
     from semsim.metrics import mean_psnr
+    from semsim.scenario.channels import derive_seed
     from semsim.seeding import restore_sionna_rng_state, sionna_rng_state
 
     snr_db = sum(float(v) for v in snr_range_db) / 2.0
     state = sionna_rng_state()
-    sionna.phy.config.tf_rng.reset_from_seed(seed)
+    values = []
     try:
-        result = system.transmit(images, snr_db)
+        for draw in range(draws):
+            sionna.phy.config.tf_rng.reset_from_seed(derive_seed(seed, draw) if draw else seed)
+            values.append(mean_psnr(images, system.transmit(images, snr_db).images_hat))
     finally:
         restore_sionna_rng_state(state)
-    return mean_psnr(images, result.images_hat)
+    return float(np.mean(values))
 
 
 def validation_curve(path: str | Path) -> list[tuple[int, float]]:

@@ -84,6 +84,11 @@ from semsim.systems.scsc.straight_through import straight_through
 
 logger = logging.getLogger(__name__)
 
+#: Sends of the validation images per ``ppen/history.csv`` row: a lost image costs
+#: 15-20 dB of its PSNR, so one channel draw of about 60 images moved the logged value by
+#: 0.4-0.8 dB between rows of one training (docs/scsc.md, "Convergence of the stages").
+VALIDATION_DRAWS = 4
+
 #: The trained stages' weights and ``{"steps_done", "steps_planned"}``, in the workdir.
 _WEIGHTS, _STATE = "scsc.weights.npz", "scsc.state.json"
 
@@ -122,8 +127,9 @@ class _PPENHistory:
     last one (also the last before ``train.max_seconds`` stops the stage), the step,
     the mean PPEN loss since the previous row and ``val_psnr_db``,
     the system's headline PSNR on the held-out validation images through the real chain
-    at its (QP, rate) and the middle of the training SNR range, over the same seeded
-    channel and noise draws every time. Nothing is written without validation images.
+    at its (QP, rate) and the middle of the training SNR range, averaged over
+    :data:`VALIDATION_DRAWS` seeded channel and noise draws, the same every time.
+    Nothing is written without validation images.
     The stage always starts from scratch, so the file is started afresh."""
 
     def __init__(self, system: SCSCSystem, train: TrainSpec, directory: Path):
@@ -142,7 +148,8 @@ class _PPENHistory:
         self.losses.append(loss)
         if done % self.every and not last:
             return
-        value = val_psnr_db(self.system, self.images, self.snr_range_db, self.seed)
+        value = val_psnr_db(self.system, self.images, self.snr_range_db, self.seed,
+                            draws=VALIDATION_DRAWS)
         with self.path.open("a") as handle:
             handle.write(f"{done},{np.mean(self.losses):.6g},{value:.6f}\n")
         self.losses = []
