@@ -113,6 +113,11 @@ class TrainSpec:
     def epochs(self) -> int:
         return max(1, -(-self.steps // self.steps_per_epoch))
 
+    @property
+    def epoch_steps(self) -> int:
+        """``steps`` rounded up to whole epochs: what an epoch-wise training runs."""
+        return self.epochs * self.steps_per_epoch
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainReport:

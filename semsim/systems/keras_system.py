@@ -80,6 +80,8 @@ from semsim.systems.precision import wrap_optimizer
 
 FINAL_WEIGHTS = "final.weights.h5"
 FINAL_STATE = "final.json"
+#: The per-epoch backup of an interrupted training, and the file that publishes it.
+BACKUP_DIR, PROGRESS_FILE = "backup", "progress.json"
 logger = logging.getLogger(__name__)
 
 
@@ -198,7 +200,7 @@ class _FiniteCheck(keras.callbacks.Callback):
         self.backup_dir = backup_dir
 
     def _fail(self, what: str):
-        progress_file = self.backup_dir / "progress.json"
+        progress_file = self.backup_dir / PROGRESS_FILE
         kept = (f"the last good checkpoint ({self.backup_dir}, after epoch "
                 f"{json.loads(progress_file.read_text())['epochs_done']}) is kept"
                 if progress_file.exists() else "no checkpoint was written yet")
@@ -255,7 +257,7 @@ class _EpochBackup(keras.callbacks.Callback):
         self.model.save_weights(directory / "state.weights.h5", overwrite=True)
         np.save(directory / "sionna_rng.npy", sionna_rng_state())
         np.save(directory / "seed_generators.npy", seed_generator_states(self.model))
-        write_text(self.backup_dir / "progress.json", json.dumps(
+        write_text(self.backup_dir / PROGRESS_FILE, json.dumps(
             {"epochs_done": steps // self.progress.steps_per_epoch, "steps_done": steps,
              "dir": directory.name}))
         for old in self.backup_dir.glob("step_*"):
@@ -310,12 +312,12 @@ class KerasSystem(System):
 
     def planned_steps(self, train: TrainSpec) -> int:
         """Whole epochs: ``train.steps`` rounded up to ``train.steps_per_epoch``."""
-        return train.epochs * train.steps_per_epoch
+        return train.epoch_steps
 
     def has_checkpoint(self, workdir: Path) -> bool:
         """The finished weights, or the backup of an interrupted training."""
         workdir = Path(workdir)
-        return (workdir / FINAL_WEIGHTS).exists() or (workdir / "backup" / "progress.json").exists()
+        return (workdir / FINAL_WEIGHTS).exists() or (workdir / BACKUP_DIR / PROGRESS_FILE).exists()
 
     def _build(self, example: dict) -> None:
         if not self.model.built:
@@ -330,7 +332,7 @@ class KerasSystem(System):
         data = training_inputs(train_data, self.snr_range_db or train.snr_range_db, train.seed)
         example = next(iter(data.take(1)))
         self._build(example)
-        planned = KerasSystem.planned_steps(self, train)  # this training's, not a subclass's stages
+        planned = train.epoch_steps
         final = workdir / FINAL_WEIGHTS
         if resume and final.exists():
             self.model.load_weights(final)
@@ -339,10 +341,10 @@ class KerasSystem(System):
                 return TrainReport(**json.loads(state.read_text()))
             return TrainReport(planned, planned)
         self.model.compile(optimizer=make_optimizer(train), jit_compile=train.jit_compile)
-        backup = workdir / "backup"
+        backup = workdir / BACKUP_DIR
         steps_done = 0
-        if resume and (backup / "progress.json").exists():
-            saved = json.loads((backup / "progress.json").read_text())
+        if resume and (backup / PROGRESS_FILE).exists():
+            saved = json.loads((backup / PROGRESS_FILE).read_text())
             state_dir = backup / saved["dir"]
             self.model.optimizer.build(self.model.trainable_variables)
             self.model.load_weights(state_dir / "state.weights.h5")
@@ -369,7 +371,7 @@ class KerasSystem(System):
         return report
 
     def _callbacks(self, train: TrainSpec, workdir: Path, progress: _Progress) -> list:
-        backup = workdir / "backup"
+        backup = workdir / BACKUP_DIR
         callbacks = [progress, _FiniteCheck(progress, train.learning_rate, backup)]
         if train.validation_images is not None and len(train.validation_images):
             callbacks.append(_ValidationPSNR(self, np.asarray(train.validation_images, np.float32),

@@ -100,7 +100,7 @@ class MIJSCCSystem(KerasSystem):
     def planned_steps(self, train: TrainSpec) -> int:
         if not self.model.adaptive:
             return super().planned_steps(train)
-        return sum(KerasSystem.planned_steps(self, stage) for stage in self._stages(train))
+        return sum(stage.epoch_steps for stage in self._stages(train))
 
     def has_checkpoint(self, workdir: Path) -> bool:
         """A-MIJSCC: the base training's state (the fine-tune follows it)."""
